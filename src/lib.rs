@@ -2,5 +2,5 @@
 
 pub mod catalog;
 pub mod crd;
-pub mod telemetry;
 pub mod store;
+pub mod telemetry;

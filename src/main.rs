@@ -39,7 +39,13 @@ async fn main() -> anyhow::Result<ExitCode> {
     curio::telemetry::init_logging();
     match cli.command {
         Command::Crds { check, write, dir } => crds(check, write, &dir),
-        Command::Migrate { database_url: _ } => { todo!() }
+        Command::Migrate { database_url } => {
+            let applied = curio::store::migrate(&database_url)
+                .await
+                .context("running migrations")?;
+            tracing::info!(applied, "migrations complete");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,1 +1,26 @@
-pub fn x(){}
+//! Curio's schema migrations (sea-orm-migration). Run them through `curio migrate` or
+//! `curio::store::migrate`, which hold an advisory lock so concurrent replicas migrate once.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_initial;
+mod m20261122_000002_postgres_security;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_initial::Migration),
+            Box::new(m20261122_000002_postgres_security::Migration),
+        ]
+    }
+}
+
+/// The role the API's tenant-scoped reads run as; row-level security applies to it.
+pub const READER_ROLE: &str = "curio_reader";
+/// The transaction-local setting carrying the comma-separated namespaces a read may see.
+pub const ALLOWED_NAMESPACES_SETTING: &str = "curio.allowed_namespaces";
+/// The transaction-local setting that lets the retention path delete audit events.
+pub const AUDIT_RETENTION_SETTING: &str = "curio.audit_retention";

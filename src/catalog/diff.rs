@@ -115,8 +115,16 @@ mod tests {
 
     #[test]
     fn classifies_added_updated_removed_unchanged() {
-        let old = vec![record("a", "1", "x"), record("b", "1", "x"), record("c", "1", "x")];
-        let new = vec![record("a", "1", "x"), record("b", "1", "changed"), record("d", "1", "x")];
+        let old = vec![
+            record("a", "1", "x"),
+            record("b", "1", "x"),
+            record("c", "1", "x"),
+        ];
+        let new = vec![
+            record("a", "1", "x"),
+            record("b", "1", "changed"),
+            record("d", "1", "x"),
+        ];
         let d = diff(&digests(&old), new);
         assert_eq!(d.unchanged, 1);
         assert_eq!(d.added.iter().map(|r| r.name()).collect::<Vec<_>>(), ["d"]);
@@ -137,12 +145,7 @@ mod tests {
 
     fn arb_set() -> impl Strategy<Value = Vec<AssetRecord>> {
         // Small name and version alphabets so that sets overlap often.
-        proptest::collection::btree_map(
-            ("[a-e]", "[1-3]"),
-            "[xyz]{0,2}",
-            0..12,
-        )
-        .prop_map(|m| {
+        proptest::collection::btree_map(("[a-e]", "[1-3]"), "[xyz]{0,2}", 0..12).prop_map(|m| {
             m.into_iter()
                 .map(|((n, v), d)| record(&n, &v, &d))
                 .collect()

@@ -41,7 +41,8 @@ fn model_to_asset(item: Value, source: Option<&Value>) -> Result<Asset, FieldErr
     let Value::Object(model) = item else {
         return Err((None, "each model must be a mapping".into()));
     };
-    let name = string_field(&model, "name")?.ok_or_else(|| (Some("name".into()), "is required".into()))?;
+    let name =
+        string_field(&model, "name")?.ok_or_else(|| (Some("name".into()), "is required".into()))?;
     let tags = match model.get("tasks") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(tasks)) => tasks
@@ -53,16 +54,25 @@ fn model_to_asset(item: Value, source: Option<&Value>) -> Result<Asset, FieldErr
     };
     let mut links = Vec::new();
     if let Some(uri) = string_field(&model, "licenseLink")? {
-        links.push(Link { link_type: "license".into(), uri });
+        links.push(Link {
+            link_type: "license".into(),
+            uri,
+        });
     }
     match model.get("artifacts") {
         None | Some(Value::Null) => {}
         Some(Value::Array(artifacts)) => {
             for (i, artifact) in artifacts.iter().enumerate() {
                 let uri = artifact.get("uri").and_then(Value::as_str).ok_or_else(|| {
-                    (Some(format!("artifacts[{i}].uri")), "is required and must be a string".into())
+                    (
+                        Some(format!("artifacts[{i}].uri")),
+                        "is required and must be a string".into(),
+                    )
                 })?;
-                links.push(Link { link_type: "artifact".into(), uri: uri.to_owned() });
+                links.push(Link {
+                    link_type: "artifact".into(),
+                    uri: uri.to_owned(),
+                });
             }
         }
         Some(_) => return Err((Some("artifacts".into()), "must be a list".into())),
@@ -153,6 +163,9 @@ models:
     #[test]
     fn a_kubeflow_model_without_a_name_is_refused_by_index() {
         let err = parse_document(b"models:\n - {provider: x}\n", Limits::default()).unwrap_err();
-        assert_eq!(err.to_string(), "1 invalid asset: models[0].name: is required");
+        assert_eq!(
+            err.to_string(),
+            "1 invalid asset: models[0].name: is required"
+        );
     }
 }

@@ -137,7 +137,8 @@ pub fn parse_document(bytes: &[u8], limits: Limits) -> Result<Vec<Asset>, Catalo
         }
         (false, false) => {
             return Err(CatalogError::Shape(
-                "no `assets` list (Curio format) or `models` list (Kubeflow model catalog) found".into(),
+                "no `assets` list (Curio format) or `models` list (Kubeflow model catalog) found"
+                    .into(),
             ));
         }
     };
@@ -202,7 +203,10 @@ fn check_curio_header(top: &serde_json::Map<String, Value>) -> Result<(), Catalo
     }
 }
 
-fn take_list(top: &mut serde_json::Map<String, Value>, key: &str) -> Result<Vec<Value>, CatalogError> {
+fn take_list(
+    top: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Vec<Value>, CatalogError> {
     match top.remove(key) {
         Some(Value::Array(items)) => Ok(items),
         Some(Value::Null) | None => Ok(Vec::new()),
@@ -278,7 +282,10 @@ assets:
         assert_eq!(assets.len(), 3);
         assert_eq!(assets[0].kind, AssetKind::Model);
         assert_eq!(assets[0].labels["task"], "text-generation");
-        assert_eq!(assets[0].metadata.as_ref().unwrap()["contextLength"], 128000);
+        assert_eq!(
+            assets[0].metadata.as_ref().unwrap()["contextLength"],
+            128000
+        );
         assert_eq!(assets[2].version, "");
     }
 
@@ -294,7 +301,9 @@ assets:
         let text = "assets:\n  - kind: Model\n    name: [unclosed\n    version: 1\n";
         let err = parse(text).unwrap_err();
         match &err {
-            CatalogError::Syntax { line: Some(line), .. } => assert!(*line >= 3, "{err}"),
+            CatalogError::Syntax {
+                line: Some(line), ..
+            } => assert!(*line >= 3, "{err}"),
             other => panic!("expected a syntax error with a line, got {other:?}"),
         }
         assert!(err.to_string().contains("line"), "{err}");
@@ -303,7 +312,17 @@ assets:
     #[test]
     fn malformed_json_names_the_line() {
         let err = parse("{\n \"assets\": [\n {\"kind\": \"Model\",, }\n]}").unwrap_err();
-        assert!(matches!(err, CatalogError::Syntax { format: "JSON", line: Some(3), .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                CatalogError::Syntax {
+                    format: "JSON",
+                    line: Some(3),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -314,17 +333,42 @@ assets:
         }
         let err = parse_document(
             text.as_bytes(),
-            Limits { max_bytes: 64 << 20, max_assets: 10_000 },
+            Limits {
+                max_bytes: 64 << 20,
+                max_assets: 10_000,
+            },
         )
         .unwrap_err();
-        assert_eq!(err, CatalogError::TooManyAssets { count: 10_001, limit: 10_000 });
-        assert_eq!(err.to_string(), "document has 10001 assets, over the limit of 10000");
+        assert_eq!(
+            err,
+            CatalogError::TooManyAssets {
+                count: 10_001,
+                limit: 10_000
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "document has 10001 assets, over the limit of 10000"
+        );
     }
 
     #[test]
     fn oversized_document_is_refused_before_parsing() {
-        let err = parse_document(&[b' '; 100], Limits { max_bytes: 99, max_assets: 10 }).unwrap_err();
-        assert_eq!(err, CatalogError::TooLarge { size: 100, limit: 99 });
+        let err = parse_document(
+            &[b' '; 100],
+            Limits {
+                max_bytes: 99,
+                max_assets: 10,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            CatalogError::TooLarge {
+                size: 100,
+                limit: 99
+            }
+        );
     }
 
     #[test]
@@ -332,14 +376,19 @@ assets:
         let text = "assets:\n - {kind: Model, name: a, version: '1'}\n - {kind: Model, name: b}\n - {kind: Model, name: a, version: '1'}\n";
         let err = parse(text).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("assets[2]") && msg.contains("assets[0]"), "{msg}");
+        assert!(
+            msg.contains("assets[2]") && msg.contains("assets[0]"),
+            "{msg}"
+        );
         // Same name in another kind or version is fine.
         parse("assets:\n - {kind: Model, name: a, version: '1'}\n - {kind: Agent, name: a, version: '1'}\n - {kind: Model, name: a, version: '2'}\n").unwrap();
     }
 
     #[test]
     fn an_invalid_name_names_the_index_and_field() {
-        let err = parse("assets:\n - {kind: Model, name: ok}\n - {kind: Model, name: 'bad name!'}\n").unwrap_err();
+        let err =
+            parse("assets:\n - {kind: Model, name: ok}\n - {kind: Model, name: 'bad name!'}\n")
+                .unwrap_err();
         match err {
             CatalogError::Invalid(problems) => {
                 assert_eq!(problems.len(), 1);
@@ -353,17 +402,29 @@ assets:
     #[test]
     fn unknown_fields_and_kinds_are_refused() {
         let err = parse("assets:\n - {kind: Model, name: a, nmae: typo}\n").unwrap_err();
-        assert!(err.to_string().contains("assets[0]") && err.to_string().contains("nmae"), "{err}");
+        assert!(
+            err.to_string().contains("assets[0]") && err.to_string().contains("nmae"),
+            "{err}"
+        );
         let err = parse("assets:\n - {kind: Dataset, name: a}\n").unwrap_err();
         assert!(err.to_string().contains("Dataset"), "{err}");
     }
 
     #[test]
     fn wrong_header_is_refused() {
-        assert!(matches!(parse("kind: Other\nassets: []\n"), Err(CatalogError::Shape(_))));
-        assert!(matches!(parse("apiVersion: v1\nassets: []\n"), Err(CatalogError::Shape(_))));
+        assert!(matches!(
+            parse("kind: Other\nassets: []\n"),
+            Err(CatalogError::Shape(_))
+        ));
+        assert!(matches!(
+            parse("apiVersion: v1\nassets: []\n"),
+            Err(CatalogError::Shape(_))
+        ));
         assert!(matches!(parse("- a\n- b\n"), Err(CatalogError::Shape(_))));
-        assert!(matches!(parse("hello: world\n"), Err(CatalogError::Shape(_))));
+        assert!(matches!(
+            parse("hello: world\n"),
+            Err(CatalogError::Shape(_))
+        ));
         assert_eq!(parse("assets: []\n").unwrap(), vec![]);
     }
 
@@ -380,7 +441,11 @@ assets:
             "assets:\n  - kind: Model\n    name: x\n    metadata:\n      a: &a [x, x, x, x, x, x, x, x, x, x]\n",
         );
         for i in 0..12 {
-            let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            };
             let refs = vec![format!("*{prev}"); 10].join(", ");
             text.push_str(&format!("      b{i}: &b{i} [{refs}]\n"));
         }

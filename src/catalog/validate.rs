@@ -49,7 +49,11 @@ pub fn validate_assets(assets: &[Asset], list: &'static str) -> Result<(), Vec<P
             seen.insert(key, index);
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 fn check_asset(asset: &Asset, report: &mut impl FnMut(&str, String)) {
@@ -72,7 +76,10 @@ fn check_asset(asset: &Asset, report: &mut impl FnMut(&str, String)) {
         }
     }
     if asset.tags.len() > MAX_TAGS {
-        report("tags", format!("at most {MAX_TAGS} tags, got {}", asset.tags.len()));
+        report(
+            "tags",
+            format!("at most {MAX_TAGS} tags, got {}", asset.tags.len()),
+        );
     }
     for (i, tag) in asset.tags.iter().enumerate() {
         if let Err(m) = check_token(tag) {
@@ -80,7 +87,10 @@ fn check_asset(asset: &Asset, report: &mut impl FnMut(&str, String)) {
         }
     }
     if asset.labels.len() > MAX_LABELS {
-        report("labels", format!("at most {MAX_LABELS} labels, got {}", asset.labels.len()));
+        report(
+            "labels",
+            format!("at most {MAX_LABELS} labels, got {}", asset.labels.len()),
+        );
     }
     for (key, value) in &asset.labels {
         if let Err(m) = validate_label_key(key) {
@@ -91,7 +101,10 @@ fn check_asset(asset: &Asset, report: &mut impl FnMut(&str, String)) {
         }
     }
     if asset.links.len() > MAX_LINKS {
-        report("links", format!("at most {MAX_LINKS} links, got {}", asset.links.len()));
+        report(
+            "links",
+            format!("at most {MAX_LINKS} links, got {}", asset.links.len()),
+        );
     }
     for (i, link) in asset.links.iter().enumerate() {
         if let Err(m) = check_token(&link.link_type) {
@@ -125,7 +138,8 @@ fn check_segment(s: &str) -> bool {
     !s.is_empty()
         && s.starts_with(is_alnum)
         && s.ends_with(is_alnum)
-        && s.chars().all(|c| is_alnum(c) || matches!(c, '.' | '_' | '-'))
+        && s.chars()
+            .all(|c| is_alnum(c) || matches!(c, '.' | '_' | '-'))
 }
 
 /// Asset names: one segment, or `owner/name` as Hugging Face and Kubeflow catalogs use;
@@ -171,7 +185,10 @@ fn check_text(value: &str, max: usize) -> Result<(), String> {
     if value.len() > max {
         return Err(format!("is {} bytes, over the limit of {max}", value.len()));
     }
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
         return Err("contains control characters".into());
     }
     Ok(())
@@ -200,7 +217,9 @@ fn check_uri(uri: &str) -> Result<(), String> {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '.' | '-'))
     });
     if !scheme_ok {
-        return Err(format!("{uri:?} is not a URI with a scheme (like https: or oci:)"));
+        return Err(format!(
+            "{uri:?} is not a URI with a scheme (like https: or oci:)"
+        ));
     }
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not contain whitespace or control characters".into());
@@ -249,10 +268,27 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["a", "granite-3.1-8b", "rhelai1/granite-8b-code-base", "Llama_3", "x".repeat(253).as_str()] {
+        for ok in [
+            "a",
+            "granite-3.1-8b",
+            "rhelai1/granite-8b-code-base",
+            "Llama_3",
+            "x".repeat(253).as_str(),
+        ] {
             assert!(validate_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "a-", "a/b/c", "/a", "a/", "a b", "a\u{0}", "ä", "x".repeat(254).as_str()] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a/b/c",
+            "/a",
+            "a/",
+            "a b",
+            "a\u{0}",
+            "ä",
+            "x".repeat(254).as_str(),
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }

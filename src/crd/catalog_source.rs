@@ -18,11 +18,28 @@ use crate::catalog::Asset;
     category = "curio",
     cel,
     doc = "A source of catalog entries (models, MCP servers, agents) for one namespace.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Assets", type_ = "integer", json_path = ".status.assetCount"),
-    printcolumn(name = "Last refresh", type_ = "date", json_path = ".status.lastRefreshTime"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = "1")
+    printcolumn(
+        name = "Last refresh",
+        type_ = "date",
+        json_path = ".status.lastRefreshTime"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = "1"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CatalogSourceSpec {
@@ -131,7 +148,10 @@ pub struct CurationRule {
     pub tags: Vec<String>,
     /// A lifecycle stage such as `experimental`, `staging` or `production`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub stage: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved: Option<bool>,

@@ -10,9 +10,7 @@ pub use catalog_source::{
     AssetFilter, CatalogSource, CatalogSourceSpec, CatalogSourceStatus, ConfigMapSource,
     CurationRule, InlineSource, SecretRef, SourceSpec, UrlSource,
 };
-pub use refresh_job::{
-    JobPhase, RefreshJob, RefreshJobSpec, RefreshJobStatus, SourceRef,
-};
+pub use refresh_job::{JobPhase, RefreshJob, RefreshJobSpec, RefreshJobStatus, SourceRef};
 
 pub const GROUP: &str = "curio.dev";
 pub const VERSION: &str = "v1alpha1";
@@ -48,8 +46,12 @@ mod tests {
         assert!(one.validate_cel().is_ok());
         let none = source(json!({"source": {}}));
         let err = none.validate_cel().unwrap_err().to_string();
-        assert!(err.contains("exactly one of inline, configMap or url"), "{err}");
-        let two = source(json!({"source": {"configMap": {"name": "c"}, "url": {"url": "https://x"}}}));
+        assert!(
+            err.contains("exactly one of inline, configMap or url"),
+            "{err}"
+        );
+        let two =
+            source(json!({"source": {"configMap": {"name": "c"}, "url": {"url": "https://x"}}}));
         assert!(two.validate_cel().is_err());
     }
 
@@ -81,7 +83,15 @@ mod tests {
     #[test]
     fn refresh_job_needs_exactly_one_target() {
         assert!(job(json!({})).validate_cel().is_err());
-        assert!(job(json!({"sourceRef": {"name": "a"}, "selector": {}})).validate_cel().is_err());
-        assert!(job(json!({"selector": {"matchLabels": {"tier": "gold"}}})).validate_cel().is_ok());
+        assert!(
+            job(json!({"sourceRef": {"name": "a"}, "selector": {}}))
+                .validate_cel()
+                .is_err()
+        );
+        assert!(
+            job(json!({"selector": {"matchLabels": {"tier": "gold"}}}))
+                .validate_cel()
+                .is_ok()
+        );
     }
 }

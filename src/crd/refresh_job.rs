@@ -17,10 +17,29 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Source", type_ = "string", json_path = ".spec.sourceRef.name"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Attempts", type_ = "integer", json_path = ".status.attempts"),
-    printcolumn(name = "Added", type_ = "integer", json_path = ".status.added", priority = "1"),
-    printcolumn(name = "Updated", type_ = "integer", json_path = ".status.updated", priority = "1"),
-    printcolumn(name = "Removed", type_ = "integer", json_path = ".status.removed", priority = "1"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Added",
+        type_ = "integer",
+        json_path = ".status.added",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Updated",
+        type_ = "integer",
+        json_path = ".status.updated",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Removed",
+        type_ = "integer",
+        json_path = ".status.removed",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable"))]
@@ -51,7 +70,9 @@ pub struct SourceRef {
     pub name: String,
 }
 
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default,
+)]
 pub enum JobPhase {
     #[default]
     Pending,

@@ -1,1 +1,124 @@
+//! The system of record: PostgreSQL (SQLite for standalone mode), through sea-orm.
+//!
+//! Writes go through [`Store::apply_refresh`], one transaction per refresh. Tenant reads go
+//! through [`Store::begin_scoped`]: on PostgreSQL they run as the `curio_reader` role with the
+//! caller's namespaces in a transaction-local setting, so row-level security backs up the
+//! application's own `namespace IN (…)` filter.
 
+mod assets;
+mod audit;
+pub mod entity;
+mod migrate;
+mod query;
+mod scope;
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, Statement, TransactionTrait,
+};
+
+pub use assets::{ApplyOutcome, upsert_statement};
+pub use audit::NewAuditEvent;
+pub use migrate::{MIGRATION_LOCK_KEY, migrate};
+pub use query::{AssetCursor, AssetQuery, LabelRequirement, Page, escape_like};
+pub use scope::{Namespace, NamespaceScope, ScopeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error(
+        "the migration advisory lock was not held at unlock; another session may have migrated concurrently"
+    )]
+    MigrationLockLost,
+    #[error("row in {table} is not valid: {message}")]
+    CorruptRow {
+        table: &'static str,
+        message: String,
+    },
+    #[error("audit event for namespace {found} in a write scoped to {expected}")]
+    NamespaceMismatch { expected: String, found: String },
+}
+
+/// Connection settings beyond the URL.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+/// Opens a pool. Does not migrate; call [`migrate`] first.
+pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    connect_with(url, &StoreOptions::default()).await
+}
+
+pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+    let mut connect = ConnectOptions::new(url.to_owned());
+    connect
+        .max_connections(options.max_connections)
+        .connect_timeout(options.connect_timeout)
+        // Statement logging would put catalog content (and any secret in it) into the logs.
+        .sqlx_logging(false);
+    let db = Database::connect(connect).await?;
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+            .await?;
+    }
+    Ok(Store { db })
+}
+
+impl Store {
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// A cheap round trip, for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(StoreError::from)
+    }
+
+    /// Begins a read-only transaction that can see only `scope`'s rows. On PostgreSQL it runs
+    /// as `curio_reader` under row-level security; every query in it must still filter by
+    /// namespace itself (SQLite has no RLS).
+    pub async fn begin_scoped(
+        &self,
+        scope: &NamespaceScope,
+    ) -> Result<DatabaseTransaction, StoreError> {
+        let txn = self.db.begin().await?;
+        if self.backend() == DatabaseBackend::Postgres {
+            txn.execute_unprepared("SET TRANSACTION READ ONLY").await?;
+            txn.execute_unprepared(&format!("SET LOCAL ROLE {}", migrations::READER_ROLE))
+                .await?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT set_config($1, $2, true)",
+                [
+                    migrations::ALLOWED_NAMESPACES_SETTING.into(),
+                    scope.setting_value().into(),
+                ],
+            ))
+            .await?;
+        }
+        Ok(txn)
+    }
+}

@@ -1,0 +1,361 @@
+//! Tables and portable indexes. Every index that serves a tenant query starts with `namespace`.
+
+use sea_orm_migration::prelude::*;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[derive(DeriveIden)]
+enum CatalogSources {
+    Table,
+    Id,
+    Namespace,
+    Name,
+    Uid,
+    Generation,
+    Spec,
+    Status,
+    AssetCount,
+    ContentDigest,
+    LastRefreshTime,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum Assets {
+    Table,
+    Id,
+    Namespace,
+    Source,
+    Kind,
+    Name,
+    Version,
+    DisplayName,
+    Description,
+    Provider,
+    License,
+    Tags,
+    Labels,
+    Stage,
+    Approved,
+    Links,
+    Metadata,
+    Digest,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum RefreshJobs {
+    Table,
+    Id,
+    Namespace,
+    Name,
+    Uid,
+    SourceName,
+    Phase,
+    Attempts,
+    Reason,
+    Spec,
+    Status,
+    StartedAt,
+    CompletedAt,
+    CreatedAt,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum AuditEvents {
+    Table,
+    Id,
+    Namespace,
+    OccurredAt,
+    Actor,
+    ActorGroups,
+    Verb,
+    Resource,
+    ObjectName,
+    ObjectUid,
+    BeforeDigest,
+    AfterDigest,
+    Reason,
+    RequestId,
+    Client,
+    Details,
+    IdempotencyKey,
+}
+
+fn id<T: IntoIden>(col: T) -> ColumnDef {
+    ColumnDef::new(col)
+        .big_integer()
+        .not_null()
+        .auto_increment()
+        .primary_key()
+        .to_owned()
+}
+
+fn namespace<T: IntoIden>(col: T) -> ColumnDef {
+    ColumnDef::new(col).string_len(63).not_null().to_owned()
+}
+
+fn timestamp<T: IntoIden>(col: T) -> ColumnDef {
+    ColumnDef::new(col)
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(CatalogSources::Table)
+                    .col(id(CatalogSources::Id))
+                    .col(namespace(CatalogSources::Namespace))
+                    .col(
+                        ColumnDef::new(CatalogSources::Name)
+                            .string_len(253)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(CatalogSources::Uid).string_len(64))
+                    .col(
+                        ColumnDef::new(CatalogSources::Generation)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(
+                        ColumnDef::new(CatalogSources::Spec)
+                            .json_binary()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(CatalogSources::Status).json_binary())
+                    .col(
+                        ColumnDef::new(CatalogSources::AssetCount)
+                            .big_integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(ColumnDef::new(CatalogSources::ContentDigest).string_len(64))
+                    .col(ColumnDef::new(CatalogSources::LastRefreshTime).timestamp_with_time_zone())
+                    .col(timestamp(CatalogSources::CreatedAt))
+                    .col(timestamp(CatalogSources::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("catalog_sources_namespace_name")
+                    .table(CatalogSources::Table)
+                    .col(CatalogSources::Namespace)
+                    .col(CatalogSources::Name)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(Assets::Table)
+                    .col(id(Assets::Id))
+                    .col(namespace(Assets::Namespace))
+                    .col(ColumnDef::new(Assets::Source).string_len(253).not_null())
+                    .col(ColumnDef::new(Assets::Kind).string_len(16).not_null())
+                    .col(ColumnDef::new(Assets::Name).string_len(253).not_null())
+                    .col(ColumnDef::new(Assets::Version).string_len(128).not_null())
+                    .col(ColumnDef::new(Assets::DisplayName).text())
+                    .col(ColumnDef::new(Assets::Description).text())
+                    .col(ColumnDef::new(Assets::Provider).text())
+                    .col(ColumnDef::new(Assets::License).text())
+                    .col(ColumnDef::new(Assets::Tags).json_binary().not_null())
+                    .col(ColumnDef::new(Assets::Labels).json_binary().not_null())
+                    .col(ColumnDef::new(Assets::Stage).string_len(63))
+                    .col(
+                        ColumnDef::new(Assets::Approved)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
+                    .col(ColumnDef::new(Assets::Links).json_binary().not_null())
+                    .col(ColumnDef::new(Assets::Metadata).json_binary().not_null())
+                    .col(ColumnDef::new(Assets::Digest).string_len(64).not_null())
+                    .col(timestamp(Assets::CreatedAt))
+                    .col(timestamp(Assets::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("assets_natural_key")
+                    .table(Assets::Table)
+                    .col(Assets::Namespace)
+                    .col(Assets::Source)
+                    .col(Assets::Kind)
+                    .col(Assets::Name)
+                    .col(Assets::Version)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("assets_keyset")
+                    .table(Assets::Table)
+                    .col(Assets::Namespace)
+                    .col(Assets::Kind)
+                    .col(Assets::Name)
+                    .col(Assets::Version)
+                    .col(Assets::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("assets_namespace_updated")
+                    .table(Assets::Table)
+                    .col(Assets::Namespace)
+                    .col(Assets::UpdatedAt)
+                    .col(Assets::Id)
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(RefreshJobs::Table)
+                    .col(id(RefreshJobs::Id))
+                    .col(namespace(RefreshJobs::Namespace))
+                    .col(ColumnDef::new(RefreshJobs::Name).string_len(253).not_null())
+                    .col(ColumnDef::new(RefreshJobs::Uid).string_len(64).not_null())
+                    .col(ColumnDef::new(RefreshJobs::SourceName).string_len(253))
+                    .col(ColumnDef::new(RefreshJobs::Phase).string_len(16).not_null())
+                    .col(
+                        ColumnDef::new(RefreshJobs::Attempts)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
+                    .col(ColumnDef::new(RefreshJobs::Reason).text())
+                    .col(ColumnDef::new(RefreshJobs::Spec).json_binary().not_null())
+                    .col(ColumnDef::new(RefreshJobs::Status).json_binary())
+                    .col(ColumnDef::new(RefreshJobs::StartedAt).timestamp_with_time_zone())
+                    .col(ColumnDef::new(RefreshJobs::CompletedAt).timestamp_with_time_zone())
+                    .col(timestamp(RefreshJobs::CreatedAt))
+                    .col(timestamp(RefreshJobs::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("refresh_jobs_namespace_name")
+                    .table(RefreshJobs::Table)
+                    .col(RefreshJobs::Namespace)
+                    .col(RefreshJobs::Name)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("refresh_jobs_namespace_uid")
+                    .table(RefreshJobs::Table)
+                    .col(RefreshJobs::Namespace)
+                    .col(RefreshJobs::Uid)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table(AuditEvents::Table)
+                    .col(id(AuditEvents::Id))
+                    .col(namespace(AuditEvents::Namespace))
+                    .col(timestamp(AuditEvents::OccurredAt))
+                    .col(ColumnDef::new(AuditEvents::Actor).text().not_null())
+                    .col(
+                        ColumnDef::new(AuditEvents::ActorGroups)
+                            .json_binary()
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AuditEvents::Verb).string_len(32).not_null())
+                    .col(
+                        ColumnDef::new(AuditEvents::Resource)
+                            .string_len(64)
+                            .not_null(),
+                    )
+                    .col(
+                        ColumnDef::new(AuditEvents::ObjectName)
+                            .string_len(253)
+                            .not_null(),
+                    )
+                    .col(ColumnDef::new(AuditEvents::ObjectUid).string_len(64))
+                    .col(ColumnDef::new(AuditEvents::BeforeDigest).string_len(64))
+                    .col(ColumnDef::new(AuditEvents::AfterDigest).string_len(64))
+                    .col(ColumnDef::new(AuditEvents::Reason).text())
+                    .col(ColumnDef::new(AuditEvents::RequestId).string_len(128))
+                    .col(ColumnDef::new(AuditEvents::Client).text())
+                    .col(ColumnDef::new(AuditEvents::Details).json_binary())
+                    .col(ColumnDef::new(AuditEvents::IdempotencyKey).string_len(255))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("audit_events_namespace_time")
+                    .table(AuditEvents::Table)
+                    .col(AuditEvents::Namespace)
+                    .col(AuditEvents::OccurredAt)
+                    .col(AuditEvents::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("audit_events_idempotency_key")
+                    .table(AuditEvents::Table)
+                    .col(AuditEvents::IdempotencyKey)
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        // Retention scans by time across namespaces.
+        manager
+            .create_index(
+                Index::create()
+                    .name("audit_events_time")
+                    .table(AuditEvents::Table)
+                    .col(AuditEvents::OccurredAt)
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in [
+            AuditEvents::Table.into_iden(),
+            RefreshJobs::Table.into_iden(),
+            Assets::Table.into_iden(),
+            CatalogSources::Table.into_iden(),
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).if_exists().to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,358 @@
+//! Asset writes (one transaction per refresh, batched statements) and tenant-scoped reads.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SimpleExpr},
+};
+
+use super::{
+    NamespaceScope, Store, StoreError,
+    audit::{self, NewAuditEvent},
+    entity::asset,
+    query::{AssetCursor, AssetQuery, LabelRequirement, Page, escape_like},
+    scope::Namespace,
+};
+use crate::catalog::{AssetKey, AssetKind, AssetRecord, Diff};
+
+/// What one refresh wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    /// Audit rows written; fewer than given when some idempotency keys were already there.
+    pub audit_events: u64,
+}
+
+const UPSERT_COLUMNS: [asset::Column; 18] = [
+    asset::Column::Namespace,
+    asset::Column::Source,
+    asset::Column::Kind,
+    asset::Column::Name,
+    asset::Column::Version,
+    asset::Column::DisplayName,
+    asset::Column::Description,
+    asset::Column::Provider,
+    asset::Column::License,
+    asset::Column::Tags,
+    asset::Column::Labels,
+    asset::Column::Stage,
+    asset::Column::Approved,
+    asset::Column::Links,
+    asset::Column::Metadata,
+    asset::Column::Digest,
+    asset::Column::CreatedAt,
+    asset::Column::UpdatedAt,
+];
+
+/// Content columns an upsert overwrites (never the key or `created_at`).
+const UPDATED_ON_CONFLICT: [asset::Column; 12] = [
+    asset::Column::DisplayName,
+    asset::Column::Description,
+    asset::Column::Provider,
+    asset::Column::License,
+    asset::Column::Tags,
+    asset::Column::Labels,
+    asset::Column::Stage,
+    asset::Column::Approved,
+    asset::Column::Links,
+    asset::Column::Metadata,
+    asset::Column::Digest,
+    asset::Column::UpdatedAt,
+];
+
+/// Rows per multi-row statement: under PostgreSQL's 65,535 and SQLite's 32,766 bind limits.
+fn upsert_chunk(backend: DatabaseBackend) -> usize {
+    match backend {
+        DatabaseBackend::Postgres => 3_000,
+        _ => 1_500,
+    }
+}
+const DELETE_CHUNK: usize = 1_000;
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// One multi-row `INSERT … ON CONFLICT (natural key) DO UPDATE` for `records`.
+pub fn upsert_statement(
+    namespace: &Namespace,
+    source: &str,
+    records: &[&AssetRecord],
+    now: DateTime<Utc>,
+) -> Result<InsertStatement, StoreError> {
+    let mut insert = Query::insert();
+    insert.into_table(asset::Entity).columns(UPSERT_COLUMNS);
+    for r in records {
+        insert
+            .values([
+                namespace.as_str().into(),
+                source.into(),
+                r.kind().as_str().into(),
+                r.name().into(),
+                r.version().into(),
+                r.display_name().map(str::to_owned).into(),
+                r.description().map(str::to_owned).into(),
+                r.provider().map(str::to_owned).into(),
+                r.license().map(str::to_owned).into(),
+                json(&r.tags()).into(),
+                json(r.labels()).into(),
+                r.stage().map(str::to_owned).into(),
+                r.approved().into(),
+                json(&r.links()).into(),
+                r.metadata().clone().into(),
+                r.digest().into(),
+                now.into(),
+                now.into(),
+            ])
+            .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+    }
+    insert.on_conflict(
+        OnConflict::columns([
+            asset::Column::Namespace,
+            asset::Column::Source,
+            asset::Column::Kind,
+            asset::Column::Name,
+            asset::Column::Version,
+        ])
+        .update_columns(UPDATED_ON_CONFLICT)
+        .to_owned(),
+    );
+    Ok(insert)
+}
+
+impl Store {
+    /// The stored digests of one source's assets: the left side of a refresh's diff.
+    pub async fn source_digests(
+        &self,
+        namespace: &Namespace,
+        source: &str,
+    ) -> Result<HashMap<AssetKey, String>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = asset::Entity::find()
+            .select_only()
+            .columns([
+                asset::Column::Kind,
+                asset::Column::Name,
+                asset::Column::Version,
+                asset::Column::Digest,
+            ])
+            .filter(asset::Column::Namespace.eq(namespace.as_str()))
+            .filter(asset::Column::Source.eq(source))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(kind, name, version, digest)| {
+                let kind = kind
+                    .parse::<AssetKind>()
+                    .map_err(|e| StoreError::CorruptRow {
+                        table: "assets",
+                        message: e.to_string(),
+                    })?;
+                Ok((
+                    AssetKey {
+                        kind,
+                        name,
+                        version,
+                    },
+                    digest,
+                ))
+            })
+            .collect()
+    }
+
+    /// Writes a refresh's whole diff and its audit events in one transaction, with batched
+    /// statements. Either all of it lands or none of it does.
+    pub async fn apply_refresh(
+        &self,
+        namespace: &Namespace,
+        source: &str,
+        diff: &Diff,
+        audit_events: &[NewAuditEvent],
+    ) -> Result<ApplyOutcome, StoreError> {
+        if let Some(event) = audit_events.iter().find(|e| &e.namespace != namespace) {
+            return Err(StoreError::NamespaceMismatch {
+                expected: namespace.to_string(),
+                found: event.namespace.to_string(),
+            });
+        }
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        for chunk in diff.removed.chunks(DELETE_CHUNK) {
+            let keys = chunk.iter().map(|r| {
+                (
+                    r.key.kind.as_str().to_owned(),
+                    r.key.name.clone(),
+                    r.key.version.clone(),
+                )
+            });
+            let delete = Query::delete()
+                .from_table(asset::Entity)
+                .and_where(asset::Column::Namespace.eq(namespace.as_str()))
+                .and_where(asset::Column::Source.eq(source))
+                .and_where(
+                    Expr::tuple([
+                        Expr::col(asset::Column::Kind),
+                        Expr::col(asset::Column::Name),
+                        Expr::col(asset::Column::Version),
+                    ])
+                    .in_tuples(keys),
+                )
+                .to_owned();
+            txn.execute(&delete).await?;
+        }
+        let upserts: Vec<&AssetRecord> = diff
+            .added
+            .iter()
+            .chain(diff.updated.iter().map(|u| &u.record))
+            .collect();
+        for chunk in upserts.chunks(upsert_chunk(self.backend())) {
+            txn.execute(&upsert_statement(namespace, source, chunk, now)?)
+                .await?;
+        }
+        let audit_written = audit::insert_batch(&txn, audit_events).await?;
+        txn.commit().await?;
+        Ok(ApplyOutcome {
+            added: diff.added.len(),
+            updated: diff.updated.len(),
+            removed: diff.removed.len(),
+            unchanged: diff.unchanged,
+            audit_events: audit_written,
+        })
+    }
+
+    /// One page of assets in `scope`, in keyset order, through the RLS-scoped path.
+    pub async fn list_assets(
+        &self,
+        scope: &NamespaceScope,
+        query: &AssetQuery,
+        after: Option<&AssetCursor>,
+        limit: u64,
+    ) -> Result<Page<asset::Model>, StoreError> {
+        let backend = self.backend();
+        let mut select = asset::Entity::find()
+            .filter(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)));
+        for condition in filter_conditions(backend, query) {
+            select = select.filter(condition);
+        }
+        if let Some(c) = after {
+            select = select.filter(Expr::cust_with_values(
+                "(namespace, kind, name, version, id) > ($1, $2, $3, $4, $5)",
+                [
+                    c.namespace.clone().into(),
+                    c.kind.clone().into(),
+                    c.name.clone().into(),
+                    c.version.clone().into(),
+                    sea_orm::Value::from(c.id),
+                ],
+            ));
+        }
+        let txn = self.begin_scoped(scope).await?;
+        let mut items = select
+            .order_by_asc(asset::Column::Namespace)
+            .order_by_asc(asset::Column::Kind)
+            .order_by_asc(asset::Column::Name)
+            .order_by_asc(asset::Column::Version)
+            .order_by_asc(asset::Column::Id)
+            .limit(limit.saturating_add(1))
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        let next = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| AssetCursor {
+                namespace: last.namespace.clone(),
+                kind: last.kind.clone(),
+                name: last.name.clone(),
+                version: last.version.clone(),
+                id: last.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<SimpleExpr> {
+    let pg = backend == DatabaseBackend::Postgres;
+    let mut out = Vec::new();
+    if let Some(kinds) = &query.kinds {
+        out.push(asset::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+    }
+    if let Some(source) = &query.source {
+        out.push(asset::Column::Source.eq(source.as_str()));
+    }
+    if let Some(name) = &query.name {
+        out.push(asset::Column::Name.eq(name.as_str()));
+    }
+    if let Some(version) = &query.version {
+        out.push(asset::Column::Version.eq(version.as_str()));
+    }
+    if let Some(stage) = &query.stage {
+        out.push(asset::Column::Stage.eq(stage.as_str()));
+    }
+    if let Some(approved) = query.approved {
+        out.push(asset::Column::Approved.eq(approved));
+    }
+    if let Some(tag) = &query.tag {
+        out.push(if pg {
+            Expr::cust_with_values("tags @> $1", [serde_json::json!([tag])])
+        } else {
+            Expr::cust_with_values(
+                "EXISTS (SELECT 1 FROM json_each(assets.tags) WHERE json_each.value = $1)",
+                [tag.clone()],
+            )
+        });
+    }
+    for requirement in &query.labels {
+        out.push(label_condition(pg, requirement));
+    }
+    if let Some(text) = &query.text {
+        let pattern = format!("%{}%", escape_like(text));
+        let op = if pg { "ILIKE" } else { "LIKE" };
+        out.push(Expr::cust_with_values(
+            format!(
+                "(name {op} $1 ESCAPE '\\' OR display_name {op} $2 ESCAPE '\\' OR description {op} $3 ESCAPE '\\')"
+            ),
+            [pattern.clone(), pattern.clone(), pattern],
+        ));
+    }
+    out
+}
+
+/// The value of one label, as SQL: `labels ->> key` on PostgreSQL, `json_extract` on SQLite.
+fn label_value(pg: bool, key: &str) -> SimpleExpr {
+    if pg {
+        Expr::cust_with_values("(labels ->> $1)", [key.to_owned()])
+    } else {
+        // Label keys are validated ([A-Za-z0-9._/-]), so quoting them in the path is safe.
+        Expr::cust_with_values("json_extract(labels, $1)", [format!("$.\"{key}\"")])
+    }
+}
+
+fn label_condition(pg: bool, requirement: &LabelRequirement) -> SimpleExpr {
+    match requirement {
+        LabelRequirement::Equals(k, v) if pg => {
+            Expr::cust_with_values("labels @> $1", [serde_json::json!({ k: v })])
+        }
+        LabelRequirement::Equals(k, v) => label_value(pg, k).eq(v.as_str()),
+        LabelRequirement::NotEquals(k, v) => label_value(pg, k)
+            .is_null()
+            .or(label_value(pg, k).ne(v.as_str())),
+        LabelRequirement::In(k, values) => {
+            label_value(pg, k).is_in(values.iter().map(String::as_str))
+        }
+        LabelRequirement::NotIn(k, values) => label_value(pg, k)
+            .is_null()
+            .or(label_value(pg, k).is_not_in(values.iter().map(String::as_str))),
+        LabelRequirement::Exists(k) => label_value(pg, k).is_not_null(),
+        LabelRequirement::NotExists(k) => label_value(pg, k).is_null(),
+    }
+}
