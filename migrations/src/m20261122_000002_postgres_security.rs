@@ -57,7 +57,6 @@ CREATE TRIGGER audit_events_no_truncate
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE INDEX assets_name_trgm ON assets USING gin (name gin_trgm_ops);
 CREATE INDEX assets_display_name_trgm ON assets USING gin (display_name gin_trgm_ops);
-CREATE INDEX assets_description_trgm ON assets USING gin (description gin_trgm_ops);
 CREATE INDEX assets_tags ON assets USING gin (tags jsonb_path_ops);
 CREATE INDEX assets_labels ON assets USING gin (labels jsonb_path_ops);
 "#,
@@ -94,7 +93,7 @@ CREATE INDEX assets_labels ON assets USING gin (labels jsonb_path_ops);
              DROP FUNCTION IF EXISTS curio_audit_append_only();
              DROP FUNCTION IF EXISTS curio_allowed_namespaces();
              DROP INDEX IF EXISTS assets_name_trgm, assets_display_name_trgm,
-               assets_description_trgm, assets_tags, assets_labels;",
+               assets_tags, assets_labels;",
         )
         .await?;
         Ok(())

@@ -69,10 +69,8 @@ fn check_asset(asset: &Asset, report: &mut impl FnMut(&str, String)) {
         ("provider", &asset.provider, MAX_SHORT_TEXT),
         ("license", &asset.license, MAX_SHORT_TEXT),
     ] {
-        if let Some(value) = value {
-            if let Err(m) = check_text(value, max) {
-                report(field, m);
-            }
+        if let Some(Err(m)) = value.as_deref().map(|v| check_text(v, max)) {
+            report(field, m);
         }
     }
     if asset.tags.len() > MAX_TAGS {

@@ -1,3 +1,6 @@
+// kube's repeated `printcolumn(type_ = …)` arguments read to clippy as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -66,13 +66,10 @@ const UPDATED_ON_CONFLICT: [asset::Column; 12] = [
     asset::Column::UpdatedAt,
 ];
 
-/// Rows per multi-row statement: under PostgreSQL's 65,535 and SQLite's 32,766 bind limits.
-fn upsert_chunk(backend: DatabaseBackend) -> usize {
-    match backend {
-        DatabaseBackend::Postgres => 3_000,
-        _ => 1_500,
-    }
-}
+/// Rows per multi-row `VALUES` statement: under SQLite's 32,766 bind limit.
+const SQLITE_UPSERT_CHUNK: usize = 1_500;
+/// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
+const PG_JSON_CHUNK: usize = 5_000;
 const DELETE_CHUNK: usize = 1_000;
 
 fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
@@ -125,6 +122,83 @@ pub fn upsert_statement(
         .to_owned(),
     );
     Ok(insert)
+}
+
+/// One asset row as PostgreSQL's `jsonb_to_recordset` reads it.
+#[derive(serde::Serialize)]
+struct PgRow<'a> {
+    kind: &'a str,
+    name: &'a str,
+    version: &'a str,
+    display_name: Option<&'a str>,
+    description: Option<&'a str>,
+    provider: Option<&'a str>,
+    license: Option<&'a str>,
+    tags: &'a [String],
+    labels: &'a std::collections::BTreeMap<String, String>,
+    stage: Option<&'a str>,
+    approved: bool,
+    links: &'a [crate::catalog::Link],
+    metadata: &'a serde_json::Value,
+    digest: &'a str,
+}
+
+const PG_JSON_UPSERT: &str = r#"
+INSERT INTO assets (namespace, source, kind, name, version, display_name, description, provider,
+                    license, tags, labels, stage, approved, links, metadata, digest, created_at, updated_at)
+SELECT $1, $2, r.kind, r.name, r.version, r.display_name, r.description, r.provider,
+       r.license, r.tags, r.labels, r.stage, r.approved, r.links, r.metadata, r.digest, $4, $4
+FROM jsonb_to_recordset($3::text::jsonb) AS r(
+    kind text, name text, version text, display_name text, description text, provider text,
+    license text, tags jsonb, labels jsonb, stage text, approved boolean, links jsonb,
+    metadata jsonb, digest text)
+ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
+    display_name = EXCLUDED.display_name, description = EXCLUDED.description,
+    provider = EXCLUDED.provider, license = EXCLUDED.license, tags = EXCLUDED.tags,
+    labels = EXCLUDED.labels, stage = EXCLUDED.stage, approved = EXCLUDED.approved,
+    links = EXCLUDED.links, metadata = EXCLUDED.metadata, digest = EXCLUDED.digest,
+    updated_at = EXCLUDED.updated_at"#;
+
+/// The PostgreSQL upsert: the rows go as one JSON text parameter and `jsonb_to_recordset`
+/// expands them server-side. Four bind parameters whatever the row count, and no per-row
+/// statement text to build or parse.
+fn pg_json_upsert(
+    namespace: &Namespace,
+    source: &str,
+    records: &[&AssetRecord],
+    now: DateTime<Utc>,
+) -> sea_orm::Statement {
+    let rows: Vec<PgRow<'_>> = records
+        .iter()
+        .map(|r| PgRow {
+            kind: r.kind().as_str(),
+            name: r.name(),
+            version: r.version(),
+            display_name: r.display_name(),
+            description: r.description(),
+            provider: r.provider(),
+            license: r.license(),
+            tags: r.tags(),
+            labels: r.labels(),
+            stage: r.stage(),
+            approved: r.approved(),
+            links: r.links(),
+            metadata: r.metadata(),
+            digest: r.digest(),
+        })
+        .collect();
+    // Borrowed plain data with string keys: serialization cannot fail.
+    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
+    sea_orm::Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        PG_JSON_UPSERT,
+        [
+            namespace.as_str().into(),
+            source.into(),
+            rows.into(),
+            now.into(),
+        ],
+    )
 }
 
 impl Store {
@@ -212,9 +286,16 @@ impl Store {
             .iter()
             .chain(diff.updated.iter().map(|u| &u.record))
             .collect();
-        for chunk in upserts.chunks(upsert_chunk(self.backend())) {
-            txn.execute(&upsert_statement(namespace, source, chunk, now)?)
-                .await?;
+        if self.backend() == DatabaseBackend::Postgres {
+            for chunk in upserts.chunks(PG_JSON_CHUNK) {
+                txn.execute_raw(pg_json_upsert(namespace, source, chunk, now))
+                    .await?;
+            }
+        } else {
+            for chunk in upserts.chunks(SQLITE_UPSERT_CHUNK) {
+                txn.execute(&upsert_statement(namespace, source, chunk, now)?)
+                    .await?;
+            }
         }
         let audit_written = audit::insert_batch(&txn, audit_events).await?;
         txn.commit().await?;
@@ -242,8 +323,9 @@ impl Store {
             select = select.filter(condition);
         }
         if let Some(c) = after {
-            select = select.filter(Expr::cust_with_values(
-                "(namespace, kind, name, version, id) > ($1, $2, $3, $4, $5)",
+            select = select.filter(custom(
+                backend == DatabaseBackend::Postgres,
+                "(namespace, kind, name, version, id) > (?, ?, ?, ?, ?)",
                 [
                     c.namespace.clone().into(),
                     c.kind.clone().into(),
@@ -303,10 +385,11 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
     }
     if let Some(tag) = &query.tag {
         out.push(if pg {
-            Expr::cust_with_values("tags @> $1", [serde_json::json!([tag])])
+            custom(pg, "tags @> ?", [serde_json::json!([tag])])
         } else {
-            Expr::cust_with_values(
-                "EXISTS (SELECT 1 FROM json_each(assets.tags) WHERE json_each.value = $1)",
+            custom(
+                pg,
+                "EXISTS (SELECT 1 FROM json_each(assets.tags) WHERE json_each.value = ?)",
                 [tag.clone()],
             )
         });
@@ -317,9 +400,10 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
     if let Some(text) = &query.text {
         let pattern = format!("%{}%", escape_like(text));
         let op = if pg { "ILIKE" } else { "LIKE" };
-        out.push(Expr::cust_with_values(
-            format!(
-                "(name {op} $1 ESCAPE '\\' OR display_name {op} $2 ESCAPE '\\' OR description {op} $3 ESCAPE '\\')"
+        out.push(custom(
+            pg,
+            &format!(
+                "(name {op} ? ESCAPE '\\' OR display_name {op} ? ESCAPE '\\' OR description {op} ? ESCAPE '\\')"
             ),
             [pattern.clone(), pattern.clone(), pattern],
         ));
@@ -327,20 +411,45 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
     out
 }
 
+/// A custom SQL fragment with `?` for each bound value. sea-query's placeholder is backend
+/// specific (`$N` on PostgreSQL, where a bare `?` is a jsonb operator), so number them there.
+fn custom<V, I>(pg: bool, sql: &str, values: I) -> SimpleExpr
+where
+    V: Into<sea_orm::Value>,
+    I: IntoIterator<Item = V>,
+{
+    let sql = if pg {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push_str(&format!("${n}"));
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Expr::cust_with_values(sql, values)
+}
+
 /// The value of one label, as SQL: `labels ->> key` on PostgreSQL, `json_extract` on SQLite.
 fn label_value(pg: bool, key: &str) -> SimpleExpr {
     if pg {
-        Expr::cust_with_values("(labels ->> $1)", [key.to_owned()])
+        custom(pg, "(labels ->> ?)", [key.to_owned()])
     } else {
         // Label keys are validated ([A-Za-z0-9._/-]), so quoting them in the path is safe.
-        Expr::cust_with_values("json_extract(labels, $1)", [format!("$.\"{key}\"")])
+        custom(pg, "json_extract(labels, ?)", [format!("$.\"{key}\"")])
     }
 }
 
 fn label_condition(pg: bool, requirement: &LabelRequirement) -> SimpleExpr {
     match requirement {
         LabelRequirement::Equals(k, v) if pg => {
-            Expr::cust_with_values("labels @> $1", [serde_json::json!({ k: v })])
+            custom(pg, "labels @> ?", [serde_json::json!({ k: v })])
         }
         LabelRequirement::Equals(k, v) => label_value(pg, k).eq(v.as_str()),
         LabelRequirement::NotEquals(k, v) => label_value(pg, k)

@@ -48,13 +48,84 @@ const AUDIT_COLUMNS: [audit_event::Column; 15] = [
     audit_event::Column::IdempotencyKey,
 ];
 
+/// Rows per multi-row `VALUES` statement on SQLite (under its 32,766 bind limit).
 const AUDIT_CHUNK: usize = 2_000;
+/// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
+const PG_JSON_CHUNK: usize = 5_000;
 
-/// Inserts events in multi-row statements; an event whose idempotency key exists is skipped.
+#[derive(serde::Serialize)]
+struct PgAuditRow<'a> {
+    namespace: &'a str,
+    occurred_at: DateTime<Utc>,
+    actor: &'a str,
+    actor_groups: &'a [String],
+    verb: &'a str,
+    resource: &'a str,
+    object_name: &'a str,
+    object_uid: Option<&'a str>,
+    before_digest: Option<&'a str>,
+    after_digest: Option<&'a str>,
+    reason: Option<&'a str>,
+    request_id: Option<&'a str>,
+    client: Option<&'a str>,
+    details: Option<&'a serde_json::Value>,
+    idempotency_key: Option<&'a str>,
+}
+
+const PG_JSON_INSERT: &str = r#"
+INSERT INTO audit_events (namespace, occurred_at, actor, actor_groups, verb, resource, object_name,
+                          object_uid, before_digest, after_digest, reason, request_id, client,
+                          details, idempotency_key)
+SELECT r.namespace, r.occurred_at, r.actor, r.actor_groups, r.verb, r.resource, r.object_name,
+       r.object_uid, r.before_digest, r.after_digest, r.reason, r.request_id, r.client,
+       r.details, r.idempotency_key
+FROM jsonb_to_recordset($1::text::jsonb) AS r(
+    namespace text, occurred_at timestamptz, actor text, actor_groups jsonb, verb text,
+    resource text, object_name text, object_uid text, before_digest text, after_digest text,
+    reason text, request_id text, client text, details jsonb, idempotency_key text)
+ON CONFLICT (idempotency_key) DO NOTHING"#;
+
+fn pg_json_insert(events: &[NewAuditEvent]) -> Statement {
+    let rows: Vec<PgAuditRow<'_>> = events
+        .iter()
+        .map(|e| PgAuditRow {
+            namespace: e.namespace.as_str(),
+            occurred_at: e.occurred_at,
+            actor: &e.actor,
+            actor_groups: &e.actor_groups,
+            verb: &e.verb,
+            resource: &e.resource,
+            object_name: &e.object_name,
+            object_uid: e.object_uid.as_deref(),
+            before_digest: e.before_digest.as_deref(),
+            after_digest: e.after_digest.as_deref(),
+            reason: e.reason.as_deref(),
+            request_id: e.request_id.as_deref(),
+            client: e.client.as_deref(),
+            details: e.details.as_ref(),
+            idempotency_key: e.idempotency_key.as_deref(),
+        })
+        .collect();
+    // Borrowed plain data with string keys: serialization cannot fail.
+    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, PG_JSON_INSERT, [rows.into()])
+}
+
+/// Inserts events in batched statements; an event whose idempotency key exists is skipped.
 pub(super) async fn insert_batch<C: ConnectionTrait>(
     conn: &C,
     events: &[NewAuditEvent],
 ) -> Result<u64, StoreError> {
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        let mut written = 0;
+        for chunk in events.chunks(PG_JSON_CHUNK) {
+            written += conn
+                .execute_raw(pg_json_insert(chunk))
+                .await?
+                .rows_affected();
+        }
+        return Ok(written);
+    }
     let mut written = 0;
     for chunk in events.chunks(AUDIT_CHUNK) {
         let mut insert = Query::insert();

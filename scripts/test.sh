@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Curio's test command. Makes sure a PostgreSQL server answers (on a fresh machine without one it
+# installs Debian's postgresql and starts a throwaway cluster), creates a fresh database for this
+# run, exports DATABASE_URL and runs the whole suite. Extra arguments go to the test runner.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PGHOST=${PGHOST:-127.0.0.1}
+PGPORT=${PGPORT:-5432}
+PGUSER=${PGUSER:-postgres}
+export PGHOST PGPORT PGUSER
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+answers() {
+  if command -v pg_isready >/dev/null 2>&1; then
+    pg_isready -h "$PGHOST" -p "$PGPORT" -q
+  else
+    (exec 3<>"/dev/tcp/$PGHOST/$PGPORT") 2>/dev/null
+  fi
+}
+
+pg_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && echo "$dir"
+}
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_postgres() {
+  if answers; then return; fi
+  log "no PostgreSQL answers on $PGHOST:$PGPORT; providing one"
+  if [ -z "$(pg_bin)" ] || ! command -v psql >/dev/null 2>&1; then
+    log "installing Debian's postgresql"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+  fi
+  # The package may have started its own cluster.
+  for _ in 1 2 3 4 5; do answers && return; sleep 1; done
+  local bin data
+  bin=$(pg_bin)
+  data=$(mktemp -d /tmp/curio-pg.XXXXXX)
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$data"; fi
+  log "starting a throwaway cluster in $data"
+  as_postgres "$bin/initdb" -D "$data" -A trust -U "$PGUSER" >/dev/null
+  as_postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
+    -o "-p $PGPORT -c listen_addresses=$PGHOST -k $data" start >/dev/null
+  answers || { log "PostgreSQL did not start; see $data/server.log"; exit 1; }
+}
+
+ensure_postgres
+
+RUN_DB="curio_test_$(date +%s)_$$"
+psql -q -d postgres -c "CREATE DATABASE \"$RUN_DB\"" >/dev/null
+export DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$RUN_DB"
+log "DATABASE_URL=$DATABASE_URL"
+
+cleanup() {
+  [ "${KEEP_TEST_DB:-}" = 1 ] && return
+  # Tests make one database per test, named after the run's database.
+  psql -qAt -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE '${RUN_DB}%'" |
+    while read -r db; do psql -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
+}
+trap cleanup EXIT
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
