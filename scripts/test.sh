@@ -50,7 +50,10 @@ ensure_postgres() {
   as_postgres "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w \
     -o "-p $PGPORT -c listen_addresses=$PGHOST -k $data" start >/dev/null
   answers || { log "PostgreSQL did not start; see $data/server.log"; exit 1; }
+  STARTED_DATA=$data
 }
+
+STARTED_DATA=""
 
 ensure_postgres
 
@@ -59,11 +62,18 @@ psql -q -d postgres -c "CREATE DATABASE \"$RUN_DB\"" >/dev/null
 export DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$RUN_DB"
 log "DATABASE_URL=$DATABASE_URL"
 
+stop_started() {
+  if [ -n "$STARTED_DATA" ]; then
+    as_postgres "$(pg_bin)/pg_ctl" -D "$STARTED_DATA" -m fast stop >/dev/null || true
+  fi
+}
+
 cleanup() {
-  [ "${KEEP_TEST_DB:-}" = 1 ] && return
+  if [ "${KEEP_TEST_DB:-}" = 1 ]; then stop_started; return; fi
   # Tests make one database per test, named after the run's database.
   psql -qAt -d postgres -c "SELECT datname FROM pg_database WHERE datname LIKE '${RUN_DB}%'" |
     while read -r db; do psql -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true; done
+  stop_started
 }
 trap cleanup EXIT
 
