@@ -1,5 +1,6 @@
 //! Curio: a multi-tenant, Kubernetes-native catalog of AI assets.
 
+pub mod api;
 pub mod catalog;
 pub mod crd;
 pub mod store;

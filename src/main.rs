@@ -11,6 +11,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Print the CustomResourceDefinitions as YAML, or write or check the files in a folder.
@@ -25,6 +27,8 @@ enum Command {
         #[arg(long, default_value = "crds", value_name = "DIR")]
         dir: PathBuf,
     },
+    /// Serve the read-only HTTP API.
+    Api(ApiArgs),
     /// Run the database migrations (under an advisory lock on PostgreSQL) and exit.
     Migrate {
         /// postgres://… or sqlite://…
@@ -33,12 +37,181 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CURIO_API_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+    /// postgres://… or sqlite://…
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: String,
+    /// Largest number of database connections.
+    #[arg(long, env = "CURIO_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    db_max_connections: u32,
+    /// Authenticate bearer tokens from this file (kube-apiserver --token-auth-file format)
+    /// instead of TokenReview.
+    #[arg(long, env = "CURIO_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Authorize with the Role/ClusterRole/RoleBinding/ClusterRoleBinding manifests under DIR
+    /// instead of SubjectAccessReview.
+    #[arg(long, env = "CURIO_RBAC_MANIFESTS", value_name = "DIR")]
+    rbac_manifests: Option<PathBuf>,
+    /// How long an allowed SubjectAccessReview answer is cached.
+    #[arg(long, env = "CURIO_AUTHZ_ALLOWED_TTL", default_value = "5m", value_parser = humantime::parse_duration)]
+    authz_allowed_ttl: std::time::Duration,
+    /// How long a denied SubjectAccessReview answer is cached.
+    #[arg(long, env = "CURIO_AUTHZ_DENIED_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    authz_denied_ttl: std::time::Duration,
+    /// Most decisions kept in the authorization cache.
+    #[arg(long, env = "CURIO_AUTHZ_CACHE_SIZE", default_value_t = 100_000)]
+    authz_cache_size: u64,
+    /// How long a TokenReview answer is cached (invalid tokens: a sixth of it).
+    #[arg(long, env = "CURIO_AUTHN_CACHE_TTL", default_value = "1m", value_parser = humantime::parse_duration)]
+    authn_cache_ttl: std::time::Duration,
+    /// Time allowed for one TokenReview or SubjectAccessReview.
+    #[arg(long, env = "CURIO_REVIEW_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    review_timeout: std::time::Duration,
+    /// Serve HTTPS with this certificate (PEM).
+    #[arg(
+        long,
+        env = "CURIO_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "CURIO_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Trust X-Remote-User/X-Remote-Group only on connections with a client certificate signed
+    /// by this CA (PEM) and named in --proxy-allowed-names. Needs --tls-cert.
+    #[arg(long, env = "CURIO_PROXY_CLIENT_CA", requires_all = ["tls_cert", "proxy_allowed_names"], value_name = "FILE")]
+    proxy_client_ca: Option<PathBuf>,
+    /// Common names of the authenticating proxy's client certificates.
+    #[arg(
+        long,
+        env = "CURIO_PROXY_ALLOWED_NAMES",
+        value_delimiter = ',',
+        value_name = "NAMES"
+    )]
+    proxy_allowed_names: Vec<String>,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run_api(args: ApiArgs) -> anyhow::Result<ExitCode> {
+    use curio::api::{self, authn, authz};
+    use std::sync::Arc;
+
+    let metrics = Arc::new(curio::telemetry::Metrics::new());
+    let store = curio::store::connect_with(
+        &args.database_url,
+        &curio::store::StoreOptions {
+            max_connections: args.db_max_connections,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("connecting to the database")?;
+    let needs_cluster = args.token_file.is_none() || args.rbac_manifests.is_none();
+    let client = if needs_cluster {
+        Some(kube::Client::try_default().await.context(
+            "connecting to Kubernetes for TokenReview/SubjectAccessReview (or pass --token-file and --rbac-manifests)",
+        )?)
+    } else {
+        None
+    };
+    let authn: Arc<dyn authn::Authenticator> = match (&args.token_file, &client) {
+        (Some(path), _) => Arc::new(authn::StaticTokens::load(path)?),
+        (None, Some(client)) => Arc::new(authn::TokenReviewAuthenticator::new(
+            client.clone(),
+            authn::TokenReviewOptions {
+                valid_ttl: args.authn_cache_ttl,
+                invalid_ttl: args.authn_cache_ttl / 6,
+                timeout: args.review_timeout,
+                ..Default::default()
+            },
+            metrics.clone(),
+        )),
+        (None, None) => unreachable!("a client exists whenever a token file is absent"),
+    };
+    let authz: Arc<dyn authz::Authorizer> = match (&args.rbac_manifests, &client) {
+        (Some(dir), _) => Arc::new(authz::manifests::load_dir(dir)?),
+        (None, Some(client)) => Arc::new(authz::CachedAuthorizer::new(
+            authz::SubjectAccessReviewer::new(client.clone(), args.review_timeout),
+            authz::CacheOptions {
+                allowed_ttl: args.authz_allowed_ttl,
+                denied_ttl: args.authz_denied_ttl,
+                capacity: args.authz_cache_size,
+            },
+            metrics.clone(),
+        )),
+        (None, None) => unreachable!("a client exists whenever RBAC manifests are absent"),
+    };
+    let router = api::router(api::ApiState {
+        store,
+        authn,
+        authz,
+        metrics,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => {
+            tracing::info!(listen = %args.listen, "serving the API over HTTPS");
+            api::server::serve_https(
+                listener,
+                router,
+                api::server::TlsSettings {
+                    cert,
+                    key,
+                    proxy_client_ca: args.proxy_client_ca,
+                    proxy_allowed_names: args.proxy_allowed_names,
+                },
+                shutdown_signal(),
+            )
+            .await?;
+        }
+        _ => {
+            tracing::info!(listen = %args.listen, "serving the API over HTTP");
+            api::server::serve_http(listener, router, shutdown_signal()).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     curio::telemetry::init_logging();
     match cli.command {
         Command::Crds { check, write, dir } => crds(check, write, &dir),
+        Command::Api(args) => run_api(args).await,
         Command::Migrate { database_url } => {
             let applied = curio::store::migrate(&database_url)
                 .await

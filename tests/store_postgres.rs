@@ -136,7 +136,7 @@ async fn row_level_security_blocks_a_cross_namespace_raw_select() {
     // Both namespaces in scope: both visible.
     let both = NamespaceScope::new([a, b]).unwrap();
     let page = store
-        .list_assets(&both, &AssetQuery::default(), None, 100)
+        .list_assets(&both, &AssetQuery::default(), Default::default(), None, 100)
         .await
         .unwrap();
     assert_eq!(page.items.len(), 7);
@@ -361,7 +361,13 @@ async fn pagination_returns_every_preexisting_row_once_under_concurrent_inserts(
     let mut cursor = None;
     loop {
         let page = store
-            .list_assets(&scope, &AssetQuery::default(), cursor.as_ref(), 97)
+            .list_assets(
+                &scope,
+                &AssetQuery::default(),
+                Default::default(),
+                cursor.as_ref(),
+                97,
+            )
             .await
             .unwrap();
         for item in &page.items {

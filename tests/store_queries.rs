@@ -21,7 +21,10 @@ fn labelled(kind: AssetKind, name: &str, labels: &[(&str, &str)], tags: &[&str])
 
 async fn names(store: &Store, query: AssetQuery) -> Vec<String> {
     let scope = NamespaceScope::single(ns("team-a"));
-    let page = store.list_assets(&scope, &query, None, 500).await.unwrap();
+    let page = store
+        .list_assets(&scope, &query, Default::default(), None, 500)
+        .await
+        .unwrap();
     let mut names: Vec<String> = page.items.into_iter().map(|m| m.name).collect();
     names.sort();
     names
@@ -212,7 +215,13 @@ async fn sqlite_refresh_and_pagination() {
     let mut total = 0;
     loop {
         let page = store
-            .list_assets(&scope, &AssetQuery::default(), cursor.as_ref(), 500)
+            .list_assets(
+                &scope,
+                &AssetQuery::default(),
+                Default::default(),
+                cursor.as_ref(),
+                500,
+            )
             .await
             .unwrap();
         total += page.items.len();

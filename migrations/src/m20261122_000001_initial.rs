@@ -219,6 +219,19 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
+                    .name("assets_namespace_name")
+                    .table(Assets::Table)
+                    .col(Assets::Namespace)
+                    .col(Assets::Name)
+                    .col(Assets::Version)
+                    .col(Assets::Kind)
+                    .col(Assets::Id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
                     .name("assets_namespace_updated")
                     .table(Assets::Table)
                     .col(Assets::Namespace)

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SimpleExpr},
 };
 
@@ -13,7 +13,7 @@ use super::{
     NamespaceScope, Store, StoreError,
     audit::{self, NewAuditEvent},
     entity::asset,
-    query::{AssetCursor, AssetQuery, LabelRequirement, Page, escape_like},
+    query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
     scope::Namespace,
 };
 use crate::catalog::{AssetKey, AssetKind, AssetRecord, Diff};
@@ -313,6 +313,7 @@ impl Store {
         &self,
         scope: &NamespaceScope,
         query: &AssetQuery,
+        sort: AssetSort,
         after: Option<&AssetCursor>,
         limit: u64,
     ) -> Result<Page<asset::Model>, StoreError> {
@@ -322,29 +323,32 @@ impl Store {
         for condition in filter_conditions(backend, query) {
             select = select.filter(condition);
         }
+        let pg = backend == DatabaseBackend::Postgres;
         if let Some(c) = after {
-            select = select.filter(custom(
-                backend == DatabaseBackend::Postgres,
-                "(namespace, kind, name, version, id) > (?, ?, ?, ?, ?)",
-                [
-                    c.namespace.clone().into(),
-                    c.kind.clone().into(),
-                    c.name.clone().into(),
-                    c.version.clone().into(),
-                    sea_orm::Value::from(c.id),
-                ],
-            ));
+            select = select.filter(keyset_condition(pg, sort, c));
+        }
+        use asset::Column as C;
+        let (columns, order): (&[C], Order) = match sort {
+            AssetSort::Key => (
+                &[C::Namespace, C::Kind, C::Name, C::Version, C::Id],
+                Order::Asc,
+            ),
+            AssetSort::Name => (
+                &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
+                Order::Asc,
+            ),
+            AssetSort::NameDesc => (
+                &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
+                Order::Desc,
+            ),
+            AssetSort::Updated => (&[C::UpdatedAt, C::Id], Order::Asc),
+            AssetSort::UpdatedDesc => (&[C::UpdatedAt, C::Id], Order::Desc),
+        };
+        for column in columns {
+            select = select.order_by(*column, order.clone());
         }
         let txn = self.begin_scoped(scope).await?;
-        let mut items = select
-            .order_by_asc(asset::Column::Namespace)
-            .order_by_asc(asset::Column::Kind)
-            .order_by_asc(asset::Column::Name)
-            .order_by_asc(asset::Column::Version)
-            .order_by_asc(asset::Column::Id)
-            .limit(limit.saturating_add(1))
-            .all(&txn)
-            .await?;
+        let mut items = select.limit(limit.saturating_add(1)).all(&txn).await?;
         txn.commit().await?;
         let next = if items.len() as u64 > limit {
             items.truncate(limit as usize);
@@ -353,6 +357,7 @@ impl Store {
                 kind: last.kind.clone(),
                 name: last.name.clone(),
                 version: last.version.clone(),
+                updated_at: last.updated_at,
                 id: last.id,
             })
         } else {
@@ -362,11 +367,60 @@ impl Store {
     }
 }
 
+/// Rows strictly after the cursor in the sort's order, as one row-value comparison.
+fn keyset_condition(pg: bool, sort: AssetSort, c: &AssetCursor) -> SimpleExpr {
+    let strings = |values: [&str; 4]| values.map(|v| sea_orm::Value::from(v.to_owned()));
+    match sort {
+        AssetSort::Key => {
+            let [a, b, d, e] = strings([&c.namespace, &c.kind, &c.name, &c.version]);
+            custom(
+                pg,
+                "(namespace, kind, name, version, id) > (?, ?, ?, ?, ?)",
+                [a, b, d, e, c.id.into()],
+            )
+        }
+        AssetSort::Name | AssetSort::NameDesc => {
+            let [a, b, d, e] = strings([&c.name, &c.version, &c.kind, &c.namespace]);
+            let op = if sort == AssetSort::Name { ">" } else { "<" };
+            custom(
+                pg,
+                &format!("(name, version, kind, namespace, id) {op} (?, ?, ?, ?, ?)"),
+                [a, b, d, e, c.id.into()],
+            )
+        }
+        AssetSort::Updated | AssetSort::UpdatedDesc => {
+            let op = if sort == AssetSort::Updated { ">" } else { "<" };
+            custom(
+                pg,
+                &format!("(updated_at, id) {op} (?, ?)"),
+                [sea_orm::Value::from(c.updated_at), c.id.into()],
+            )
+        }
+    }
+}
+
 fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<SimpleExpr> {
     let pg = backend == DatabaseBackend::Postgres;
     let mut out = Vec::new();
     if let Some(kinds) = &query.kinds {
         out.push(asset::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+    }
+    if let Some(by_namespace) = &query.kinds_by_namespace {
+        if by_namespace.is_empty() {
+            // Nothing is allowed; say so explicitly rather than rely on how an empty OR renders.
+            out.push(custom(pg, "1 = 0", Vec::<String>::new()));
+        }
+        let mut any = Condition::any();
+        for (namespace, kinds) in by_namespace {
+            any = any.add(
+                Condition::all()
+                    .add(asset::Column::Namespace.eq(namespace.as_str()))
+                    .add(asset::Column::Kind.is_in(kinds.iter().map(|k| k.as_str()))),
+            );
+        }
+        if !by_namespace.is_empty() {
+            out.push(any.into());
+        }
     }
     if let Some(source) = &query.source {
         out.push(asset::Column::Source.eq(source.as_str()));

@@ -9,6 +9,7 @@ mod assets;
 mod audit;
 pub mod entity;
 mod migrate;
+mod objects;
 mod query;
 mod scope;
 
@@ -22,7 +23,10 @@ use sea_orm::{
 pub use assets::{ApplyOutcome, upsert_statement};
 pub use audit::NewAuditEvent;
 pub use migrate::{MIGRATION_LOCK_KEY, migrate};
-pub use query::{AssetCursor, AssetQuery, LabelRequirement, Page, escape_like};
+pub use objects::{ObjectRecord, StoredObject};
+pub use query::{
+    AssetCursor, AssetQuery, AssetSort, LabelRequirement, NameCursor, Page, escape_like,
+};
 pub use scope::{Namespace, NamespaceScope, ScopeError};
 
 #[derive(Debug, thiserror::Error)]

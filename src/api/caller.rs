@@ -1,0 +1,104 @@
+//! The `Caller` extractor: authenticates every API request before a handler runs.
+//!
+//! Identity comes from a bearer token (checked by the authenticator) or, only on connections
+//! whose TLS client certificate a trusted proxy presented, from `X-Remote-User`/`X-Remote-Group`.
+//! Identity or impersonation headers on any other request are ignored and counted.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+use super::{ApiState, error::ApiError, identity::UserInfo};
+use crate::telemetry::{HeaderLabels, Metrics};
+
+/// Set by the TLS server on connections whose client certificate is signed by the proxy CA
+/// and has one of the allowed common names.
+#[derive(Clone, Debug)]
+pub struct VerifiedProxy {
+    pub common_name: String,
+}
+
+pub struct Caller(pub UserInfo);
+
+const REMOTE_USER: &str = "x-remote-user";
+const REMOTE_GROUP: &str = "x-remote-group";
+
+fn is_identity_header(name: &str) -> bool {
+    name.starts_with("x-remote-") || name.starts_with("impersonate-")
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let metrics = &state.metrics;
+        let from_proxy = parts.extensions.get::<VerifiedProxy>().is_some();
+        if let Some(user) = parts
+            .headers
+            .get(REMOTE_USER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| from_proxy)
+        {
+            {
+                let groups = parts
+                    .headers
+                    .get_all(REMOTE_GROUP)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(|g| g.trim().to_owned())
+                    .filter(|g| !g.is_empty())
+                    .collect();
+                Metrics::outcome(&metrics.authn, "success", "proxy");
+                return Ok(Caller(UserInfo::authenticated(
+                    user.to_owned(),
+                    None,
+                    groups,
+                )));
+            }
+        }
+        for name in parts.headers.keys() {
+            let name = name.as_str();
+            // Impersonation is never honoured; proxy headers only from a verified proxy.
+            if is_identity_header(name) && !(from_proxy && name.starts_with("x-remote-")) {
+                metrics
+                    .identity_headers_ignored
+                    .get_or_create(&HeaderLabels {
+                        header: name.to_owned(),
+                    })
+                    .inc();
+            }
+        }
+        let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            Metrics::outcome(&metrics.authn, "anonymous", "no_credentials");
+            return Ok(Caller(UserInfo::anonymous()));
+        };
+        let token = authorization
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Metrics::outcome(&metrics.authn, "failure", "malformed_header");
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        match state.authn.authenticate(token).await {
+            Ok(Some(user)) => {
+                Metrics::outcome(&metrics.authn, "success", "token");
+                Ok(Caller(user))
+            }
+            Ok(None) => {
+                Metrics::outcome(&metrics.authn, "failure", "invalid_token");
+                Err(ApiError::Unauthorized(
+                    "the bearer token is not valid".into(),
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "authentication backend failed");
+                Metrics::outcome(&metrics.authn, "error", "backend");
+                Err(ApiError::Unavailable(
+                    "authentication is unavailable; try again".into(),
+                ))
+            }
+        }
+    }
+}

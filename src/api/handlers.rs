@@ -1,0 +1,520 @@
+//! Route handlers: authorize, query the store through the caller's scope, shape the answer.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::HeaderMap,
+    response::Response,
+};
+use serde_json::{Value, json};
+
+use super::{
+    ApiState,
+    access::{require, require_some_kind},
+    caller::Caller,
+    continuation::{self, query_digest},
+    error::ApiError,
+    params::{self, RawParams},
+    respond::{cacheable, no_store},
+};
+use crate::{
+    catalog::AssetKind,
+    store::{
+        AssetCursor, AssetQuery, AssetSort, NameCursor, Namespace, NamespaceScope, StoredObject,
+        entity::{asset, audit_event},
+    },
+};
+
+const API_VERSION: &str = "curio.dev/v1alpha1";
+/// At most this many namespaces in one cross-namespace request.
+const MAX_NAMESPACES: usize = 100;
+
+fn namespace(raw: &str) -> Result<Namespace, ApiError> {
+    Namespace::new(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn asset_json(m: &asset::Model) -> Value {
+    json!({
+        "namespace": m.namespace,
+        "source": m.source,
+        "kind": m.kind,
+        "name": m.name,
+        "version": m.version,
+        "displayName": m.display_name,
+        "description": m.description,
+        "provider": m.provider,
+        "license": m.license,
+        "tags": m.tags,
+        "labels": m.labels,
+        "stage": m.stage,
+        "approved": m.approved,
+        "links": m.links,
+        "metadata": m.metadata,
+        "digest": m.digest,
+        "createdAt": m.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "updatedAt": m.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    })
+}
+
+fn object_json(kind: &str, o: &StoredObject) -> Value {
+    let mut object = json!({
+        "apiVersion": API_VERSION,
+        "kind": kind,
+        "metadata": {
+            "name": o.name,
+            "namespace": o.namespace,
+            "creationTimestamp": o.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        },
+        "spec": o.spec,
+    });
+    if let Some(uid) = &o.uid {
+        object["metadata"]["uid"] = json!(uid);
+    }
+    if o.generation > 0 {
+        object["metadata"]["generation"] = json!(o.generation);
+    }
+    if let Some(status) = &o.status {
+        object["status"] = status.clone();
+    }
+    object
+}
+
+fn list_json(kind: &str, items: Vec<Value>, continue_token: Option<String>) -> Value {
+    let mut metadata = serde_json::Map::new();
+    if let Some(token) = continue_token {
+        metadata.insert("continue".into(), json!(token));
+    }
+    json!({ "apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "items": items })
+}
+
+const ASSET_LIST_PARAMS: &[&str] = &[
+    "limit",
+    "continue",
+    "labelSelector",
+    "kind",
+    "source",
+    "tag",
+    "stage",
+    "approved",
+    "q",
+    "sort",
+    "version",
+];
+
+/// Runs an asset list for `kinds_by_namespace` (already authorized), with paging.
+async fn asset_page(
+    state: &ApiState,
+    route: &str,
+    kinds_by_namespace: BTreeMap<String, Vec<AssetKind>>,
+    requested_kind: Option<AssetKind>,
+    params: &RawParams,
+) -> Result<Value, ApiError> {
+    let limit = params::limit(params)?;
+    let sort = params::sort(params)?;
+    let mut query: AssetQuery = params::asset_query(params)?;
+    // The token is bound to what was asked, not to what RBAC allowed at the time.
+    let digest = query_digest(&(
+        route,
+        kinds_by_namespace.keys().collect::<Vec<_>>(),
+        requested_kind,
+        &query,
+        sort,
+    ));
+    let after: Option<AssetCursor> = params
+        .get("continue")
+        .map(|t| continuation::decode(t, &digest))
+        .transpose()?;
+    let scope = NamespaceScope::new(
+        kinds_by_namespace
+            .keys()
+            .map(|n| Namespace::new(n.clone()))
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
+    query.kinds_by_namespace = Some(kinds_by_namespace);
+    let page = state
+        .store
+        .list_assets(&scope, &query, sort, after.as_ref(), limit)
+        .await?;
+    Ok(list_json(
+        "AssetList",
+        page.items.iter().map(asset_json).collect(),
+        page.next.map(|c| continuation::encode(&digest, &c)),
+    ))
+}
+
+/// `GET /api/v1/namespaces/{ns}/assets`: every kind the caller may list there.
+pub async fn list_namespace_assets(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(ns): Path<String>,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    params::reject_unknown(&params, ASSET_LIST_PARAMS)?;
+    let ns = namespace(&ns)?;
+    let requested = params::kind(&params)?;
+    let mut kinds = require_some_kind(&state, &user, ns.as_str()).await?;
+    if let Some(kind) = requested {
+        if !kinds.contains(&kind) {
+            return Err(ApiError::Forbidden(format!(
+                "user \"{}\" cannot list resource \"{}\" in API group \"curio.dev\" in the namespace \"{ns}\"",
+                user.username,
+                kind.plural()
+            )));
+        }
+        kinds = vec![kind];
+    }
+    let body = asset_page(
+        &state,
+        "assets",
+        BTreeMap::from([(ns.to_string(), kinds)]),
+        requested,
+        &params,
+    )
+    .await?;
+    Ok(cacheable(&headers, body))
+}
+
+fn kind_of(plural: &str) -> Result<AssetKind, ApiError> {
+    AssetKind::from_plural(plural).ok_or_else(|| {
+        ApiError::NotFound(format!("the server could not find the resource {plural:?}"))
+    })
+}
+
+/// `GET /api/v1/namespaces/{ns}/{models|mcpservers|agents}`.
+pub async fn list_kind(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path((ns, plural)): Path<(String, String)>,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let kind = kind_of(&plural)?;
+    params::reject_unknown(
+        &params,
+        &ASSET_LIST_PARAMS
+            .iter()
+            .copied()
+            .filter(|p| *p != "kind")
+            .collect::<Vec<_>>(),
+    )?;
+    let ns = namespace(&ns)?;
+    require(&state, &user, "list", kind.plural(), ns.as_str(), None).await?;
+    let body = asset_page(
+        &state,
+        kind.plural(),
+        BTreeMap::from([(ns.to_string(), vec![kind])]),
+        Some(kind),
+        &params,
+    )
+    .await?;
+    Ok(cacheable(&headers, body))
+}
+
+/// `GET /api/v1/namespaces/{ns}/{models|mcpservers|agents}/{name}`: the asset of that name;
+/// `version` and `source` narrow it, and without them the most recently updated one answers.
+pub async fn get_asset(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let kind = kind_of(&plural)?;
+    params::reject_unknown(&params, &["version", "source"])?;
+    let ns = namespace(&ns)?;
+    if name.is_empty() || name.len() > 253 {
+        return Err(ApiError::NotFound(format!("{plural} {name:?} not found")));
+    }
+    require(
+        &state,
+        &user,
+        "get",
+        kind.plural(),
+        ns.as_str(),
+        Some(&name),
+    )
+    .await?;
+    let mut query = params::asset_query(&params)?;
+    query.kinds = Some(vec![kind]);
+    query.name = Some(name.clone());
+    let scope = NamespaceScope::single(ns.clone());
+    let page = state
+        .store
+        .list_assets(&scope, &query, AssetSort::UpdatedDesc, None, 1)
+        .await?;
+    let asset = page.items.first().ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "{plural} \"{name}\" not found in namespace \"{ns}\""
+        ))
+    })?;
+    Ok(cacheable(&headers, asset_json(asset)))
+}
+
+/// `GET /api/v1/assets?namespaces=a,b`: across namespaces, each narrowed to the kinds the
+/// caller may list there. A namespace with none is a 403 for the whole request.
+pub async fn list_cross_namespace(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut allowed = ASSET_LIST_PARAMS.to_vec();
+    allowed.push("namespaces");
+    params::reject_unknown(&params, &allowed)?;
+    let raw = params
+        .get("namespaces")
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "namespaces is required: a comma-separated list of namespaces".into(),
+            )
+        })?;
+    let mut namespaces = Vec::new();
+    for part in raw.split(',') {
+        let ns = namespace(part.trim())?;
+        if !namespaces.contains(&ns) {
+            namespaces.push(ns);
+        }
+    }
+    if namespaces.len() > MAX_NAMESPACES {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_NAMESPACES} namespaces per request"
+        )));
+    }
+    let requested = params::kind(&params)?;
+    let mut kinds_by_namespace = BTreeMap::new();
+    for ns in &namespaces {
+        let mut kinds = require_some_kind(&state, &user, ns.as_str()).await?;
+        if let Some(kind) = requested {
+            kinds.retain(|k| *k == kind);
+        }
+        kinds_by_namespace.insert(ns.to_string(), kinds);
+    }
+    let body = asset_page(&state, "cross", kinds_by_namespace, requested, &params).await?;
+    Ok(cacheable(&headers, body))
+}
+
+/// Which CR table a route reads.
+#[derive(Clone, Copy)]
+pub enum ObjectKind {
+    Source,
+    Job,
+}
+
+impl ObjectKind {
+    fn resource(self) -> &'static str {
+        match self {
+            ObjectKind::Source => "catalogsources",
+            ObjectKind::Job => "refreshjobs",
+        }
+    }
+    fn kind(self) -> &'static str {
+        match self {
+            ObjectKind::Source => "CatalogSource",
+            ObjectKind::Job => "RefreshJob",
+        }
+    }
+}
+
+pub async fn list_objects(
+    state: ApiState,
+    which: ObjectKind,
+    user: crate::api::identity::UserInfo,
+    ns: String,
+    params: RawParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    params::reject_unknown(&params, &["limit", "continue"])?;
+    let ns = namespace(&ns)?;
+    require(&state, &user, "list", which.resource(), ns.as_str(), None).await?;
+    let limit = params::limit(&params)?;
+    let digest = query_digest(&(which.resource(), ns.as_str()));
+    let after: Option<NameCursor> = params
+        .get("continue")
+        .map(|t| continuation::decode(t, &digest))
+        .transpose()?;
+    let scope = NamespaceScope::single(ns);
+    let page = match which {
+        ObjectKind::Source => {
+            state
+                .store
+                .list_sources(&scope, after.as_ref(), limit)
+                .await?
+        }
+        ObjectKind::Job => state.store.list_jobs(&scope, after.as_ref(), limit).await?,
+    };
+    let body = list_json(
+        &format!("{}List", which.kind()),
+        page.items
+            .iter()
+            .map(|o| object_json(which.kind(), o))
+            .collect(),
+        page.next.map(|c| continuation::encode(&digest, &c)),
+    );
+    Ok(cacheable(&headers, body))
+}
+
+pub async fn get_object(
+    state: ApiState,
+    which: ObjectKind,
+    user: crate::api::identity::UserInfo,
+    ns: String,
+    name: String,
+    params: RawParams,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    params::reject_unknown(&params, &[])?;
+    let ns = namespace(&ns)?;
+    require(
+        &state,
+        &user,
+        "get",
+        which.resource(),
+        ns.as_str(),
+        Some(&name),
+    )
+    .await?;
+    let found = match which {
+        ObjectKind::Source => state.store.get_source(&ns, &name).await?,
+        ObjectKind::Job => state.store.get_job(&ns, &name).await?,
+    };
+    let object = found.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "{} \"{name}\" not found in namespace \"{ns}\"",
+            which.resource()
+        ))
+    })?;
+    Ok(cacheable(&headers, object_json(which.kind(), &object)))
+}
+
+pub async fn list_sources(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(ns): Path<String>,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    list_objects(state, ObjectKind::Source, user, ns, params, headers).await
+}
+
+pub async fn get_source(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    get_object(state, ObjectKind::Source, user, ns, name, params, headers).await
+}
+
+pub async fn list_jobs(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(ns): Path<String>,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    list_objects(state, ObjectKind::Job, user, ns, params, headers).await
+}
+
+pub async fn get_job(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    get_object(state, ObjectKind::Job, user, ns, name, params, headers).await
+}
+
+fn audit_json(e: &audit_event::Model) -> Value {
+    json!({
+        "id": e.id,
+        "namespace": e.namespace,
+        "time": e.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "actor": e.actor,
+        "actorGroups": e.actor_groups,
+        "verb": e.verb,
+        "resource": e.resource,
+        "name": e.object_name,
+        "uid": e.object_uid,
+        "beforeDigest": e.before_digest,
+        "afterDigest": e.after_digest,
+        "reason": e.reason,
+        "requestId": e.request_id,
+        "client": e.client,
+        "details": e.details,
+    })
+}
+
+/// `GET /api/v1/namespaces/{ns}/auditevents`, oldest first.
+pub async fn list_audit_events(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(ns): Path<String>,
+    Query(params): Query<RawParams>,
+) -> Result<Response, ApiError> {
+    params::reject_unknown(&params, &["limit", "continue"])?;
+    let ns = namespace(&ns)?;
+    require(&state, &user, "list", "auditevents", ns.as_str(), None).await?;
+    let limit = params::limit(&params)?;
+    let digest = query_digest(&("auditevents", ns.as_str()));
+    let after: Option<i64> = params
+        .get("continue")
+        .map(|t| continuation::decode(t, &digest))
+        .transpose()?;
+    let scope = NamespaceScope::single(ns);
+    let mut rows = state
+        .store
+        .list_audit_events(&scope, after, limit.saturating_add(1))
+        .await?;
+    let next = if rows.len() as u64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| continuation::encode(&digest, &r.id))
+    } else {
+        None
+    };
+    let body = list_json(
+        "AuditEventList",
+        rows.iter().map(audit_json).collect(),
+        next,
+    );
+    Ok(no_store(body))
+}
+
+/// `GET /api/v1/discovery?namespace=ns`: the asset kinds ("plugins") the caller may list there.
+pub async fn discovery(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    params::reject_unknown(&params, &["namespace"])?;
+    let ns = namespace(
+        params
+            .get("namespace")
+            .ok_or_else(|| ApiError::BadRequest("namespace is required".into()))?,
+    )?;
+    let kinds = require_some_kind(&state, &user, ns.as_str()).await?;
+    let plugins: Vec<Value> = kinds
+        .iter()
+        .map(|kind| {
+            json!({
+                "kind": kind.as_str(),
+                "resource": kind.plural(),
+                "path": format!("/api/v1/namespaces/{ns}/{}", kind.plural()),
+                "filters": ["labelSelector", "source", "tag", "stage", "approved", "q", "version"],
+                "sortKeys": ["namespace", "name", "-name", "updated", "-updated"],
+            })
+        })
+        .collect();
+    let body = json!({
+        "apiVersion": API_VERSION,
+        "kind": "Discovery",
+        "namespace": ns.as_str(),
+        "plugins": plugins,
+    });
+    Ok(cacheable(&headers, body))
+}

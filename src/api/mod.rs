@@ -1,0 +1,187 @@
+//! The read-only HTTP API (DESIGN §6): axum router, authentication, authorization, lists.
+
+mod access;
+pub mod authn;
+pub mod authz;
+mod caller;
+pub mod continuation;
+mod error;
+mod handlers;
+pub mod identity;
+mod params;
+mod respond;
+pub mod selector;
+pub mod server;
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Router,
+    extract::{MatchedPath, Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tracing::Instrument;
+
+pub use caller::VerifiedProxy;
+pub use error::ApiError;
+
+use crate::{store::Store, telemetry::Metrics};
+use authn::Authenticator;
+use authz::Authorizer;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Store,
+    pub authn: Arc<dyn Authenticator>,
+    pub authz: Arc<dyn Authorizer>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The contract, served at `/openapi.json`.
+pub const OPENAPI_YAML: &str = include_str!("../../docs/openapi.yaml");
+
+pub fn openapi_document() -> serde_json::Value {
+    serde_saphyr::from_str(OPENAPI_YAML).unwrap_or(serde_json::Value::Null)
+}
+
+/// The full router. Every route is read-only; other methods answer 405.
+pub fn router(state: ApiState) -> Router {
+    let openapi = Arc::new(openapi_document());
+    let api = Router::new()
+        .route("/api/v1/discovery", get(handlers::discovery))
+        .route("/api/v1/assets", get(handlers::list_cross_namespace))
+        .route(
+            "/api/v1/namespaces/{ns}/catalogsources",
+            get(handlers::list_sources),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/catalogsources/{name}",
+            get(handlers::get_source),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/refreshjobs",
+            get(handlers::list_jobs),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/refreshjobs/{name}",
+            get(handlers::get_job),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/auditevents",
+            get(handlers::list_audit_events),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/assets",
+            get(handlers::list_namespace_assets),
+        )
+        .route("/api/v1/namespaces/{ns}/{plural}", get(handlers::list_kind))
+        .route(
+            "/api/v1/namespaces/{ns}/{plural}/{*name}",
+            get(handlers::get_asset),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let openapi = openapi.clone();
+                async move { axum::Json((*openapi).clone()) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::NotFound("the server could not find the requested resource".into())
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("the Curio API is read-only: only GET is allowed".into())
+        });
+    api.layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ok".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database unreachable");
+            ApiError::Unavailable("the database is unreachable".into()).into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// A request id the client sent, if it is short and plain; otherwise a fresh one.
+fn request_id(request: &Request) -> String {
+    request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Request id on the response and on every log line; metrics by route, method and code.
+async fn observe(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&request);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let span = tracing::info_span!("request", request_id = %id, %method, %route);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let code = response.status();
+    span.in_scope(|| {
+        if code.is_server_error() {
+            tracing::warn!(code = code.as_u16(), "request failed");
+        } else {
+            tracing::debug!(code = code.as_u16(), "request served");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    state
+        .metrics
+        .api_requests
+        .get_or_create(&crate::telemetry::RequestLabels {
+            route: route.clone(),
+            method,
+            code: code.as_u16(),
+        })
+        .inc();
+    state
+        .metrics
+        .api_request_duration
+        .get_or_create(&crate::telemetry::RouteLabels { route })
+        .observe(elapsed);
+    if code == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!("internal server error");
+    }
+    response
+}

@@ -1,0 +1,105 @@
+//! Query-string parameters of the list routes, parsed strictly: an unknown or malformed
+//! parameter is a 400 with a message, never silently ignored.
+
+use std::collections::BTreeMap;
+
+use super::{error::ApiError, selector::parse_selector};
+use crate::{
+    catalog::AssetKind,
+    store::{AssetQuery, AssetSort},
+};
+
+pub const DEFAULT_LIMIT: u64 = 50;
+pub const MAX_LIMIT: u64 = 500;
+
+pub type RawParams = BTreeMap<String, String>;
+
+pub fn reject_unknown(params: &RawParams, allowed: &[&str]) -> Result<(), ApiError> {
+    if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown query parameter {unknown:?}; this route takes: {}",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+pub fn limit(params: &RawParams) -> Result<u64, ApiError> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "limit must be a whole number from 1 to {MAX_LIMIT}, got {raw:?}"
+            ))),
+        },
+    }
+}
+
+/// Non-empty, bounded text parameter.
+fn text(params: &RawParams, key: &str, max: usize) -> Result<Option<String>, ApiError> {
+    match params.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) if v.len() > max => Err(ApiError::BadRequest(format!(
+            "{key} is longer than {max} characters"
+        ))),
+        Some(v) => Ok(Some(v.clone())),
+    }
+}
+
+pub fn kind(params: &RawParams) -> Result<Option<AssetKind>, ApiError> {
+    params
+        .get("kind")
+        .map(|raw| {
+            raw.parse::<AssetKind>()
+                .ok()
+                .or_else(|| AssetKind::from_plural(raw))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "kind must be Model, McpServer or Agent, got {raw:?}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+pub fn sort(params: &RawParams) -> Result<AssetSort, ApiError> {
+    match params.get("sort") {
+        None => Ok(AssetSort::Key),
+        Some(raw) => AssetSort::parse(raw).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "sort must be one of namespace, name, -name, updated, -updated; got {raw:?}"
+            ))
+        }),
+    }
+}
+
+/// The filters every asset list shares.
+pub fn asset_query(params: &RawParams) -> Result<AssetQuery, ApiError> {
+    let approved = match params.get("approved").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "approved must be true or false, got {other:?}"
+            )));
+        }
+    };
+    Ok(AssetQuery {
+        kinds: None,
+        kinds_by_namespace: None,
+        source: text(params, "source", 253)?,
+        tag: text(params, "tag", 63)?,
+        labels: match params.get("labelSelector") {
+            Some(selector) => parse_selector(selector)?,
+            None => Vec::new(),
+        },
+        stage: text(params, "stage", 63)?,
+        approved,
+        text: text(params, "q", 256)?,
+        name: None,
+        version: text(params, "version", 128)?,
+    })
+}
