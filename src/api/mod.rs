@@ -185,3 +185,13 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_parses() {
+        let doc = super::openapi_document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["paths"]["/api/v1/assets"]["get"].is_object());
+    }
+}

@@ -2,6 +2,8 @@
 //! `DATABASE_URL` (scripts/test.sh sets it), and asset builders.
 #![allow(dead_code)]
 
+pub mod api;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use curio::{
