@@ -83,17 +83,16 @@ fn plural(kind: &str) -> &'static str {
 /// No row from a namespace, or of a kind, the user may not read.
 fn assert_only_readable(user: &str, path: &str, body: &Value) {
     let Some(items) = body.get("items").and_then(Value::as_array) else {
-        if let Some(ns) = body.get("namespace").and_then(Value::as_str) {
-            if let Some(kind) = body
-                .get("kind")
-                .and_then(Value::as_str)
-                .filter(|k| *k != "Discovery")
-            {
-                assert!(
-                    may(user, ns, plural(kind)),
-                    "{user} {path}: got a {kind} of {ns}"
-                );
-            }
+        let ns = body.get("namespace").and_then(Value::as_str);
+        let kind = body
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| *k != "Discovery");
+        if let (Some(ns), Some(kind)) = (ns, kind) {
+            assert!(
+                may(user, ns, plural(kind)),
+                "{user} {path}: got a {kind} of {ns}"
+            );
         }
         return;
     };

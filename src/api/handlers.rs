@@ -7,6 +7,7 @@ use axum::{
     http::HeaderMap,
     response::Response,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
@@ -34,27 +35,71 @@ fn namespace(raw: &str) -> Result<Namespace, ApiError> {
     Namespace::new(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-fn asset_json(m: &asset::Model) -> Value {
-    json!({
-        "namespace": m.namespace,
-        "source": m.source,
-        "kind": m.kind,
-        "name": m.name,
-        "version": m.version,
-        "displayName": m.display_name,
-        "description": m.description,
-        "provider": m.provider,
-        "license": m.license,
-        "tags": m.tags,
-        "labels": m.labels,
-        "stage": m.stage,
-        "approved": m.approved,
-        "links": m.links,
-        "metadata": m.metadata,
-        "digest": m.digest,
-        "createdAt": m.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "updatedAt": m.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    })
+/// An asset as the API answers it: flat camelCase, serialized straight from the row.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AssetView<'a> {
+    namespace: &'a str,
+    source: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    version: &'a str,
+    display_name: &'a Option<String>,
+    description: &'a Option<String>,
+    provider: &'a Option<String>,
+    license: &'a Option<String>,
+    tags: &'a Value,
+    labels: &'a Value,
+    stage: &'a Option<String>,
+    approved: bool,
+    links: &'a Value,
+    metadata: &'a Value,
+    digest: &'a str,
+    created_at: String,
+    updated_at: String,
+}
+
+fn asset_view(m: &asset::Model) -> AssetView<'_> {
+    AssetView {
+        namespace: &m.namespace,
+        source: &m.source,
+        kind: &m.kind,
+        name: &m.name,
+        version: &m.version,
+        display_name: &m.display_name,
+        description: &m.description,
+        provider: &m.provider,
+        license: &m.license,
+        tags: &m.tags,
+        labels: &m.labels,
+        stage: &m.stage,
+        approved: m.approved,
+        links: &m.links,
+        metadata: &m.metadata,
+        digest: &m.digest,
+        created_at: m
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        updated_at: m
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+#[derive(Serialize)]
+struct ListMeta {
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    continue_token: Option<String>,
+}
+
+/// A Kubernetes-style list, serialized without an intermediate JSON tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListView<'a, T> {
+    api_version: &'static str,
+    kind: &'a str,
+    metadata: ListMeta,
+    items: Vec<T>,
 }
 
 fn object_json(kind: &str, o: &StoredObject) -> Value {
@@ -102,14 +147,15 @@ const ASSET_LIST_PARAMS: &[&str] = &[
     "version",
 ];
 
-/// Runs an asset list for `kinds_by_namespace` (already authorized), with paging.
+/// Runs an asset list for `kinds_by_namespace` (already authorized), with paging, and answers it.
 async fn asset_page(
     state: &ApiState,
     route: &str,
     kinds_by_namespace: BTreeMap<String, Vec<AssetKind>>,
     requested_kind: Option<AssetKind>,
     params: &RawParams,
-) -> Result<Value, ApiError> {
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let limit = params::limit(params)?;
     let sort = params::sort(params)?;
     let mut query: AssetQuery = params::asset_query(params)?;
@@ -136,11 +182,15 @@ async fn asset_page(
         .store
         .list_assets(&scope, &query, sort, after.as_ref(), limit)
         .await?;
-    Ok(list_json(
-        "AssetList",
-        page.items.iter().map(asset_json).collect(),
-        page.next.map(|c| continuation::encode(&digest, &c)),
-    ))
+    let body = ListView {
+        api_version: API_VERSION,
+        kind: "AssetList",
+        metadata: ListMeta {
+            continue_token: page.next.map(|c| continuation::encode(&digest, &c)),
+        },
+        items: page.items.iter().map(asset_view).collect(),
+    };
+    Ok(cacheable(headers, &body))
 }
 
 /// `GET /api/v1/namespaces/{ns}/assets`: every kind the caller may list there.
@@ -165,15 +215,15 @@ pub async fn list_namespace_assets(
         }
         kinds = vec![kind];
     }
-    let body = asset_page(
+    asset_page(
         &state,
         "assets",
         BTreeMap::from([(ns.to_string(), kinds)]),
         requested,
         &params,
+        &headers,
     )
-    .await?;
-    Ok(cacheable(&headers, body))
+    .await
 }
 
 fn kind_of(plural: &str) -> Result<AssetKind, ApiError> {
@@ -201,15 +251,15 @@ pub async fn list_kind(
     )?;
     let ns = namespace(&ns)?;
     require(&state, &user, "list", kind.plural(), ns.as_str(), None).await?;
-    let body = asset_page(
+    asset_page(
         &state,
         kind.plural(),
         BTreeMap::from([(ns.to_string(), vec![kind])]),
         Some(kind),
         &params,
+        &headers,
     )
-    .await?;
-    Ok(cacheable(&headers, body))
+    .await
 }
 
 /// `GET /api/v1/namespaces/{ns}/{models|mcpservers|agents}/{name}`: the asset of that name;
@@ -249,7 +299,7 @@ pub async fn get_asset(
             "{plural} \"{name}\" not found in namespace \"{ns}\""
         ))
     })?;
-    Ok(cacheable(&headers, asset_json(asset)))
+    Ok(cacheable(&headers, &asset_view(asset)))
 }
 
 /// `GET /api/v1/assets?namespaces=a,b`: across namespaces, each narrowed to the kinds the
@@ -292,8 +342,15 @@ pub async fn list_cross_namespace(
         }
         kinds_by_namespace.insert(ns.to_string(), kinds);
     }
-    let body = asset_page(&state, "cross", kinds_by_namespace, requested, &params).await?;
-    Ok(cacheable(&headers, body))
+    asset_page(
+        &state,
+        "cross",
+        kinds_by_namespace,
+        requested,
+        &params,
+        &headers,
+    )
+    .await
 }
 
 /// Which CR table a route reads.
@@ -353,7 +410,7 @@ pub async fn list_objects(
             .collect(),
         page.next.map(|c| continuation::encode(&digest, &c)),
     );
-    Ok(cacheable(&headers, body))
+    Ok(cacheable(&headers, &body))
 }
 
 pub async fn get_object(
@@ -386,7 +443,7 @@ pub async fn get_object(
             which.resource()
         ))
     })?;
-    Ok(cacheable(&headers, object_json(which.kind(), &object)))
+    Ok(cacheable(&headers, &object_json(which.kind(), &object)))
 }
 
 pub async fn list_sources(
@@ -516,5 +573,5 @@ pub async fn discovery(
         "namespace": ns.as_str(),
         "plugins": plugins,
     });
-    Ok(cacheable(&headers, body))
+    Ok(cacheable(&headers, &body))
 }

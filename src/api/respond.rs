@@ -9,8 +9,9 @@ use sha2::{Digest, Sha256};
 
 /// A `200` with a strong ETag over the body, or `304` when `If-None-Match` already has it.
 /// `private`: answers depend on who asks and must not be shared by caches.
-pub fn cacheable(request: &HeaderMap, body: serde_json::Value) -> Response {
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+pub fn cacheable<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Response {
+    // Plain data with string keys: serialization cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
     let matches = request
         .get_all(header::IF_NONE_MATCH)

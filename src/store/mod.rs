@@ -101,22 +101,22 @@ impl Store {
         self.db.ping().await.map_err(StoreError::from)
     }
 
-    /// Begins a read-only transaction that can see only `scope`'s rows. On PostgreSQL it runs
-    /// as `curio_reader` under row-level security; every query in it must still filter by
-    /// namespace itself (SQLite has no RLS).
+    /// Begins a transaction that can see only `scope`'s rows. On PostgreSQL it runs as
+    /// `curio_reader`, which may only SELECT, under row-level security; the role and the
+    /// namespaces are set in one round trip. Every query in it must still filter by namespace
+    /// itself (SQLite has no RLS).
     pub async fn begin_scoped(
         &self,
         scope: &NamespaceScope,
     ) -> Result<DatabaseTransaction, StoreError> {
         let txn = self.db.begin().await?;
         if self.backend() == DatabaseBackend::Postgres {
-            txn.execute_unprepared("SET TRANSACTION READ ONLY").await?;
-            txn.execute_unprepared(&format!("SET LOCAL ROLE {}", migrations::READER_ROLE))
-                .await?;
+            // set_config('role', …, true) is SET LOCAL ROLE, with the same membership check.
             txn.execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
-                "SELECT set_config($1, $2, true)",
+                "SELECT set_config('role', $1, true), set_config($2, $3, true)",
                 [
+                    migrations::READER_ROLE.into(),
                     migrations::ALLOWED_NAMESPACES_SETTING.into(),
                     scope.setting_value().into(),
                 ],

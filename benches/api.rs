@@ -1,0 +1,325 @@
+//! API benchmark on the real PostgreSQL. Prints one `name: value unit` line per figure.
+//!
+//!     cargo bench --bench api
+//!
+//! 100 tenants × 1,000 assets. Authentication by static tokens; authorization by
+//! SubjectAccessReview against an in-process review server behind the real decision cache,
+//! warmed first. Load comes from client tasks in the same process over loopback HTTP at fixed
+//! concurrency (closed loop), then at a fixed 1,000 requests/s (open loop) for the p99 target.
+//! `raw_sql_list_rps` runs the same transaction and SQL the list route runs, straight through
+//! the driver at the same concurrency, so the API's overhead is a measured ratio.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use axum::{Json, Router, routing::post};
+use curio::{
+    api::{
+        self, ApiState,
+        authn::StaticTokens,
+        authz::{CacheOptions, CachedAuthorizer, SubjectAccessReviewer},
+    },
+    catalog::{Asset, AssetKind, AssetRecord, diff},
+    store::{self, Namespace},
+    telemetry::Metrics,
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement, TransactionTrait};
+use serde_json::{Value, json};
+
+// The same allocator as the curio binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TENANTS: usize = 100;
+const PER_TENANT: usize = 1_000;
+const CONCURRENCY: usize = 16;
+const RUN: Duration = Duration::from_secs(8);
+
+fn tenant(i: usize) -> String {
+    format!("tenant-{i:03}")
+}
+
+fn record(i: usize) -> AssetRecord {
+    let kind = [
+        AssetKind::Model,
+        AssetKind::Model,
+        AssetKind::McpServer,
+        AssetKind::Agent,
+    ][i % 4];
+    AssetRecord::from_asset(Asset {
+        kind,
+        name: format!("asset-{i:05}"),
+        version: "1".into(),
+        display_name: Some(format!("Asset {i}")),
+        description: Some(
+            "An instruction-tuned model for code and chat, with a long context window.".into(),
+        ),
+        provider: Some("Example".into()),
+        license: Some("apache-2.0".into()),
+        tags: vec!["llm".into()],
+        labels: [("task".to_string(), "chat".to_string())].into(),
+        links: vec![],
+        metadata: Some(json!({"contextLength": 8192})),
+    })
+}
+
+/// A review server that allows everything, so the cache (not the answers) is what is measured.
+async fn review_server() -> anyhow::Result<kube::Client> {
+    let router = Router::new().route(
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        post(|Json(mut body): Json<Value>| async move {
+            body["status"] = json!({"allowed": true});
+            (axum::http::StatusCode::CREATED, Json(body))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    Ok(kube::Client::try_from(kube::Config::new(url.parse()?))?)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Run {
+    rps: f64,
+    latencies_ms: Vec<f64>,
+}
+
+/// Closed loop: CONCURRENCY workers, each sending its next request when the last returns.
+async fn closed_loop<F, Fut>(make: F) -> anyhow::Result<Run>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let make = Arc::new(make);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|w| {
+            let make = make.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = w;
+                while started.elapsed() < RUN {
+                    let t = Instant::now();
+                    make(n).await?;
+                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                    n += CONCURRENCY;
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies_ms = Vec::new();
+    for worker in workers {
+        latencies_ms.extend(worker.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies_ms.sort_by(|a, b| a.total_cmp(b));
+    Ok(Run {
+        rps: latencies_ms.len() as f64 / elapsed,
+        latencies_ms,
+    })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_owned())
+        .context("DATABASE_URL has no database")?;
+    let db_name = format!("curio_bench_api_{}", std::process::id());
+    let conn = Database::connect(admin.as_str()).await?;
+    conn.execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
+        .await?;
+    let url = format!("{base}/{db_name}");
+    store::migrate(&url).await?;
+    let store = store::connect_with(
+        &url,
+        &store::StoreOptions {
+            max_connections: 32,
+            ..Default::default()
+        },
+    )
+    .await?;
+
+    let seeding = Instant::now();
+    for t in 0..TENANTS {
+        let ns = Namespace::new(tenant(t))?;
+        let d = diff(&Default::default(), (0..PER_TENANT).map(record).collect());
+        store.apply_refresh(&ns, "bench", &d, &[]).await?;
+    }
+    // As after any bulk load: settle visibility maps and statistics so autovacuum does not
+    // start in the middle of the measurement.
+    store
+        .connection()
+        .execute_unprepared("VACUUM (ANALYZE) assets")
+        .await?;
+    println!("seed_assets: {} count", TENANTS * PER_TENANT);
+    println!("seed_s: {:.2} s", seeding.elapsed().as_secs_f64());
+
+    let metrics = Arc::new(Metrics::new());
+    let authz = CachedAuthorizer::new(
+        SubjectAccessReviewer::new(review_server().await?, Duration::from_secs(5)),
+        CacheOptions::default(),
+        metrics.clone(),
+    );
+    let state = ApiState {
+        store: store.clone(),
+        authn: Arc::new(StaticTokens::parse("bench-token,bench,1,\"readers\"\n")?),
+        authz: Arc::new(authz),
+        metrics,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api_base = format!("http://{}", listener.local_addr()?);
+    let router = api::router(state);
+    tokio::spawn(async move {
+        api::server::serve_http(listener, router, std::future::pending())
+            .await
+            .ok()
+    });
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .build()?;
+
+    let list_url =
+        move |n: usize| format!("/api/v1/namespaces/{}/assets?limit=50", tenant(n % TENANTS));
+    let get_url = move |n: usize| {
+        format!(
+            "/api/v1/namespaces/{}/models/asset-{:05}",
+            tenant(n % TENANTS),
+            (n * 4) % PER_TENANT
+        )
+    };
+    // Warm the decision cache: every tenant, every kind, get and list.
+    for t in 0..TENANTS {
+        for url in [list_url(t), get_url(t)] {
+            let response = http
+                .get(format!("{api_base}{url}"))
+                .bearer_auth("bench-token")
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.status() == 200,
+                "warm-up {url}: {}",
+                response.status()
+            );
+        }
+    }
+    let request = {
+        let http = http.clone();
+        let api_base = api_base.clone();
+        move |path: String| {
+            let http = http.clone();
+            let url = format!("{api_base}{path}");
+            async move {
+                let response = http.get(url).bearer_auth("bench-token").send().await?;
+                anyhow::ensure!(response.status() == 200, "status {}", response.status());
+                response.bytes().await?;
+                anyhow::Ok(())
+            }
+        }
+    };
+
+    let r = request.clone();
+    let list = closed_loop(move |n| r(list_url(n))).await?;
+    let r = request.clone();
+    let get = closed_loop(move |n| r(get_url(n))).await?;
+
+    // The list route's transaction and SQL, straight through the driver.
+    let db = store.connection().clone();
+    let raw = closed_loop(move |n| {
+        let db = db.clone();
+        async move {
+            let ns = tenant(n % TENANTS);
+            let txn = db.begin().await?;
+            txn.execute_raw(Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT set_config('role', $1, true), set_config($2, $3, true)",
+                ["curio_reader".into(), "curio.allowed_namespaces".into(), ns.clone().into()],
+            ))
+            .await?;
+            let rows = txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Postgres,
+                    "SELECT id, namespace, source, kind, name, version, display_name, description, provider, license, \
+                     tags, labels, stage, approved, links, metadata, digest, created_at, updated_at FROM assets \
+                     WHERE namespace IN ($1) AND ((namespace = $2 AND kind IN ($3, $4, $5))) \
+                     ORDER BY namespace, kind, name, version, id LIMIT 51",
+                    [ns.clone().into(), ns.into(), "Model".into(), "McpServer".into(), "Agent".into()],
+                ))
+                .await?;
+            anyhow::ensure!(rows.len() == 51, "raw list returned {}", rows.len());
+            txn.commit().await?;
+            anyhow::Ok(())
+        }
+    })
+    .await?;
+
+    // Open loop at a fixed 1,000 requests/s for the latency target.
+    let rate_run = Duration::from_secs(5);
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut n = 0;
+    while started.elapsed() < rate_run {
+        ticker.tick().await;
+        let r = request.clone();
+        let path = list_url(n);
+        n += 1;
+        pending.push(tokio::spawn(async move {
+            let t = Instant::now();
+            r(path).await.map(|()| t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut fixed = Vec::new();
+    for p in pending {
+        fixed.push(p.await??);
+    }
+    let achieved = fixed.len() as f64 / started.elapsed().as_secs_f64();
+    fixed.sort_by(|a, b| a.total_cmp(b));
+
+    println!("concurrency: {CONCURRENCY} tasks");
+    println!("api_list_rps: {:.0} req/s", list.rps);
+    println!(
+        "api_list_p50_ms: {:.2} ms",
+        percentile(&list.latencies_ms, 0.50)
+    );
+    println!(
+        "api_list_p99_ms: {:.2} ms",
+        percentile(&list.latencies_ms, 0.99)
+    );
+    println!("api_get_rps: {:.0} req/s", get.rps);
+    println!(
+        "api_get_p99_ms: {:.2} ms",
+        percentile(&get.latencies_ms, 0.99)
+    );
+    println!("raw_sql_list_rps: {:.0} req/s", raw.rps);
+    println!("api_list_vs_raw_sql: {:.0} %", 100.0 * list.rps / raw.rps);
+    println!("fixed_rate_rps: {achieved:.0} req/s");
+    println!(
+        "api_list_p50_ms_at_1000rps: {:.2} ms",
+        percentile(&fixed, 0.50)
+    );
+    println!(
+        "api_list_p99_ms_at_1000rps: {:.2} ms",
+        percentile(&fixed, 0.99)
+    );
+
+    store.connection().clone().close().await?;
+    conn.execute_unprepared(&format!(
+        "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
+    ))
+    .await?;
+    Ok(())
+}
