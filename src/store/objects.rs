@@ -155,52 +155,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_sources(
-        &self,
-        scope: &NamespaceScope,
-        after: Option<&NameCursor>,
-        limit: u64,
-    ) -> Result<Page<StoredObject, NameCursor>, StoreError> {
-        use catalog_source::Column as C;
-        let mut select = catalog_source::Entity::find()
-            .filter(C::Namespace.is_in(scope.namespaces().map(Namespace::as_str)));
-        if let Some(cursor) = after {
-            select = select.filter(after_condition(cursor));
-        }
-        let txn = self.begin_scoped(scope).await?;
-        let rows = select
-            .order_by_asc(C::Namespace)
-            .order_by_asc(C::Name)
-            .limit(limit.saturating_add(1))
-            .all(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(page(
-            rows.into_iter().map(StoredObject::from).collect(),
-            limit,
-            |o| NameCursor {
-                namespace: o.namespace.clone(),
-                name: o.name.clone(),
-            },
-        ))
-    }
-
-    pub async fn get_source(
-        &self,
-        namespace: &Namespace,
-        name: &str,
-    ) -> Result<Option<StoredObject>, StoreError> {
-        let scope = NamespaceScope::single(namespace.clone());
-        let txn = self.begin_scoped(&scope).await?;
-        let row = catalog_source::Entity::find()
-            .filter(catalog_source::Column::Namespace.eq(namespace.as_str()))
-            .filter(catalog_source::Column::Name.eq(name))
-            .one(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(row.map(StoredObject::from))
-    }
-
     pub async fn upsert_job(&self, record: &ObjectRecord) -> Result<(), StoreError> {
         use refresh_job::Column as C;
         let status = record.status.as_ref();
@@ -279,6 +233,27 @@ impl Store {
         Ok(())
     }
 
+    pub async fn list_sources(
+        &self,
+        scope: &NamespaceScope,
+        after: Option<&NameCursor>,
+        limit: u64,
+    ) -> Result<Page<StoredObject, NameCursor>, StoreError> {
+        use catalog_source::Column as C;
+        self.list_objects::<catalog_source::Entity>(scope, C::Namespace, C::Name, after, limit)
+            .await
+    }
+
+    pub async fn get_source(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        use catalog_source::Column as C;
+        self.get_object::<catalog_source::Entity>(namespace, C::Namespace, C::Name, name)
+            .await
+    }
+
     pub async fn list_jobs(
         &self,
         scope: &NamespaceScope,
@@ -286,21 +261,48 @@ impl Store {
         limit: u64,
     ) -> Result<Page<StoredObject, NameCursor>, StoreError> {
         use refresh_job::Column as C;
-        let mut select = refresh_job::Entity::find()
-            .filter(C::Namespace.is_in(scope.namespaces().map(Namespace::as_str)));
+        self.list_objects::<refresh_job::Entity>(scope, C::Namespace, C::Name, after, limit)
+            .await
+    }
+
+    pub async fn get_job(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<Option<StoredObject>, StoreError> {
+        use refresh_job::Column as C;
+        self.get_object::<refresh_job::Entity>(namespace, C::Namespace, C::Name, name)
+            .await
+    }
+
+    /// A page of one CR table in `(namespace, name)` order, through the RLS-scoped path.
+    async fn list_objects<E>(
+        &self,
+        scope: &NamespaceScope,
+        namespace_column: E::Column,
+        name_column: E::Column,
+        after: Option<&NameCursor>,
+        limit: u64,
+    ) -> Result<Page<StoredObject, NameCursor>, StoreError>
+    where
+        E: EntityTrait,
+        E::Model: Into<StoredObject>,
+    {
+        let mut select =
+            E::find().filter(namespace_column.is_in(scope.namespaces().map(Namespace::as_str)));
         if let Some(cursor) = after {
             select = select.filter(after_condition(cursor));
         }
         let txn = self.begin_scoped(scope).await?;
         let rows = select
-            .order_by_asc(C::Namespace)
-            .order_by_asc(C::Name)
+            .order_by_asc(namespace_column)
+            .order_by_asc(name_column)
             .limit(limit.saturating_add(1))
             .all(&txn)
             .await?;
         txn.commit().await?;
         Ok(page(
-            rows.into_iter().map(StoredObject::from).collect(),
+            rows.into_iter().map(Into::into).collect(),
             limit,
             |o| NameCursor {
                 namespace: o.namespace.clone(),
@@ -309,19 +311,25 @@ impl Store {
         ))
     }
 
-    pub async fn get_job(
+    async fn get_object<E>(
         &self,
         namespace: &Namespace,
+        namespace_column: E::Column,
+        name_column: E::Column,
         name: &str,
-    ) -> Result<Option<StoredObject>, StoreError> {
+    ) -> Result<Option<StoredObject>, StoreError>
+    where
+        E: EntityTrait,
+        E::Model: Into<StoredObject>,
+    {
         let scope = NamespaceScope::single(namespace.clone());
         let txn = self.begin_scoped(&scope).await?;
-        let row = refresh_job::Entity::find()
-            .filter(refresh_job::Column::Namespace.eq(namespace.as_str()))
-            .filter(refresh_job::Column::Name.eq(name))
+        let row = E::find()
+            .filter(namespace_column.eq(namespace.as_str()))
+            .filter(name_column.eq(name))
             .one(&txn)
             .await?;
         txn.commit().await?;
-        Ok(row.map(StoredObject::from))
+        Ok(row.map(Into::into))
     }
 }
