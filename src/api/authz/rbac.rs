@@ -295,6 +295,25 @@ mod tests {
             None
         ));
     }
+
+    #[test]
+    fn system_authenticated_covers_every_authenticated_user_and_no_anonymous_one() {
+        let mut r = rbac();
+        r.add_role_binding(serde_json::from_value(json!({
+            "metadata": {"name": "all", "namespace": "public"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "viewer"},
+            "subjects": [{"kind": "Group", "name": "system:authenticated"}]
+        })).unwrap()).unwrap();
+        let attributes = |user| Attributes {
+            user,
+            verb: "list",
+            resource: "models".into(),
+            namespace: "public".into(),
+            name: None,
+        };
+        assert!(r.decide(&attributes(user("anyone", &[]))).allowed());
+        assert!(!r.decide(&attributes(UserInfo::anonymous())).allowed());
+    }
 }
 
 /// Loading RBAC objects from YAML manifests (every `*.yaml`/`*.yml` under a folder).
