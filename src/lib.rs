@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod controller;
 pub mod crd;
 pub mod store;
 pub mod telemetry;

@@ -11,4 +11,6 @@ pub use diff::{Diff, Removal, Update, apply, diff};
 pub use digest::{canonical_json, document_digest};
 pub use model::{Asset, AssetKey, AssetKind, AssetRecord, Link, UnknownAssetKind};
 pub use parse::{CatalogError, Limits, Problem, parse_document};
-pub use validate::{validate_assets, validate_label_key, validate_label_value, validate_name};
+pub use validate::{
+    validate_assets, validate_label_key, validate_label_value, validate_name, validate_tag,
+};

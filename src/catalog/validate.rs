@@ -192,6 +192,11 @@ fn check_text(value: &str, max: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// A tag: 1 to 63 letters, digits, `.`, `_` or `-`, starting and ending with a letter or digit.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
+    check_token(tag)
+}
+
 /// Tags and link types: 1 to 63 characters, a segment as in names.
 fn check_token(value: &str) -> Result<(), String> {
     if value.len() <= 63 && check_segment(value) {
