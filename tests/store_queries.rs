@@ -232,3 +232,18 @@ async fn sqlite_refresh_and_pagination() {
     }
     assert_eq!(total, 3990);
 }
+
+#[tokio::test]
+async fn assets_without_metadata_or_optional_fields_store_on_both_backends() {
+    let bare: curio::catalog::Asset =
+        serde_json::from_value(serde_json::json!({"kind": "Agent", "name": "bare"})).unwrap();
+    let record = AssetRecord::from_asset(bare);
+    assert_eq!(record.metadata(), &serde_json::json!({}));
+    let (pg, _) = postgres_store().await;
+    let (lite, _dir) = sqlite_store().await;
+    for store in [pg, lite] {
+        let out = refresh(&store, &ns("team-a"), "src", vec![record.clone()]).await;
+        assert_eq!(out.added, 1);
+        assert_eq!(names(&store, AssetQuery::default()).await, ["bare"]);
+    }
+}

@@ -171,7 +171,10 @@ impl AssetRecord {
             stage: None,
             approved: false,
             links: asset.links,
-            metadata: asset.metadata.unwrap_or(serde_json::Value::Null),
+            // Absent metadata is an empty mapping, so the column never holds JSON null.
+            metadata: asset
+                .metadata
+                .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
             digest: String::new(),
         };
         record.reseal();

@@ -1,8 +1,14 @@
-//! The controller's pure decisions: status conditions, retry delays, fair job order, and how a
-//! source's spec shapes its assets. The reconcilers, job pool, leader election and cluster
-//! adapter that use them are not built yet (issue 3).
+//! The controller: turns CatalogSources into catalog rows.
+//!
+//! Built so far: the pure decisions (conditions, retry delays, fair job order, curation), the
+//! cluster seam, the fetch step for inline and ConfigMap sources, and the CatalogSource
+//! reconcile. Not built yet (issue 3): the kube implementation of [`cluster::Cluster`], URL
+//! sources, the RefreshJob pool, leader election, metrics and the `curio controller` command.
 
 pub mod backoff;
+pub mod cluster;
 pub mod conditions;
 pub mod curation;
 pub mod fairness;
+pub mod fetch;
+pub mod reconcile;
