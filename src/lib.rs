@@ -4,5 +4,6 @@ pub mod api;
 pub mod catalog;
 pub mod controller;
 pub mod crd;
+pub mod source;
 pub mod store;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use std::{
 
 use async_trait::async_trait;
 use common::{count, postgres_store};
+use curio::source::{http::UrlFetcher, policy::AddressPolicy};
 use curio::{
     catalog::Limits,
     controller::{
@@ -24,9 +25,13 @@ use curio::{
 };
 use serde_json::json;
 
+/// (namespace, name)
+type Key = (String, String);
+
 #[derive(Default)]
 struct FakeCluster {
-    config_maps: Mutex<BTreeMap<(String, String), BTreeMap<String, String>>>,
+    config_maps: Mutex<BTreeMap<Key, BTreeMap<String, String>>>,
+    secrets: Mutex<BTreeMap<Key, BTreeMap<String, Vec<u8>>>>,
     statuses: Mutex<Vec<CatalogSourceStatus>>,
     events: Mutex<Vec<EventNote>>,
     reads: AtomicUsize,
@@ -49,10 +54,15 @@ impl Cluster for FakeCluster {
     }
     async fn secret(
         &self,
-        _: &str,
-        _: &str,
+        namespace: &str,
+        name: &str,
     ) -> Result<Option<BTreeMap<String, Vec<u8>>>, ClusterError> {
-        Ok(None)
+        Ok(self
+            .secrets
+            .lock()
+            .unwrap()
+            .get(&(namespace.into(), name.into()))
+            .cloned())
     }
     async fn write_source_status(
         &self,
@@ -109,6 +119,10 @@ fn ready(status: &CatalogSourceStatus) -> (String, String) {
 const GOOD: &str = "assets:\n - {kind: Model, name: granite-3-8b, version: '3.0'}\n - {kind: Model, name: llama-3-8b}\n - {kind: McpServer, name: github}\n";
 
 async fn context() -> (Context, Arc<FakeCluster>) {
+    context_with(AddressPolicy::default()).await
+}
+
+async fn context_with(policy: AddressPolicy) -> (Context, Arc<FakeCluster>) {
     let (store, _) = postgres_store().await;
     let cluster = Arc::new(FakeCluster::default());
     let ctx = Context {
@@ -116,6 +130,7 @@ async fn context() -> (Context, Arc<FakeCluster>) {
         cluster: cluster.clone(),
         identity: "system:serviceaccount:curio-system:curio".into(),
         limits: Limits::default(),
+        urls: UrlFetcher::new(policy, std::time::Duration::from_secs(2)).unwrap(),
     };
     (ctx, cluster)
 }
@@ -289,4 +304,218 @@ async fn deleting_a_source_removes_its_assets_with_audit() {
         0
     );
     assert_eq!(count(&ctx.store, "SELECT count(*) FROM audit_events WHERE verb = 'delete' AND reason = 'onboarding granite'").await, 3);
+}
+
+/// A catalog server: answers with an ETag, 304 to a matching If-None-Match, 401 without the
+/// bearer token when one is required, and can redirect.
+#[derive(Default)]
+struct CatalogServer {
+    gets: AtomicUsize,
+    not_modified: AtomicUsize,
+    body: Mutex<String>,
+    token: Mutex<Option<String>>,
+}
+
+async fn serve_catalog(
+    ip: &str,
+    server: Arc<CatalogServer>,
+    redirect_to: Option<String>,
+) -> String {
+    use axum::{
+        http::{HeaderMap, StatusCode, header},
+        response::IntoResponse,
+        routing::get,
+    };
+    let router = axum::Router::new().route(
+        "/catalog.yaml",
+        get(move |headers: HeaderMap| {
+            let server = server.clone();
+            let redirect_to = redirect_to.clone();
+            async move {
+                server.gets.fetch_add(1, Ordering::SeqCst);
+                if let Some(target) = redirect_to {
+                    return (StatusCode::FOUND, [(header::LOCATION, target)]).into_response();
+                }
+                if let Some(token) = server.token.lock().unwrap().clone() {
+                    let expected = format!("Bearer {token}");
+                    if headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        != Some(expected.as_str())
+                    {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                }
+                let body = server.body.lock().unwrap().clone();
+                let etag = format!("\"{}\"", body.len());
+                if headers
+                    .get(header::IF_NONE_MATCH)
+                    .and_then(|v| v.to_str().ok())
+                    == Some(etag.as_str())
+                {
+                    server.not_modified.fetch_add(1, Ordering::SeqCst);
+                    return StatusCode::NOT_MODIFIED.into_response();
+                }
+                ([(header::ETAG, etag)], body).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(format!("{ip}:0"))
+        .await
+        .unwrap();
+    let url = format!("http://{}/catalog.yaml", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    url
+}
+
+fn loopback_allowed() -> AddressPolicy {
+    AddressPolicy::new(vec!["127.0.0.1/32".parse().unwrap()], vec![])
+}
+
+#[tokio::test]
+async fn an_unchanged_url_source_costs_one_304_and_writes_nothing() {
+    let (ctx, cluster) = context_with(loopback_allowed()).await;
+    let server = Arc::new(CatalogServer::default());
+    *server.body.lock().unwrap() = GOOD.to_string();
+    *server.token.lock().unwrap() = Some("s3cret".into());
+    let url = serve_catalog("127.0.0.1", server.clone(), None).await;
+    cluster.secrets.lock().unwrap().insert(
+        ("team-a".into(), "catalog-token".into()),
+        BTreeMap::from([("token".to_string(), b"s3cret".to_vec())]),
+    );
+    let mut src =
+        source(json!({"source": {"url": {"url": url, "secretRef": {"name": "catalog-token"}}}}));
+    let report = reconcile_source(&ctx, &src).await.unwrap();
+    assert!(
+        matches!(report, Report::Applied(o) if o.added == 3),
+        "{report:?}"
+    );
+    let status = cluster.last_status();
+    assert!(status.etag.is_some());
+    let audits = count(&ctx.store, "SELECT count(*) FROM audit_events").await;
+    let stamp = count(
+        &ctx.store,
+        "SELECT count(*) FROM assets WHERE updated_at = created_at",
+    )
+    .await;
+
+    src.status = Some(status);
+    let statuses_before = cluster.statuses.lock().unwrap().len();
+    let report = reconcile_source(&ctx, &src).await.unwrap();
+    assert!(
+        matches!(report, Report::Applied(o) if o.unchanged == 3 && o.added == 0),
+        "{report:?}"
+    );
+    assert_eq!(
+        server.not_modified.load(Ordering::SeqCst),
+        1,
+        "the second fetch was a 304"
+    );
+    assert_eq!(
+        count(&ctx.store, "SELECT count(*) FROM audit_events").await,
+        audits
+    );
+    assert_eq!(
+        count(
+            &ctx.store,
+            "SELECT count(*) FROM assets WHERE updated_at = created_at"
+        )
+        .await,
+        stamp
+    );
+    assert_eq!(
+        cluster.statuses.lock().unwrap().len(),
+        statuses_before,
+        "no status write either"
+    );
+
+    // A spec change refetches in full even though the remote is unchanged.
+    src.metadata.generation = Some(2);
+    reconcile_source(&ctx, &src).await.unwrap();
+    assert_eq!(server.not_modified.load(Ordering::SeqCst), 1);
+    assert_eq!(server.gets.load(Ordering::SeqCst), 3);
+
+    // Without the Secret's token the server refuses; the status says so and the assets stay.
+    *server.token.lock().unwrap() = Some("rotated".into());
+    src.metadata.generation = Some(3);
+    let report = reconcile_source(&ctx, &src).await.unwrap();
+    assert_eq!(
+        report,
+        Report::Failed {
+            transient: false,
+            reason: "FetchFailed".into()
+        }
+    );
+    assert!(cluster.last_status().message.unwrap().contains("HTTP 401"));
+    assert_eq!(count(&ctx.store, "SELECT count(*) FROM assets").await, 3);
+}
+
+#[tokio::test]
+async fn url_sources_cannot_reach_refused_addresses() {
+    // Default policy: loopback is refused, by literal address and by name.
+    let (ctx, cluster) = context().await;
+    let server = Arc::new(CatalogServer::default());
+    *server.body.lock().unwrap() = GOOD.to_string();
+    let url = serve_catalog("127.0.0.1", server.clone(), None).await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    for target in [url.clone(), by_name] {
+        let report = reconcile_source(&ctx, &source(json!({"source": {"url": {"url": target}}})))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&report, Report::Failed { reason, .. } if reason == "URLRefused"),
+            "{target}: {report:?}"
+        );
+    }
+    assert_eq!(
+        server.gets.load(Ordering::SeqCst),
+        0,
+        "no request reached the server"
+    );
+    assert!(cluster.last_status().message.unwrap().contains("refused"));
+
+    // Allowed 127.0.0.1 only: a redirect to 127.0.0.2 is refused, and so is a large document.
+    let (ctx, cluster) = context_with(loopback_allowed()).await;
+    let hidden = serve_catalog("127.0.0.2", server.clone(), None).await;
+    let redirecting = serve_catalog(
+        "127.0.0.1",
+        Arc::new(CatalogServer::default()),
+        Some(hidden),
+    )
+    .await;
+    let report = reconcile_source(
+        &ctx,
+        &source(json!({"source": {"url": {"url": redirecting}}})),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(&report, Report::Failed { .. }), "{report:?}");
+    assert_eq!(
+        server.gets.load(Ordering::SeqCst),
+        0,
+        "the redirect target was never asked"
+    );
+    let report = reconcile_source(
+        &ctx,
+        &source(json!({"source": {"url": {"url": url, "maxSizeBytes": 16}}})),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            &report,
+            Report::Failed {
+                transient: false,
+                ..
+            }
+        ),
+        "{report:?}"
+    );
+    assert!(
+        cluster
+            .last_status()
+            .message
+            .unwrap()
+            .contains("larger than 16 bytes")
+    );
 }

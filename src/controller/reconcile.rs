@@ -28,6 +28,7 @@ pub struct Context {
     /// Recorded as the actor of controller-driven changes.
     pub identity: String,
     pub limits: Limits,
+    pub urls: crate::source::http::UrlFetcher,
 }
 
 /// How a reconcile ended, for the caller's requeue decision.
@@ -103,8 +104,20 @@ pub async fn reconcile_source(
     if source.spec.suspend {
         return Ok(Report::Suspended);
     }
-    let records = match desired_records(ctx, source).await {
-        Ok(records) => records,
+    let (records, etag) = match desired_records(ctx, source).await {
+        Ok(Desired::Records { records, etag }) => (records, etag),
+        Ok(Desired::Unchanged) => {
+            // 304 for an unchanged spec whose last refresh succeeded: nothing to write.
+            let unchanged = source
+                .status
+                .as_ref()
+                .and_then(|s| s.asset_count)
+                .unwrap_or(0);
+            return Ok(Report::Applied(ApplyOutcome {
+                unchanged: usize::try_from(unchanged).unwrap_or(0),
+                ..Default::default()
+            }));
+        }
         Err(failure) => return fail(ctx, source, &id, failure).await,
     };
     let stored = match ctx.store.source_digests(&id.namespace, &id.name).await {
@@ -165,6 +178,7 @@ pub async fn reconcile_source(
         asset_count: Some(count),
         last_refresh_time: Some(now()),
         content_digest: Some(content_digest),
+        etag,
         last_handled_refresh: previous.last_handled_refresh,
         message: Some(message.clone()),
     };
@@ -186,20 +200,37 @@ pub async fn reconcile_source(
     Ok(Report::Applied(outcome))
 }
 
-async fn desired_records(
-    ctx: &Context,
-    source: &CatalogSource,
-) -> Result<Vec<AssetRecord>, Failure> {
-    let assets = match fetch(source, ctx.cluster.as_ref()).await {
+enum Desired {
+    Records {
+        records: Vec<AssetRecord>,
+        etag: Option<String>,
+    },
+    /// A URL source answered 304 to the last ETag.
+    Unchanged,
+}
+
+async fn desired_records(ctx: &Context, source: &CatalogSource) -> Result<Desired, Failure> {
+    let fetched = fetch(
+        source,
+        ctx.cluster.as_ref(),
+        &ctx.urls,
+        ctx.limits.max_bytes,
+    )
+    .await;
+    let (assets, etag) = match fetched {
+        Ok(Content::NotModified) => return Ok(Desired::Unchanged),
         Ok(Content::Inline(assets)) => {
             validate_assets(&assets, "spec.source.inline.assets").map_err(|problems| {
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 Failure::stalled("InvalidCatalog", text.join("; "))
             })?;
-            assets
+            (assets, None)
         }
-        Ok(Content::Document(bytes)) => parse_document(&bytes, ctx.limits)
-            .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))?,
+        Ok(Content::Document { bytes, etag }) => {
+            let assets = parse_document(&bytes, ctx.limits)
+                .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))?;
+            (assets, etag)
+        }
         Err(e) => {
             return Err(Failure {
                 transient: e.is_transient(),
@@ -210,7 +241,10 @@ async fn desired_records(
     };
     let curation = Curation::compile(&source.spec)
         .map_err(|e| Failure::stalled("InvalidSpec", e.to_string()))?;
-    Ok(curation.apply(assets))
+    Ok(Desired::Records {
+        records: curation.apply(assets),
+        etag,
+    })
 }
 
 /// Status and Event for a failure; the assets already in the store stay as they are.

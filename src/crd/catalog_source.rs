@@ -175,6 +175,9 @@ pub struct CatalogSourceStatus {
     /// Digest of the last good catalog content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_digest: Option<String>,
+    /// ETag of the last document fetched from a URL source, sent back as If-None-Match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
     /// The last RefreshJob (namespace/name) this source handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_refresh: Option<String>,

@@ -1,0 +1,4 @@
+//! Fetching catalog content from outside the cluster.
+
+pub mod http;
+pub mod policy;
