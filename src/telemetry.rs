@@ -2,7 +2,7 @@
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
@@ -62,6 +62,9 @@ pub struct Metrics {
     pub authz: Family<OutcomeLabels, Counter>,
     pub cache: Family<CacheLabels, Counter>,
     pub identity_headers_ignored: Family<HeaderLabels, Counter>,
+    /// 1 while this replica holds the controller Lease.
+    pub leader: Gauge,
+    pub leader_transitions: Counter,
 }
 
 impl Default for Metrics {
@@ -110,6 +113,18 @@ impl Metrics {
             "Identity or impersonation headers ignored because they did not come from a verified proxy",
             identity_headers_ignored.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the controller Lease",
+            leader.clone(),
+        );
+        let leader_transitions = Counter::default();
+        registry.register(
+            "leader_transitions",
+            "Times this replica gained or lost leadership",
+            leader_transitions.clone(),
+        );
         Self {
             registry,
             api_requests,
@@ -118,6 +133,8 @@ impl Metrics {
             authz,
             cache,
             identity_headers_ignored,
+            leader,
+            leader_transitions,
         }
     }
 

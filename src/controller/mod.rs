@@ -1,8 +1,10 @@
 //! The controller: turns CatalogSources into catalog rows.
 //!
 //! Built so far: the pure decisions (conditions, retry delays, fair job order, curation), the
-//! cluster seam, the fetch step (inline, ConfigMap, URL), and the CatalogSource reconcile.
-//! Not built yet (issue 3): the kube implementation of [`cluster::Cluster`], the RefreshJob pool, leader election, metrics and the `curio controller` command.
+//! cluster seam, the fetch step (inline, ConfigMap, URL), the CatalogSource reconcile and
+//! cleanup, and the Lease elector. Not built yet (issue 3): the kube implementation of
+//! [`cluster::Cluster`], the kube-runtime controllers and finalizer, the RefreshJob pool, the
+//! controller's metrics and health endpoints, the `curio controller` command and the e2e suite.
 
 pub mod backoff;
 pub mod cluster;
@@ -11,4 +13,5 @@ pub mod curation;
 pub mod duration;
 pub mod fairness;
 pub mod fetch;
+pub mod leader;
 pub mod reconcile;
