@@ -35,6 +35,8 @@ struct FakeCluster {
     statuses: Mutex<Vec<CatalogSourceStatus>>,
     events: Mutex<Vec<EventNote>>,
     reads: AtomicUsize,
+    /// Fail this many status writes (a controller dying between the store and the status).
+    failing_status_writes: AtomicUsize,
 }
 
 #[async_trait]
@@ -69,6 +71,13 @@ impl Cluster for FakeCluster {
         _: &CatalogSource,
         status: &CatalogSourceStatus,
     ) -> Result<(), ClusterError> {
+        if self
+            .failing_status_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ClusterError::Unavailable("connection reset".into()));
+        }
         self.statuses.lock().unwrap().push(status.clone());
         Ok(())
     }
@@ -518,4 +527,28 @@ async fn url_sources_cannot_reach_refused_addresses() {
             .unwrap()
             .contains("larger than 16 bytes")
     );
+}
+
+#[tokio::test]
+async fn a_refresh_interrupted_before_its_status_write_converges_exactly_once() {
+    let (ctx, cluster) = context().await;
+    cluster.put_config_map("team-a", "catalog", "catalog.yaml", GOOD);
+    let src = source(json!({"source": {"configMap": {"name": "catalog"}}}));
+    cluster.failing_status_writes.store(1, Ordering::SeqCst);
+    // The store transaction commits, then the status write fails: the reconcile errors out.
+    assert!(reconcile_source(&ctx, &src).await.is_err());
+    assert_eq!(count(&ctx.store, "SELECT count(*) FROM assets").await, 3);
+    // Re-run (a retry, or the next leader): same result, nothing written twice.
+    let report = reconcile_source(&ctx, &src).await.unwrap();
+    assert!(
+        matches!(report, Report::Applied(o) if o.unchanged == 3 && o.audit_events == 0),
+        "{report:?}"
+    );
+    assert_eq!(count(&ctx.store, "SELECT count(*) FROM assets").await, 3);
+    assert_eq!(
+        count(&ctx.store, "SELECT count(*) FROM audit_events").await,
+        3,
+        "one set of audit events"
+    );
+    assert_eq!(cluster.last_status().asset_count, Some(3));
 }
