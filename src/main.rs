@@ -127,6 +127,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The Kubernetes client, connected on first use.
+async fn kube_client(slot: &mut Option<kube::Client>) -> anyhow::Result<kube::Client> {
+    if let Some(client) = slot {
+        return Ok(client.clone());
+    }
+    let client = kube::Client::try_default().await.context(
+        "connecting to Kubernetes for TokenReview/SubjectAccessReview (or pass --token-file and --rbac-manifests)",
+    )?;
+    *slot = Some(client.clone());
+    Ok(client)
+}
+
 async fn run_api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     use curio::api::{self, authn, authz};
     use std::sync::Arc;
@@ -141,18 +153,12 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("connecting to the database")?;
-    let needs_cluster = args.token_file.is_none() || args.rbac_manifests.is_none();
-    let client = if needs_cluster {
-        Some(kube::Client::try_default().await.context(
-            "connecting to Kubernetes for TokenReview/SubjectAccessReview (or pass --token-file and --rbac-manifests)",
-        )?)
-    } else {
-        None
-    };
-    let authn: Arc<dyn authn::Authenticator> = match (&args.token_file, &client) {
-        (Some(path), _) => Arc::new(authn::StaticTokens::load(path)?),
-        (None, Some(client)) => Arc::new(authn::TokenReviewAuthenticator::new(
-            client.clone(),
+    // Connected only if a TokenReview or SubjectAccessReview backend is chosen.
+    let mut cluster: Option<kube::Client> = None;
+    let authn: Arc<dyn authn::Authenticator> = match &args.token_file {
+        Some(path) => Arc::new(authn::StaticTokens::load(path)?),
+        None => Arc::new(authn::TokenReviewAuthenticator::new(
+            kube_client(&mut cluster).await?,
             authn::TokenReviewOptions {
                 valid_ttl: args.authn_cache_ttl,
                 invalid_ttl: args.authn_cache_ttl / 6,
@@ -161,12 +167,14 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<ExitCode> {
             },
             metrics.clone(),
         )),
-        (None, None) => unreachable!("a client exists whenever a token file is absent"),
     };
-    let authz: Arc<dyn authz::Authorizer> = match (&args.rbac_manifests, &client) {
-        (Some(dir), _) => Arc::new(authz::manifests::load_dir(dir)?),
-        (None, Some(client)) => Arc::new(authz::CachedAuthorizer::new(
-            authz::SubjectAccessReviewer::new(client.clone(), args.review_timeout),
+    let authz: Arc<dyn authz::Authorizer> = match &args.rbac_manifests {
+        Some(dir) => Arc::new(authz::manifests::load_dir(dir)?),
+        None => Arc::new(authz::CachedAuthorizer::new(
+            authz::SubjectAccessReviewer::new(
+                kube_client(&mut cluster).await?,
+                args.review_timeout,
+            ),
             authz::CacheOptions {
                 allowed_ttl: args.authz_allowed_ttl,
                 denied_ttl: args.authz_denied_ttl,
@@ -174,7 +182,6 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<ExitCode> {
             },
             metrics.clone(),
         )),
-        (None, None) => unreachable!("a client exists whenever RBAC manifests are absent"),
     };
     let router = api::router(api::ApiState {
         store,
