@@ -210,18 +210,27 @@ impl LeaseElector {
             spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
         }
         // `lease` still carries the resourceVersion it was read with: the precondition.
-        match self
+        let written = self
             .api
             .replace(&self.config.name, &PostParams::default(), &lease)
-            .await
-        {
-            Ok(updated) => {
-                self.remember(&updated, now);
+            .await;
+        self.settle(written, now)
+    }
+
+    /// Leads after a successful write; a conflict means another replica wrote first (or won
+    /// the race to create it), so this one is not the leader, whatever its deadline says.
+    fn settle(
+        &mut self,
+        written: Result<Lease, kube::Error>,
+        now: Instant,
+    ) -> Result<(), ElectorError> {
+        match written {
+            Ok(lease) => {
+                self.remember(&lease, now);
                 self.lead_until(now);
                 Ok(())
             }
             Err(e) if is_conflict(&e) => {
-                // Someone else wrote the Lease first: not the leader, whatever the deadline says.
                 self.step_down();
                 Ok(())
             }
@@ -245,19 +254,8 @@ impl LeaseElector {
                 ..Default::default()
             }),
         };
-        match self.api.create(&PostParams::default(), &lease).await {
-            Ok(created) => {
-                self.remember(&created, now);
-                self.lead_until(now);
-                Ok(())
-            }
-            Err(e) if is_conflict(&e) => {
-                // Lost the race to create it.
-                self.step_down();
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+        let written = self.api.create(&PostParams::default(), &lease).await;
+        self.settle(written, now)
     }
 
     /// Gives the Lease up (on SIGTERM) under the same precondition, so a successor need not
