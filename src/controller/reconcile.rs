@@ -86,6 +86,17 @@ struct Failure {
     message: String,
 }
 
+impl From<crate::store::StoreError> for Failure {
+    /// The database may come back: retry with backoff, keeping the last good assets.
+    fn from(e: crate::store::StoreError) -> Self {
+        Self {
+            transient: true,
+            reason: "StoreUnavailable".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl Failure {
     fn stalled(reason: &str, message: String) -> Self {
         Self {
@@ -122,19 +133,7 @@ pub async fn reconcile_source(
     };
     let stored = match ctx.store.source_digests(&id.namespace, &id.name).await {
         Ok(stored) => stored,
-        Err(e) => {
-            return fail(
-                ctx,
-                source,
-                &id,
-                Failure {
-                    transient: true,
-                    reason: "StoreUnavailable".into(),
-                    message: e.to_string(),
-                },
-            )
-            .await;
-        }
+        Err(e) => return fail(ctx, source, &id, e.into()).await,
     };
     let content_digest = document_digest(&records);
     let count = records.len() as i64;
@@ -146,19 +145,7 @@ pub async fn reconcile_source(
         .await
     {
         Ok(outcome) => outcome,
-        Err(e) => {
-            return fail(
-                ctx,
-                source,
-                &id,
-                Failure {
-                    transient: true,
-                    reason: "StoreUnavailable".into(),
-                    message: e.to_string(),
-                },
-            )
-            .await;
-        }
+        Err(e) => return fail(ctx, source, &id, e.into()).await,
     };
     let message = format!(
         "{count} assets (added {}, updated {}, removed {}, unchanged {})",
