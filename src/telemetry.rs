@@ -45,7 +45,50 @@ pub struct HeaderLabels {
     pub header: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    /// `CatalogSource` or `RefreshJob`.
+    pub kind: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NamespaceLabels {
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobOutcomeLabels {
+    pub namespace: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchLabels {
+    /// `inline`, `configMap` or `url`.
+    pub source: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `size` (open connections) or `idle`.
+    pub state: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Reconciles and jobs run from milliseconds to minutes.
+fn work_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.005, 2.0, 16,
+    ))
+}
 
 fn latency_histogram() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
@@ -65,6 +108,15 @@ pub struct Metrics {
     /// 1 while this replica holds the controller Lease.
     pub leader: Gauge,
     pub leader_transitions: Counter,
+    pub reconciles: Family<ReconcileLabels, Counter>,
+    pub reconcile_duration: HistogramFamily<KindLabels>,
+    pub job_duration: HistogramFamily<NamespaceLabels>,
+    pub job_outcomes: Family<JobOutcomeLabels, Counter>,
+    pub jobs_queued: Family<NamespaceLabels, Gauge>,
+    pub jobs_running: Gauge,
+    pub fetch_bytes: Family<KindLabels, Counter>,
+    pub fetches: Family<FetchLabels, Counter>,
+    pub db_pool_connections: Family<PoolLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -125,6 +177,62 @@ impl Metrics {
             "Times this replica gained or lost leadership",
             leader_transitions.clone(),
         );
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by kind and result (success, failure, error)",
+            reconciles.clone(),
+        );
+        let reconcile_duration: HistogramFamily<KindLabels> =
+            Family::new_with_constructor(work_histogram);
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration by kind",
+            reconcile_duration.clone(),
+        );
+        let job_duration: HistogramFamily<NamespaceLabels> =
+            Family::new_with_constructor(work_histogram);
+        registry.register(
+            "refresh_job_duration_seconds",
+            "RefreshJob attempt duration by namespace",
+            job_duration.clone(),
+        );
+        let job_outcomes = Family::<JobOutcomeLabels, Counter>::default();
+        registry.register(
+            "refresh_jobs",
+            "RefreshJob attempts by namespace and outcome (succeeded, retrying, failed)",
+            job_outcomes.clone(),
+        );
+        let jobs_queued = Family::<NamespaceLabels, Gauge>::default();
+        registry.register(
+            "refresh_jobs_queued",
+            "RefreshJobs waiting for a worker, by namespace",
+            jobs_queued.clone(),
+        );
+        let jobs_running = Gauge::default();
+        registry.register(
+            "refresh_jobs_running",
+            "RefreshJobs running now",
+            jobs_running.clone(),
+        );
+        let fetch_bytes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "fetch_bytes",
+            "Catalog bytes fetched, by source kind",
+            fetch_bytes.clone(),
+        );
+        let fetches = Family::<FetchLabels, Counter>::default();
+        registry.register(
+            "fetches",
+            "Catalog fetches by source kind and outcome (fetched, not_modified, or a failure reason)",
+            fetches.clone(),
+        );
+        let db_pool_connections = Family::<PoolLabels, Gauge>::default();
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state (size, idle)",
+            db_pool_connections.clone(),
+        );
         Self {
             registry,
             api_requests,
@@ -135,6 +243,15 @@ impl Metrics {
             identity_headers_ignored,
             leader,
             leader_transitions,
+            reconciles,
+            reconcile_duration,
+            job_duration,
+            job_outcomes,
+            jobs_queued,
+            jobs_running,
+            fetch_bytes,
+            fetches,
+            db_pool_connections,
         }
     }
 

@@ -3,15 +3,16 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret};
 use kube::{
     Api, Client, Resource,
-    api::PostParams,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions},
+    core::Selector,
     runtime::events::{Event, EventType, Recorder, Reporter},
 };
 
 use super::cluster::{Cluster, ClusterError, EventNote};
-use crate::crd::{CatalogSource, CatalogSourceStatus};
+use crate::crd::{CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus};
 
 /// Event notes are capped at 1 kB by the API.
 const MAX_NOTE: usize = 1000;
@@ -38,6 +39,7 @@ impl KubeCluster {
 fn classify(what: String, error: kube::Error) -> ClusterError {
     match &error {
         kube::Error::Api(status) if status.code == 409 => ClusterError::Conflict(what),
+        kube::Error::Api(status) if status.code == 404 => ClusterError::Gone(what),
         kube::Error::Api(status) if status.code < 500 && status.code != 429 => {
             ClusterError::Other(format!("{what}: {}", status.message))
         }
@@ -113,12 +115,104 @@ impl Cluster for KubeCluster {
         Ok(())
     }
 
+    async fn source(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<CatalogSource>, ClusterError> {
+        let api: Api<CatalogSource> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name)
+            .await
+            .map_err(|e| classify(format!("reading CatalogSource {namespace}/{name}"), e))
+    }
+
+    async fn sources(
+        &self,
+        namespace: &str,
+        selector: &Selector,
+    ) -> Result<Vec<CatalogSource>, ClusterError> {
+        let api: Api<CatalogSource> = Api::namespaced(self.client.clone(), namespace);
+        let params = ListParams::default().labels(&selector.to_string());
+        let list = api
+            .list(&params)
+            .await
+            .map_err(|e| classify(format!("listing CatalogSources in {namespace}"), e))?;
+        Ok(list.items)
+    }
+
+    async fn job(&self, namespace: &str, name: &str) -> Result<Option<RefreshJob>, ClusterError> {
+        let api: Api<RefreshJob> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name)
+            .await
+            .map_err(|e| classify(format!("reading RefreshJob {namespace}/{name}"), e))
+    }
+
+    async fn write_job_status(
+        &self,
+        job: &RefreshJob,
+        status: &RefreshJobStatus,
+    ) -> Result<RefreshJob, ClusterError> {
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let api: Api<RefreshJob> = Api::namespaced(self.client.clone(), &namespace);
+        let mut object = job.clone();
+        object.status = Some(status.clone());
+        api.replace_status(&name, &PostParams::default(), &object)
+            .await
+            .map_err(|e| {
+                classify(
+                    format!("writing the status of RefreshJob {namespace}/{name}"),
+                    e,
+                )
+            })
+    }
+
+    async fn adopt_job(&self, job: &RefreshJob, owner: &CatalogSource) -> Result<(), ClusterError> {
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let Some(reference) = owner.controller_owner_ref(&()) else {
+            return Ok(());
+        };
+        let api: Api<RefreshJob> = Api::namespaced(self.client.clone(), &namespace);
+        // A merge patch carrying the resourceVersion: only the object as read is adopted.
+        let patch = serde_json::json!({
+            "metadata": {
+                "resourceVersion": job.metadata.resource_version,
+                "ownerReferences": [reference],
+            }
+        });
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| classify(format!("adopting RefreshJob {namespace}/{name}"), e))?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, job: &RefreshJob) -> Result<(), ClusterError> {
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let api: Api<RefreshJob> = Api::namespaced(self.client.clone(), &namespace);
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: job.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::background()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(classify(
+                format!("deleting RefreshJob {namespace}/{name}"),
+                e,
+            )),
+        }
+    }
+
     async fn record_event(
         &self,
-        source: &CatalogSource,
+        reference: &ObjectReference,
         event: EventNote,
     ) -> Result<(), ClusterError> {
-        let reference = source.object_ref(&());
         let event = Event {
             type_: if event.warning {
                 EventType::Warning
@@ -131,7 +225,7 @@ impl Cluster for KubeCluster {
             secondary: None,
         };
         self.recorder
-            .publish(&event, &reference)
+            .publish(&event, reference)
             .await
             .map_err(|e| classify("recording an event".into(), e))
     }
@@ -277,7 +371,10 @@ mod tests {
             reason: "InvalidCatalog".into(),
             note: "x".repeat(5000),
         };
-        cluster.record_event(&source(), note).await.unwrap();
+        cluster
+            .record_event(&source().object_ref(&()), note)
+            .await
+            .unwrap();
         server.await.unwrap();
     }
 }

@@ -2,21 +2,30 @@
 //! audit events in one transaction → status and an Event. A failure keeps the last good assets,
 //! says why in the status, and tells the caller whether a retry may help.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use chrono::Utc;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::{
+    api::core::v1::ObjectReference, apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp,
+};
+use kube::Resource;
+use tokio::sync::watch;
 
 use super::{
     cluster::{Cluster, ClusterError, EventNote},
-    conditions::{Outcome, conditions},
+    conditions::{Outcome, READY, conditions},
     curation::Curation,
+    duration::parse_go_duration,
     fetch::{Content, fetch},
+    leader::Leadership,
+    locks::KeyedLocks,
 };
 use crate::{
     catalog::{AssetRecord, Diff, Limits, diff, document_digest, parse_document, validate_assets},
     crd::{CatalogSource, CatalogSourceStatus},
+    source::http::UrlFetcher,
     store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord, Store},
+    telemetry::{FetchLabels, KindLabels, Metrics},
 };
 
 /// The annotation whose value is recorded as the "why" of a change.
@@ -28,18 +37,84 @@ pub struct Context {
     /// Recorded as the actor of controller-driven changes.
     pub identity: String,
     pub limits: Limits,
-    pub urls: crate::source::http::UrlFetcher,
+    pub urls: UrlFetcher,
+    pub metrics: Arc<Metrics>,
+    /// Fencing: when set, store and status writes go ahead only while this replica leads.
+    pub leadership: Option<watch::Receiver<Leadership>>,
+    /// One reconcile at a time per source, whether a watch or a job asked for it.
+    pub source_locks: KeyedLocks,
+}
+
+impl Context {
+    pub fn new(
+        store: Store,
+        cluster: Arc<dyn Cluster>,
+        identity: String,
+        urls: UrlFetcher,
+    ) -> Self {
+        Self {
+            store,
+            cluster,
+            identity,
+            limits: Limits::default(),
+            urls,
+            metrics: Arc::new(Metrics::new()),
+            leadership: None,
+            source_locks: KeyedLocks::default(),
+        }
+    }
+
+    /// Fails unless this replica may write now (always, without leader election).
+    pub fn ensure_leader(&self) -> Result<(), ReconcileError> {
+        match &self.leadership {
+            Some(leadership) if !leadership.borrow().is_leader_now() => {
+                Err(ReconcileError::NotLeader)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a reconcile runs: a change or a timer (a watch), or a RefreshJob's attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Watch,
+    Job(JobTrigger),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobTrigger {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub attempt: i32,
+    pub reason: Option<String>,
+}
+
+impl JobTrigger {
+    /// `namespace/name`, as `status.lastHandledRefresh` records it.
+    pub fn handle(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Keys every write of one attempt, so a re-run of the attempt writes nothing twice.
+    fn key(&self, rest: &str) -> String {
+        format!("refreshjob/{}/{}/{rest}", self.uid, self.attempt)
+    }
 }
 
 /// How a reconcile ended, for the caller's requeue decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
     Applied(ApplyOutcome),
+    /// Refreshed recently, spec already handled: nothing fetched.
+    UpToDate,
     Suspended,
     /// Status says why; `transient` failures are retried with backoff, others wait for a change.
     Failed {
         transient: bool,
         reason: String,
+        message: String,
     },
 }
 
@@ -53,6 +128,8 @@ pub enum ReconcileError {
     Status(#[from] ClusterError),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("this replica is not the leader")]
+    NotLeader,
 }
 
 struct Identity {
@@ -76,7 +153,49 @@ fn identity(source: &CatalogSource) -> Result<Identity, ReconcileError> {
 }
 
 fn now() -> Time {
-    Time(k8s_openapi::jiff::Timestamp::now())
+    Time(Timestamp::now())
+}
+
+fn is_ready(status: &CatalogSourceStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True")
+}
+
+/// The source's refresh interval, if it has a valid one.
+pub fn interval(source: &CatalogSource) -> Option<Duration> {
+    source.spec.interval.as_deref().and_then(parse_go_duration)
+}
+
+/// Whether the periodic refresh is due at `now`.
+pub fn interval_due(source: &CatalogSource, now: Timestamp) -> bool {
+    let Some(every) = interval(source) else {
+        return false;
+    };
+    let Some(last) = source
+        .status
+        .as_ref()
+        .and_then(|s| s.last_refresh_time.as_ref())
+    else {
+        return true;
+    };
+    let elapsed = now.duration_since(last.0);
+    elapsed.as_secs_f64() >= every.as_secs_f64()
+}
+
+/// Whether a watch-triggered reconcile has anything to do: the spec changed since the last
+/// good refresh, the last one failed, the interval is due, or the content lives in a ConfigMap
+/// (whose changes do not show in the source). Our own status writes come back through the
+/// watch; this keeps them from costing a fetch.
+pub fn needs_refresh(source: &CatalogSource, now: Timestamp) -> bool {
+    let Some(status) = source.status.as_ref() else {
+        return true;
+    };
+    source.spec.source.config_map.is_some()
+        || status.observed_generation != source.metadata.generation
+        || !is_ready(status)
+        || interval_due(source, now)
 }
 
 /// A failure the reconcile turns into status: what to say and whether to retry.
@@ -107,23 +226,51 @@ impl Failure {
     }
 }
 
+/// Reconciles a source because something changed (or its interval came round).
 pub async fn reconcile_source(
     ctx: &Context,
     source: &CatalogSource,
 ) -> Result<Report, ReconcileError> {
+    reconcile_source_with(ctx, source, &Trigger::Watch).await
+}
+
+/// Reconciles a source for `trigger`. Holds the source's lock for the whole run.
+pub async fn reconcile_source_with(
+    ctx: &Context,
+    source: &CatalogSource,
+    trigger: &Trigger,
+) -> Result<Report, ReconcileError> {
     let id = identity(source)?;
+    let _guard = ctx
+        .source_locks
+        .lock(&format!("{}/{}", id.namespace, id.name))
+        .await;
     if source.spec.suspend {
         return Ok(Report::Suspended);
     }
+    let time = Timestamp::now();
+    if *trigger == Trigger::Watch && !needs_refresh(source, time) {
+        return Ok(Report::UpToDate);
+    }
+    let previous = source.status.clone().unwrap_or_default();
+    let handled = match trigger {
+        Trigger::Job(job) => Some(job.handle()),
+        Trigger::Watch => previous.last_handled_refresh.clone(),
+    };
     let (records, etag) = match desired_records(ctx, source).await {
         Ok(Desired::Records { records, etag }) => (records, etag),
         Ok(Desired::Unchanged) => {
-            // 304 for an unchanged spec whose last refresh succeeded: nothing to write.
-            let unchanged = source
-                .status
-                .as_ref()
-                .and_then(|s| s.asset_count)
-                .unwrap_or(0);
+            // 304: the catalog is as last applied, and an unchanged remote writes nothing.
+            // Only a job's request is acknowledged, so the source shows which job it handled.
+            if matches!(trigger, Trigger::Job(_)) {
+                let status = CatalogSourceStatus {
+                    last_refresh_time: Some(now()),
+                    last_handled_refresh: handled,
+                    ..previous.clone()
+                };
+                publish(ctx, source, &id, &status).await?;
+            }
+            let unchanged = previous.asset_count.unwrap_or(0);
             return Ok(Report::Applied(ApplyOutcome {
                 unchanged: usize::try_from(unchanged).unwrap_or(0),
                 ..Default::default()
@@ -138,7 +285,21 @@ pub async fn reconcile_source(
     let content_digest = document_digest(&records);
     let count = records.len() as i64;
     let change = diff(&stored, records);
-    let events = audit_events(ctx, source, &id, &change);
+    let already_current = change.is_empty()
+        && *trigger == Trigger::Watch
+        && is_ready(&previous)
+        && previous.observed_generation == Some(id.generation)
+        && previous.content_digest.as_deref() == Some(content_digest.as_str())
+        && !interval_due(source, time);
+    if already_current {
+        // A ConfigMap that did not change, seen again: nothing to write anywhere.
+        return Ok(Report::Applied(ApplyOutcome {
+            unchanged: change.unchanged,
+            ..Default::default()
+        }));
+    }
+    let events = audit_events(ctx, source, &id, &change, trigger);
+    ctx.ensure_leader()?;
     let outcome = match ctx
         .store
         .apply_refresh(&id.namespace, &id.name, &change, &events)
@@ -151,7 +312,6 @@ pub async fn reconcile_source(
         "{count} assets (added {}, updated {}, removed {}, unchanged {})",
         outcome.added, outcome.updated, outcome.removed, outcome.unchanged
     );
-    let previous = source.status.clone().unwrap_or_default();
     let status = CatalogSourceStatus {
         observed_generation: Some(id.generation),
         conditions: conditions(
@@ -166,7 +326,7 @@ pub async fn reconcile_source(
         last_refresh_time: Some(now()),
         content_digest: Some(content_digest),
         etag,
-        last_handled_refresh: previous.last_handled_refresh,
+        last_handled_refresh: handled,
         message: Some(message.clone()),
     };
     publish(ctx, source, &id, &status).await?;
@@ -174,17 +334,14 @@ pub async fn reconcile_source(
         // Events are a courtesy; the audit trail is the record.
         let _ = ctx
             .cluster
-            .record_event(
-                source,
-                EventNote {
-                    warning: false,
-                    reason: "Refreshed".into(),
-                    note: message,
-                },
-            )
+            .record_event(&reference(source), EventNote::normal("Refreshed", message))
             .await;
     }
     Ok(Report::Applied(outcome))
+}
+
+fn reference(source: &CatalogSource) -> ObjectReference {
+    source.object_ref(&())
 }
 
 enum Desired {
@@ -196,6 +353,17 @@ enum Desired {
     Unchanged,
 }
 
+fn source_kind(source: &CatalogSource) -> &'static str {
+    let spec = &source.spec.source;
+    if spec.inline.is_some() {
+        "inline"
+    } else if spec.config_map.is_some() {
+        "configMap"
+    } else {
+        "url"
+    }
+}
+
 async fn desired_records(ctx: &Context, source: &CatalogSource) -> Result<Desired, Failure> {
     let fetched = fetch(
         source,
@@ -204,6 +372,19 @@ async fn desired_records(ctx: &Context, source: &CatalogSource) -> Result<Desire
         ctx.limits.max_bytes,
     )
     .await;
+    let kind = source_kind(source);
+    let outcome = match &fetched {
+        Ok(Content::NotModified) => "not_modified",
+        Ok(_) => "fetched",
+        Err(e) => e.reason(),
+    };
+    ctx.metrics
+        .fetches
+        .get_or_create(&FetchLabels {
+            source: kind.into(),
+            outcome: outcome.into(),
+        })
+        .inc();
     let (assets, etag) = match fetched {
         Ok(Content::NotModified) => return Ok(Desired::Unchanged),
         Ok(Content::Inline(assets)) => {
@@ -214,6 +395,10 @@ async fn desired_records(ctx: &Context, source: &CatalogSource) -> Result<Desire
             (assets, None)
         }
         Ok(Content::Document { bytes, etag }) => {
+            ctx.metrics
+                .fetch_bytes
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .inc_by(bytes.len() as u64);
             let assets = parse_document(&bytes, ctx.limits)
                 .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))?;
             (assets, etag)
@@ -260,33 +445,38 @@ async fn fail(
             "{}; keeping the last good catalog",
             failure.message
         )),
-        ..previous
+        ..previous.clone()
     };
+    let repeated = Some(&status) == source.status.as_ref();
     publish(ctx, source, id, &status).await?;
-    let _ = ctx
-        .cluster
-        .record_event(
-            source,
-            EventNote {
-                warning: true,
-                reason: failure.reason.clone(),
-                note: failure.message,
-            },
-        )
-        .await;
+    if !repeated {
+        let _ = ctx
+            .cluster
+            .record_event(
+                &reference(source),
+                EventNote::warning(&failure.reason, failure.message.clone()),
+            )
+            .await;
+    }
     Ok(Report::Failed {
         transient: failure.transient,
         reason: failure.reason,
+        message: failure.message,
     })
 }
 
-/// Writes the status to the cluster and the API's copy of the source to the store.
+/// Writes the status to the cluster and the API's copy of the source to the store. A status
+/// equal to the one the source carries is not written again.
 async fn publish(
     ctx: &Context,
     source: &CatalogSource,
     id: &Identity,
     status: &CatalogSourceStatus,
 ) -> Result<(), ReconcileError> {
+    if source.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    ctx.ensure_leader()?;
     ctx.cluster.write_source_status(source, status).await?;
     ctx.store
         .upsert_source(&ObjectRecord {
@@ -307,14 +497,22 @@ async fn publish(
     Ok(())
 }
 
-fn change_reason(source: &CatalogSource, generation: i64) -> String {
+fn change_reason(source: &CatalogSource, generation: i64, trigger: &Trigger) -> String {
+    if let Trigger::Job(job) = trigger
+        && let Some(reason) = job.reason.as_ref().filter(|r| !r.trim().is_empty())
+    {
+        return reason.clone();
+    }
     source
         .metadata
         .annotations
         .as_ref()
         .and_then(|a| a.get(CHANGE_REASON_ANNOTATION))
         .cloned()
-        .unwrap_or_else(|| format!("CatalogSource reconciled at generation {generation}"))
+        .unwrap_or_else(|| match trigger {
+            Trigger::Job(job) => format!("RefreshJob {}", job.handle()),
+            Trigger::Watch => format!("CatalogSource reconciled at generation {generation}"),
+        })
 }
 
 fn audit_events(
@@ -322,30 +520,47 @@ fn audit_events(
     source: &CatalogSource,
     id: &Identity,
     change: &Diff,
+    trigger: &Trigger,
 ) -> Vec<NewAuditEvent> {
-    let reason = change_reason(source, id.generation);
-    let correlation = uuid::Uuid::new_v4().to_string();
+    let reason = change_reason(source, id.generation, trigger);
+    let correlation = match trigger {
+        Trigger::Job(job) => format!("refreshjob/{}/{}", job.uid, job.attempt),
+        Trigger::Watch => uuid::Uuid::new_v4().to_string(),
+    };
     let event = |verb: &str,
                  kind: crate::catalog::AssetKind,
                  name: &str,
                  version: &str,
                  before: Option<&str>,
-                 after: Option<&str>| NewAuditEvent {
-        namespace: id.namespace.clone(),
-        occurred_at: Utc::now(),
-        actor: ctx.identity.clone(),
-        actor_groups: Vec::new(),
-        verb: verb.into(),
-        resource: kind.plural().into(),
-        object_name: name.into(),
-        object_uid: Some(id.uid.clone()).filter(|u| !u.is_empty()),
-        before_digest: before.map(str::to_owned),
-        after_digest: after.map(str::to_owned),
-        reason: Some(reason.clone()),
-        request_id: Some(correlation.clone()),
-        client: None,
-        details: Some(serde_json::json!({"source": id.name, "version": version})),
-        idempotency_key: None,
+                 after: Option<&str>| {
+        let mut details = serde_json::json!({"source": id.name, "version": version});
+        if let Trigger::Job(job) = trigger {
+            details["refreshJob"] = job.name.clone().into();
+        }
+        NewAuditEvent {
+            namespace: id.namespace.clone(),
+            occurred_at: Utc::now(),
+            actor: ctx.identity.clone(),
+            actor_groups: Vec::new(),
+            verb: verb.into(),
+            resource: kind.plural().into(),
+            object_name: name.into(),
+            object_uid: Some(id.uid.clone()).filter(|u| !u.is_empty()),
+            before_digest: before.map(str::to_owned),
+            after_digest: after.map(str::to_owned),
+            reason: Some(reason.clone()),
+            request_id: Some(correlation.clone()),
+            client: None,
+            details: Some(details),
+            idempotency_key: match trigger {
+                Trigger::Job(job) => Some(job.key(&format!(
+                    "{}/{verb}/{}/{name}/{version}",
+                    id.name,
+                    kind.as_str()
+                ))),
+                Trigger::Watch => None,
+            },
+        }
     };
     change
         .added
@@ -390,13 +605,34 @@ pub async fn cleanup_source(
     source: &CatalogSource,
 ) -> Result<ApplyOutcome, ReconcileError> {
     let id = identity(source)?;
+    let _guard = ctx
+        .source_locks
+        .lock(&format!("{}/{}", id.namespace, id.name))
+        .await;
     let stored = ctx.store.source_digests(&id.namespace, &id.name).await?;
     let change = diff(&stored, Vec::new());
-    let events = audit_events(ctx, source, &id, &change);
+    let mut events = audit_events(ctx, source, &id, &change, &Trigger::Watch);
+    let reason = format!("CatalogSource {} deleted", id.name);
+    for event in &mut events {
+        event.reason = Some(reason.clone());
+    }
+    ctx.ensure_leader()?;
     let outcome = ctx
         .store
         .apply_refresh(&id.namespace, &id.name, &change, &events)
         .await?;
     ctx.store.delete_source(&id.namespace, &id.name).await?;
+    if !change.is_empty() {
+        let _ = ctx
+            .cluster
+            .record_event(
+                &reference(source),
+                EventNote::normal(
+                    "AssetsRemoved",
+                    format!("removed {} assets of the deleted source", outcome.removed),
+                ),
+            )
+            .await;
+    }
     Ok(outcome)
 }

@@ -96,6 +96,22 @@ impl Store {
         self.db.get_database_backend()
     }
 
+    /// Open and idle connections of the pool, for metrics.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        // The backend is checked first: the pool getters panic on the other backend.
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DatabaseBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        }
+    }
+
     /// A cheap round trip, for readiness probes.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.ping().await.map_err(StoreError::from)

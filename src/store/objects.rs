@@ -155,6 +155,15 @@ impl Store {
         Ok(())
     }
 
+    pub async fn delete_job(&self, namespace: &Namespace, name: &str) -> Result<(), StoreError> {
+        refresh_job::Entity::delete_many()
+            .filter(refresh_job::Column::Namespace.eq(namespace.as_str()))
+            .filter(refresh_job::Column::Name.eq(name))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
     pub async fn upsert_job(&self, record: &ObjectRecord) -> Result<(), StoreError> {
         use refresh_job::Column as C;
         let status = record.status.as_ref();

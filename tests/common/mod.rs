@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod cluster;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
