@@ -33,6 +33,9 @@ enum Command {
     },
     /// Serve the read-only HTTP API.
     Api(ApiArgs),
+    /// Run the CatalogSource and RefreshJob controllers (leader-elected) with health and
+    /// metrics endpoints.
+    Controller(ControllerArgs),
     /// Run the database migrations (under an advisory lock on PostgreSQL) and exit.
     Migrate {
         /// postgres://… or sqlite://…
@@ -103,6 +106,175 @@ struct ApiArgs {
         value_name = "NAMES"
     )]
     proxy_allowed_names: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// postgres://… or sqlite://…
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: String,
+    /// Largest number of database connections.
+    #[arg(long, env = "CURIO_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    db_max_connections: u32,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "CURIO_METRICS_ADDRESS", default_value = "0.0.0.0:9090")]
+    metrics_address: std::net::SocketAddr,
+    /// Name of the coordination.k8s.io Lease the replicas elect a leader on.
+    #[arg(long, env = "CURIO_LEASE_NAME", default_value = "curio-controller")]
+    lease_name: String,
+    /// Namespace of the Lease [default: POD_NAMESPACE, else the kubeconfig's namespace].
+    #[arg(long, env = "CURIO_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// This replica's name in the Lease and in Events [default: POD_NAME, else host-pid].
+    #[arg(long, env = "POD_NAME")]
+    replica: Option<String>,
+    /// The actor recorded on the controller's audit events [default:
+    /// system:serviceaccount:<POD_NAMESPACE>:<SERVICE_ACCOUNT> when both are set, else
+    /// system:curio-controller].
+    #[arg(long, env = "CURIO_CONTROLLER_IDENTITY")]
+    controller_identity: Option<String>,
+    /// Watch only these namespaces (comma-separated); all when empty.
+    #[arg(long, env = "CURIO_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// CatalogSources reconciled at once.
+    #[arg(long, env = "CURIO_SOURCE_CONCURRENCY", default_value_t = 8)]
+    source_concurrency: u16,
+    /// RefreshJobs run at once, across all namespaces.
+    #[arg(long, env = "CURIO_MAX_JOBS", default_value_t = 4)]
+    max_jobs: usize,
+    /// RefreshJobs run at once in one namespace.
+    #[arg(long, env = "CURIO_MAX_JOBS_PER_NAMESPACE", default_value_t = 2)]
+    max_jobs_per_namespace: usize,
+    /// URL sources may reach these ranges even where the defaults refuse them.
+    #[arg(long, env = "CURIO_ALLOW_URL_CIDRS", value_delimiter = ',')]
+    allow_url_cidrs: Vec<ipnet::IpNet>,
+    /// URL sources may not reach these ranges (add the cluster's pod and service ranges).
+    #[arg(long, env = "CURIO_DENY_URL_CIDRS", value_delimiter = ',')]
+    deny_url_cidrs: Vec<ipnet::IpNet>,
+    /// Connect timeout of URL sources (the total is the source's own spec.source.url.timeout).
+    #[arg(long, env = "CURIO_URL_CONNECT_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    url_connect_timeout: std::time::Duration,
+    /// How long running jobs may take to finish on shutdown before they are left to the next
+    /// leader.
+    #[arg(long, env = "CURIO_DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    drain_timeout: std::time::Duration,
+    /// First retry delay of a failed refresh (doubles per failure).
+    #[arg(long, env = "CURIO_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    retry_base: std::time::Duration,
+    /// Longest retry delay.
+    #[arg(long, env = "CURIO_RETRY_CAP", default_value = "5m", value_parser = humantime::parse_duration)]
+    retry_cap: std::time::Duration,
+}
+
+async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+    use curio::controller::{
+        health, job::JobSettings, kube_cluster::KubeCluster, leader, reconcile, runtime,
+    };
+    use curio::source::{http::UrlFetcher, policy::AddressPolicy};
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    let metrics = Arc::new(curio::telemetry::Metrics::new());
+    let store = curio::store::connect_with(
+        &args.database_url,
+        &curio::store::StoreOptions {
+            max_connections: args.db_max_connections,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("connecting to the database")?;
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
+    let pod_namespace = std::env::var("POD_NAMESPACE").ok();
+    let lease_namespace = args
+        .lease_namespace
+        .or_else(|| pod_namespace.clone())
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let replica = args.replica.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "curio".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let identity = args.controller_identity.unwrap_or_else(|| {
+        match (pod_namespace, std::env::var("SERVICE_ACCOUNT").ok()) {
+            (Some(ns), Some(sa)) => format!("system:serviceaccount:{ns}:{sa}"),
+            _ => "system:curio-controller".into(),
+        }
+    });
+    let urls = UrlFetcher::new(
+        AddressPolicy::new(args.allow_url_cidrs, args.deny_url_cidrs),
+        args.url_connect_timeout,
+    )?;
+    let (elector, leadership) = leader::LeaseElector::new(
+        client.clone(),
+        leader::LeaseConfig::new(&args.lease_name, &lease_namespace, &replica),
+        metrics.clone(),
+    );
+    let mut ctx = reconcile::Context::new(
+        store.clone(),
+        Arc::new(KubeCluster::new(client.clone(), Some(replica.clone()))),
+        identity.clone(),
+        urls,
+    );
+    ctx.metrics = metrics.clone();
+    ctx.leadership = Some(leadership.clone());
+    let settings = runtime::Settings {
+        namespaces: args.watch_namespaces,
+        source_concurrency: args.source_concurrency.max(1),
+        jobs_global: args.max_jobs.max(1),
+        jobs_per_namespace: args.max_jobs_per_namespace.max(1),
+        job: JobSettings {
+            retry_base: args.retry_base,
+            retry_cap: args.retry_cap,
+        },
+        retry_base: args.retry_base,
+        retry_cap: args.retry_cap,
+        drain_timeout: args.drain_timeout,
+    };
+
+    let stopping = CancellationToken::new();
+    let health_listener = tokio::net::TcpListener::bind(args.metrics_address)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_address))?;
+    let health = tokio::spawn({
+        let router = health::router(health::HealthState {
+            store,
+            metrics: metrics.clone(),
+        });
+        let stopping = stopping.clone();
+        async move {
+            axum::serve(health_listener, router)
+                .with_graceful_shutdown(stopping.cancelled_owned())
+                .await
+        }
+    });
+    // The elector keeps renewing until the controllers have drained, then releases the Lease.
+    let released = CancellationToken::new();
+    let election = tokio::spawn(elector.run(released.clone().cancelled_owned()));
+    tracing::info!(
+        replica = %replica,
+        lease = %format!("{lease_namespace}/{}", args.lease_name),
+        identity = %identity,
+        metrics = %args.metrics_address,
+        "controller started; waiting for leadership"
+    );
+    runtime::run(
+        client,
+        Arc::new(ctx),
+        leadership,
+        settings,
+        shutdown_signal(),
+    )
+    .await;
+    released.cancel();
+    election.await.context("the leader elector panicked")?;
+    stopping.cancel();
+    health.await.context("the health server panicked")??;
+    tracing::info!("controller stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {
@@ -223,6 +395,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Crds { check, write, dir } => crds(check, write, &dir),
         Command::Api(args) => run_api(args).await,
+        Command::Controller(args) => run_controller(args).await,
         Command::Migrate { database_url } => {
             let applied = curio::store::migrate(&database_url)
                 .await

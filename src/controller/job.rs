@@ -392,7 +392,7 @@ async fn record_phase(
 }
 
 /// Deletes a finished job whose TTL ran out, and the API's copy of it.
-async fn expire(ctx: &Context, job: &RefreshJob) -> Result<(), JobError> {
+pub async fn expire(ctx: &Context, job: &RefreshJob) -> Result<(), JobError> {
     ctx.ensure_leader()?;
     ctx.cluster.delete_job(job).await?;
     let namespace = Namespace::new(job.metadata.namespace.clone().unwrap_or_default())
