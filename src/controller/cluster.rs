@@ -13,7 +13,7 @@ use crate::crd::{CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatu
 pub enum ClusterError {
     #[error("the Kubernetes API is unavailable: {0}")]
     Unavailable(String),
-    #[error("conflict writing {0}: it changed since it was read")]
+    #[error("conflict {0}: it changed since it was read")]
     Conflict(String),
     #[error("{0} no longer exists")]
     Gone(String),

@@ -138,6 +138,7 @@ pub async fn run_job(
         attempt,
         reason: job.spec.reason.clone(),
     };
+    let job = adopt(ctx, job).await?;
     let previous = job.status.clone().unwrap_or_default();
     let running = RefreshJobStatus {
         phase: Some(JobPhase::Running),
@@ -280,10 +281,6 @@ async fn refresh_targets(
                         reference.name
                     ))
                 })?;
-            if job.metadata.owner_references.is_none() {
-                // Courtesy: a job whose source goes is garbage-collected with it.
-                let _ = ctx.cluster.adopt_job(job, &source).await;
-            }
             vec![source]
         }
         (None, Some(selector)) => {
@@ -318,6 +315,22 @@ async fn refresh_targets(
     } else {
         Err(AttemptFailure::Failed(failures.join("; ")))
     }
+}
+
+/// Makes the job's source its owner, so the job is garbage-collected with the source; done
+/// before the attempt's status writes, which are guarded by the resourceVersion it changes.
+async fn adopt(ctx: &Context, job: RefreshJob) -> Result<RefreshJob, JobError> {
+    let (Some(reference), None) = (&job.spec.source_ref, &job.metadata.owner_references) else {
+        return Ok(job);
+    };
+    let namespace = job.metadata.namespace.clone().unwrap_or_default();
+    let Some(source) = ctx.cluster.source(&namespace, &reference.name).await? else {
+        return Ok(job);
+    };
+    ctx.ensure_leader()?;
+    ctx.cluster.adopt_job(&job, &source).await?;
+    let name = job.metadata.name.clone().unwrap_or_default();
+    Ok(ctx.cluster.job(&namespace, &name).await?.unwrap_or(job))
 }
 
 async fn write_status(

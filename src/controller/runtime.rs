@@ -295,7 +295,7 @@ fn record(term: &Term, kind: &str, result: &str, started: Instant) {
         .observe(started.elapsed().as_secs_f64());
 }
 
-#[tracing::instrument(skip_all, fields(kind = "CatalogSource", namespace = source.namespace().unwrap_or_default(), name = source.name_any()))]
+#[tracing::instrument(skip_all, fields(kind = "CatalogSource", namespace = source.namespace().unwrap_or_default(), object = source.name_any()))]
 async fn reconcile_source_object(
     source: Arc<CatalogSource>,
     term: Arc<Term>,
@@ -304,27 +304,7 @@ async fn reconcile_source_object(
         return Ok(Action::await_change());
     }
     let started = Instant::now();
-    let api: Api<CatalogSource> = api(&term.client, source.namespace().as_deref());
-    let ctx = term.ctx.clone();
-    let result = finalizer(&api, FINALIZER, source.clone(), |event| async move {
-        match event {
-            Finalized::Apply(source) => apply_source(&ctx, &source).await,
-            Finalized::Cleanup(source) => {
-                let outcome = cleanup_source(&ctx, &source).await?;
-                tracing::info!(
-                    removed = outcome.removed,
-                    "removed the deleted source's assets"
-                );
-                Ok(Action::await_change())
-            }
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(inner)
-        | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
-        other => RuntimeError::Finalizer(Box::new(other)),
-    });
+    let result = reconcile_with_finalizer(&term.client, &term.ctx, source.clone()).await;
     let label = match &result {
         Ok(_) => "success",
         Err(RuntimeError::Reconcile(ReconcileError::NotLeader)) => "not_leader",
@@ -338,6 +318,35 @@ async fn reconcile_source_object(
         Err(RuntimeError::Reconcile(ReconcileError::NotLeader)) => Ok(Action::await_change()),
         other => other,
     }
+}
+
+/// One CatalogSource reconcile under the [`FINALIZER`]: added first, so a deletion always
+/// waits for the source's assets to be removed.
+pub async fn reconcile_with_finalizer(
+    client: &Client,
+    ctx: &Context,
+    source: Arc<CatalogSource>,
+) -> Result<Action, RuntimeError> {
+    let api: Api<CatalogSource> = api(client, source.namespace().as_deref());
+    finalizer(&api, FINALIZER, source, |event| async move {
+        match event {
+            Finalized::Apply(source) => apply_source(ctx, &source).await,
+            Finalized::Cleanup(source) => {
+                let outcome = cleanup_source(ctx, &source).await?;
+                tracing::info!(
+                    removed = outcome.removed,
+                    "removed the deleted source's assets"
+                );
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(inner)
+        | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+        other => RuntimeError::Finalizer(Box::new(other)),
+    })
 }
 
 /// The next reconcile: at the interval when the source has one, else on the next change.
@@ -393,7 +402,7 @@ fn source_error_policy(
     Action::requeue(delay)
 }
 
-#[tracing::instrument(skip_all, fields(kind = "RefreshJob", namespace = job.namespace().unwrap_or_default(), name = job.name_any()))]
+#[tracing::instrument(skip_all, fields(kind = "RefreshJob", namespace = job.namespace().unwrap_or_default(), object = job.name_any()))]
 async fn reconcile_job_object(
     job: Arc<RefreshJob>,
     term: Arc<Term>,
@@ -457,6 +466,7 @@ fn resubmit_after(term: Arc<Term>, key: JobKey, delay: Duration) {
 }
 
 /// One run of a pooled job.
+#[tracing::instrument(skip_all, fields(kind = "RefreshJob", namespace = %key.0, object = %key.1))]
 async fn run_pooled(term: Arc<Term>, namespace: String, key: JobKey) {
     let metrics = &term.ctx.metrics;
     metrics

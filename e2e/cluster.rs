@@ -1,0 +1,569 @@
+//! End-to-end: two `curio controller` processes against a real cluster (from `KUBECONFIG`)
+//! and one PostgreSQL (`DATABASE_URL`). Run through `e2e/run.sh`; see `e2e/README.md`.
+//!
+//! Written for bare API servers (no kubelet, no controller-manager: no Pods, no default
+//! ServiceAccounts, no garbage collection, deleted namespaces stay Terminating) as well as
+//! kind or k3d: everything lives in fresh namespaces named per run.
+
+use std::{
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use curio::crd::{CatalogSource, RefreshJob};
+use k8s_openapi::{
+    api::{
+        coordination::v1::Lease,
+        core::v1::{ConfigMap, Namespace},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn apply_crds(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // Kubernetes before 1.25 cannot compile transition rules (oldSelf); E2E_STRIP_CEL=1 drops
+    // the CEL rules for such servers. The CRDs Curio ships keep them.
+    let strip = env("E2E_STRIP_CEL").is_some_and(|v| v == "1");
+    if strip {
+        eprintln!(
+            "[e2e] E2E_STRIP_CEL=1: applying the CRDs without their x-kubernetes-validations rules"
+        );
+    }
+    for crd in curio::crd::generate::definitions() {
+        let name = crd.name_any();
+        let crd = if strip { without_cel(crd) } else { crd };
+        crds.patch(
+            &name,
+            &PatchParams::apply("curio-e2e").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
+        eventually(&format!("CRD {name} Established"), || {
+            let crds = crds.clone();
+            let name = name.clone();
+            async move {
+                let crd = crds.get(&name).await.ok()?;
+                crd.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+fn without_cel(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("x-kubernetes-validations");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(crd).unwrap();
+    strip(&mut value);
+    serde_json::from_value(value).unwrap()
+}
+
+async fn create_namespace(client: &Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+}
+
+/// A catalog served over HTTP whose answer can be slowed down, to catch a job mid-run.
+async fn serve_catalog(delay_ms: Arc<AtomicU64>) -> String {
+    use axum::routing::get;
+    let body = "assets:\n - {kind: Model, name: slow-model-a}\n - {kind: Model, name: slow-model-b}\n - {kind: Agent, name: slow-agent}\n";
+    let router = axum::Router::new().route(
+        "/catalog.yaml",
+        get(move || {
+            let delay_ms = delay_ms.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(delay_ms.load(Ordering::SeqCst))).await;
+                body
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/catalog.yaml", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    url
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Replica {
+    name: String,
+    child: Child,
+    metrics: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_replica(name: &str, database_url: &str, lease_ns: &str, watch: &[&str]) -> Replica {
+    let port = free_port();
+    let log_dir = env("E2E_LOG_DIR").unwrap_or_else(|| std::env::temp_dir().display().to_string());
+    let log = std::fs::File::create(format!("{log_dir}/curio-e2e-{name}.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args([
+            "controller",
+            "--database-url",
+            database_url,
+            "--lease-namespace",
+            lease_ns,
+            "--replica",
+            name,
+            "--controller-identity",
+            "system:serviceaccount:curio-e2e:curio",
+            "--watch-namespaces",
+            &watch.join(","),
+            "--metrics-address",
+            &format!("127.0.0.1:{port}"),
+            "--allow-url-cidrs",
+            "127.0.0.1/32",
+            "--retry-base",
+            "1s",
+            "--drain-timeout",
+            "2s",
+        ])
+        .env("RUST_LOG", "info,curio=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start curio controller");
+    Replica {
+        name: name.into(),
+        child,
+        metrics: format!("http://127.0.0.1:{port}/metrics"),
+    }
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str, values: Vec<sea_orm::Value>) -> i64 {
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            sql,
+            values,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+fn ready(source: &CatalogSource) -> Option<(String, String)> {
+    let status = source.status.as_ref()?;
+    let c = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+async fn wait_ready(api: &Api<CatalogSource>, name: &str, count: i64) -> CatalogSource {
+    eventually(
+        &format!("CatalogSource {name} Ready with {count} assets"),
+        || {
+            let api = api.clone();
+            let name = name.to_owned();
+            async move {
+                let source = api.get(&name).await.ok()?;
+                (ready(&source)? == ("True".into(), "Succeeded".into())
+                    && source.status.as_ref()?.asset_count == Some(count))
+                .then_some(source)
+            }
+        },
+    )
+    .await
+}
+
+async fn job_phase(api: &Api<RefreshJob>, name: &str) -> Option<String> {
+    let job = api.get(name).await.ok()?;
+    let phase = job.status?.phase?;
+    Some(format!("{phase:?}"))
+}
+
+async fn wait_phase(api: &Api<RefreshJob>, name: &str, phase: &str) {
+    eventually(&format!("RefreshJob {name} {phase}"), || {
+        let api = api.clone();
+        let name = name.to_owned();
+        let phase = phase.to_owned();
+        async move { (job_phase(&api, &name).await? == phase).then_some(()) }
+    })
+    .await
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get("curio-controller")
+        .await
+        .ok()?
+        .spec?
+        .holder_identity
+        .filter(|h| !h.is_empty())
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+async fn two_controllers_reconcile_and_hand_over() {
+    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
+        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
+    };
+    let client = Client::try_default()
+        .await
+        .expect("a cluster from KUBECONFIG");
+    apply_crds(&client).await;
+
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let (system, team_a, team_b) = (
+        format!("curio-e2e-{run}"),
+        format!("e2e-{run}-a"),
+        format!("e2e-{run}-b"),
+    );
+    for ns in [&system, &team_a, &team_b] {
+        create_namespace(&client, ns).await;
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args(["migrate", "--database-url", &database_url])
+        .status()
+        .unwrap();
+    assert!(status.success(), "curio migrate");
+    let db = Database::connect(database_url.as_str()).await.unwrap();
+
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let catalog_url = serve_catalog(delay_ms.clone()).await;
+    let mut replicas = vec![
+        start_replica(
+            &format!("{run}-0"),
+            &database_url,
+            &system,
+            &[&team_a, &team_b],
+        ),
+        start_replica(
+            &format!("{run}-1"),
+            &database_url,
+            &system,
+            &[&team_a, &team_b],
+        ),
+    ];
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &system);
+    let first_leader = eventually("a leader", || holder(&leases)).await;
+
+    // Team A: a ConfigMap source and a URL source; team B: an inline source.
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &team_a);
+    let catalog = "assets:\n - {kind: Model, name: granite-3-8b, version: '3.0', license: apache-2.0}\n - {kind: McpServer, name: github}\n";
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "catalog"},
+        "data": {"catalog.yaml": catalog}
+    }))
+    .unwrap();
+    config_maps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let sources_a: Api<CatalogSource> = Api::namespaced(client.clone(), &team_a);
+    let sources_b: Api<CatalogSource> = Api::namespaced(client.clone(), &team_b);
+    let create = |api: &Api<CatalogSource>, value: serde_json::Value| {
+        let api = api.clone();
+        async move {
+            let source: CatalogSource = serde_json::from_value(value).unwrap();
+            api.create(&PostParams::default(), &source).await.unwrap()
+        }
+    };
+    create(&sources_a, json!({
+        "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
+        "metadata": {"name": "models", "annotations": {"curio.dev/change-reason": "e2e onboarding"}},
+        "spec": {"source": {"configMap": {"name": "catalog"}}, "curation": [{"match": "granite-*", "approved": true}]}
+    })).await;
+    create(
+        &sources_a,
+        json!({
+            "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
+            "metadata": {"name": "remote"},
+            "spec": {"source": {"url": {"url": catalog_url}}}
+        }),
+    )
+    .await;
+    create(
+        &sources_b,
+        json!({
+            "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
+            "metadata": {"name": "agents"},
+            "spec": {"source": {"inline": {"assets": [{"kind": "Agent", "name": "triage"}]}}}
+        }),
+    )
+    .await;
+
+    let models = wait_ready(&sources_a, "models", 2).await;
+    assert_eq!(
+        models.status.as_ref().unwrap().observed_generation,
+        models.metadata.generation
+    );
+    assert!(models.finalizers().iter().any(|f| f == "curio.dev/cleanup"));
+    wait_ready(&sources_a, "remote", 3).await;
+    wait_ready(&sources_b, "agents", 1).await;
+    let ns = |n: &str| sea_orm::Value::from(n.to_owned());
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM assets WHERE namespace = $1",
+            vec![ns(&team_a)]
+        )
+        .await,
+        5
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM assets WHERE namespace = $1 AND approved",
+            vec![ns(&team_a)]
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM audit_events WHERE namespace = $1 AND verb = 'create' AND reason = 'e2e onboarding' AND actor = 'system:serviceaccount:curio-e2e:curio'", vec![ns(&team_a)]).await,
+        2
+    );
+
+    // A ConfigMap edit re-reconciles the source that reads it.
+    let edited = format!("{catalog} - {{kind: Agent, name: reviewer}}\n");
+    config_maps
+        .patch(
+            "catalog",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"catalog.yaml": edited}})),
+        )
+        .await
+        .unwrap();
+    wait_ready(&sources_a, "models", 3).await;
+
+    // A bad document keeps the last good assets and says why.
+    config_maps
+        .patch(
+            "catalog",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"catalog.yaml": "assets: [oops"}})),
+        )
+        .await
+        .unwrap();
+    let stalled = eventually("models Stalled", || {
+        let api = sources_a.clone();
+        async move {
+            let s = api.get("models").await.ok()?;
+            (ready(&s)? == ("False".into(), "InvalidCatalog".into())).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(stalled.status.unwrap().asset_count, Some(3));
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM assets WHERE namespace = $1 AND source = 'models'",
+            vec![ns(&team_a)]
+        )
+        .await,
+        3
+    );
+
+    // Jobs in both namespaces.
+    let jobs_a: Api<RefreshJob> = Api::namespaced(client.clone(), &team_a);
+    let jobs_b: Api<RefreshJob> = Api::namespaced(client.clone(), &team_b);
+    let job = |name: &str, source: &str, reason: &str| -> RefreshJob {
+        serde_json::from_value(json!({
+            "apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
+            "metadata": {"name": name},
+            "spec": {"sourceRef": {"name": source}, "reason": reason, "backoffLimit": 1}
+        }))
+        .unwrap()
+    };
+    jobs_b
+        .create(
+            &PostParams::default(),
+            &job("refresh-agents", "agents", "weekly refresh"),
+        )
+        .await
+        .unwrap();
+    wait_phase(&jobs_b, "refresh-agents", "Succeeded").await;
+    let done = jobs_b.get("refresh-agents").await.unwrap();
+    assert_eq!(done.status.as_ref().unwrap().unchanged, Some(1));
+    assert!(
+        done.owner_references()
+            .iter()
+            .any(|o| o.kind == "CatalogSource" && o.name == "agents"),
+        "the job is owned by its source"
+    );
+
+    // A slow job: kill the leader while it runs; the other replica takes over and finishes it
+    // exactly once.
+    delay_ms.store(6000, Ordering::SeqCst);
+    jobs_a
+        .create(
+            &PostParams::default(),
+            &job("refresh-remote", "remote", "pick up new models"),
+        )
+        .await
+        .unwrap();
+    wait_phase(&jobs_a, "refresh-remote", "Running").await;
+    let leader = holder(&leases).await.expect("a leader");
+    let at = replicas
+        .iter()
+        .position(|r| r.name == leader)
+        .expect("the leader is ours");
+    let mut killed = replicas.remove(at);
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    delay_ms.store(0, Ordering::SeqCst);
+    let successor = eventually("another leader", || {
+        let leases = leases.clone();
+        let leader = leader.clone();
+        async move { holder(&leases).await.filter(|h| *h != leader) }
+    })
+    .await;
+    assert_eq!(successor, replicas[0].name);
+    wait_phase(&jobs_a, "refresh-remote", "Succeeded").await;
+    let finished = jobs_a.get("refresh-remote").await.unwrap();
+    let attempts = finished.status.as_ref().unwrap().attempts;
+    assert_eq!(
+        attempts, 1,
+        "the interrupted attempt was resumed, not retried as a new one"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM assets WHERE namespace = $1 AND source = 'remote'",
+            vec![ns(&team_a)]
+        )
+        .await,
+        3,
+        "one copy of each asset"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM audit_events WHERE namespace = $1 AND resource = 'refreshjobs' AND object_name = 'refresh-remote' AND verb = 'start'", vec![ns(&team_a)]).await,
+        1,
+        "one start event for the attempt"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM audit_events WHERE namespace = $1 AND resource = 'refreshjobs' AND object_name = 'refresh-remote' AND verb = 'succeed'", vec![ns(&team_a)]).await,
+        1,
+        "one succeed event"
+    );
+    let metrics = reqwest_get(&replicas[0].metrics).await;
+    assert!(metrics.contains("curio_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains("curio_leader_transitions_total"),
+        "{metrics}"
+    );
+
+    // Deleting a source removes its assets (audited) and lets the object go.
+    sources_b
+        .delete("agents", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("agents gone", || {
+        let api = sources_b.clone();
+        async move { api.get_opt("agents").await.ok()?.is_none().then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM assets WHERE namespace = $1",
+            vec![ns(&team_b)]
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM audit_events WHERE namespace = $1 AND verb = 'delete' AND reason = 'CatalogSource agents deleted'", vec![ns(&team_b)]).await,
+        1
+    );
+
+    // Graceful shutdown releases the Lease.
+    let last = replicas.remove(0);
+    let pid = last.child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    eventually("the Lease released", || {
+        let leases = leases.clone();
+        async move { holder(&leases).await.is_none().then_some(()) }
+    })
+    .await;
+    drop(last);
+    assert!(!first_leader.is_empty());
+
+    // Best effort: on a bare API server namespaces stay Terminating; names are per run.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [&system, &team_a, &team_b] {
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    }
+}
+
+/// A plain HTTP GET, through hyper (already a dependency), of a local endpoint.
+async fn reqwest_get(url: &str) -> String {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    let uri: hyper::Uri = url.parse().unwrap();
+    let host = uri.authority().unwrap().to_string();
+    let stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get(uri.path())
+        .header("host", host)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
