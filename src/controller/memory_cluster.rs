@@ -21,7 +21,7 @@ use super::cluster::{Cluster, ClusterError, EventNote};
 use crate::crd::{CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus};
 
 /// (namespace, name)
-type Key = (String, String);
+pub type Key = (String, String);
 
 #[derive(Default)]
 struct State {
@@ -70,6 +70,16 @@ impl MemoryCluster {
 
     pub fn remove_config_map(&self, namespace: &str, name: &str) {
         self.state().config_maps.remove(&key(namespace, name));
+    }
+
+    /// Replaces every ConfigMap at once (standalone mode's view of its folder).
+    pub fn replace_config_maps(&self, all: BTreeMap<Key, BTreeMap<String, String>>) {
+        self.state().config_maps = all;
+    }
+
+    /// Replaces every Secret at once.
+    pub fn replace_secrets(&self, all: BTreeMap<Key, BTreeMap<String, Vec<u8>>>) {
+        self.state().secrets = all;
     }
 
     pub fn put_secret(&self, namespace: &str, name: &str, data: BTreeMap<String, Vec<u8>>) {

@@ -240,6 +240,24 @@ pub async fn reconcile_source_with(
     source: &CatalogSource,
     trigger: &Trigger,
 ) -> Result<Report, ReconcileError> {
+    reconcile(ctx, source, trigger, false).await
+}
+
+/// Fetches the source's content even if nothing in the source changed (something it reads
+/// may have: standalone mode's folder). Unchanged content still writes nothing.
+pub async fn refetch_source(
+    ctx: &Context,
+    source: &CatalogSource,
+) -> Result<Report, ReconcileError> {
+    reconcile(ctx, source, &Trigger::Watch, true).await
+}
+
+async fn reconcile(
+    ctx: &Context,
+    source: &CatalogSource,
+    trigger: &Trigger,
+    force: bool,
+) -> Result<Report, ReconcileError> {
     let id = identity(source)?;
     let _guard = ctx
         .source_locks
@@ -249,7 +267,7 @@ pub async fn reconcile_source_with(
         return Ok(Report::Suspended);
     }
     let time = Timestamp::now();
-    if *trigger == Trigger::Watch && !needs_refresh(source, time) {
+    if *trigger == Trigger::Watch && !force && !needs_refresh(source, time) {
         return Ok(Report::UpToDate);
     }
     let previous = source.status.clone().unwrap_or_default();

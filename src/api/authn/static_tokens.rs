@@ -110,6 +110,13 @@ impl StaticTokens {
         Self::parse(&text)
     }
 
+    /// Every user in the file, sorted by name (for the standalone banner).
+    pub fn users(&self) -> Vec<UserInfo> {
+        let mut users: Vec<UserInfo> = self.users.values().cloned().collect();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        users
+    }
+
     /// The user names in the file, sorted (for the standalone banner).
     pub fn usernames(&self) -> Vec<String> {
         let mut names: Vec<String> = self.users.values().map(|u| u.username.clone()).collect();
