@@ -5,5 +5,6 @@ pub mod catalog;
 pub mod controller;
 pub mod crd;
 pub mod source;
+pub mod standalone;
 pub mod store;
 pub mod telemetry;

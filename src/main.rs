@@ -36,6 +36,9 @@ enum Command {
     /// Run the CatalogSource and RefreshJob controllers (leader-elected) with health and
     /// metrics endpoints.
     Controller(ControllerArgs),
+    /// The whole of Curio in one process, no cluster: reconcile a folder of manifests into an
+    /// embedded store and serve the API with static tokens and the folder's RBAC.
+    Standalone(StandaloneArgs),
     /// Run the database migrations (under an advisory lock on PostgreSQL) and exit.
     Migrate {
         /// postgres://… or sqlite://…
@@ -106,6 +109,181 @@ struct ApiArgs {
         value_name = "NAMES"
     )]
     proxy_allowed_names: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct StandaloneArgs {
+    /// Folder of YAML manifests (Namespace, CatalogSource, RefreshJob, ConfigMap, Secret and
+    /// RBAC kinds; others are reported and skipped). Its `files/` subfolder is served at /files/.
+    #[arg(long, env = "CURIO_MANIFESTS", value_name = "DIR")]
+    manifests: PathBuf,
+    /// postgres://… or sqlite://… [default: SQLite in --data-dir]
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the embedded SQLite database lives.
+    #[arg(
+        long,
+        env = "CURIO_DATA_DIR",
+        default_value = ".curio",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "CURIO_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Bearer tokens (kube-apiserver --token-auth-file format) [default: DIR/tokens.csv].
+    #[arg(long, env = "CURIO_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// How often the folder is checked for changes.
+    #[arg(long, env = "CURIO_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: std::time::Duration,
+    /// URL sources may reach these ranges (the listen address is always allowed, for
+    /// ${CURIO_URL}/files/… sources).
+    #[arg(long, env = "CURIO_ALLOW_URL_CIDRS", value_delimiter = ',')]
+    allow_url_cidrs: Vec<ipnet::IpNet>,
+}
+
+async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    use curio::{
+        api::{self, authn::StaticTokens},
+        controller::{memory_cluster::MemoryCluster, reconcile::Context},
+        source::{http::UrlFetcher, policy::AddressPolicy},
+        standalone::{self, Standalone, folder::Folder, serve},
+    };
+    use std::sync::Arc;
+
+    let manifests = args
+        .manifests
+        .canonicalize()
+        .with_context(|| format!("the manifests folder {}", args.manifests.display()))?;
+    let database_url = match args.database_url {
+        Some(url) => url,
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating {}", args.data_dir.display()))?;
+            let path = args.data_dir.canonicalize()?.join("curio.db");
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+    };
+    curio::store::migrate(&database_url)
+        .await
+        .context("migrating the database")?;
+    let store = curio::store::connect(&database_url)
+        .await
+        .context("connecting to the database")?;
+    let token_file = args
+        .token_file
+        .unwrap_or_else(|| manifests.join("tokens.csv"));
+    let tokens = StaticTokens::load(&token_file)?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let mut local = listener.local_addr()?;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let base = format!("http://{local}");
+    let mut allow = args.allow_url_cidrs;
+    allow.push(ipnet::IpNet::from(local.ip()));
+    let cluster = Arc::new(MemoryCluster::default());
+    let metrics = Arc::new(curio::telemetry::Metrics::new());
+    let mut ctx = Context::new(
+        store.clone(),
+        cluster.clone(),
+        "system:curio-standalone".into(),
+        UrlFetcher::new(
+            AddressPolicy::new(allow, Vec::new()),
+            std::time::Duration::from_secs(5),
+        )?,
+    );
+    ctx.metrics = metrics.clone();
+    let mut runner = Standalone::new(
+        Arc::new(ctx),
+        cluster.clone(),
+        Folder::new(manifests.clone(), base.clone()),
+    );
+    let report = runner.sync().await.context("reading the manifests")?;
+    standalone::log_report(&report);
+
+    let router = api::router(api::ApiState {
+        store,
+        authn: Arc::new(tokens.clone()),
+        authz: runner.rbac.clone(),
+        metrics,
+    })
+    .merge(serve::files_router(
+        manifests.join(standalone::folder::FILES_DIR),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let mut stop = stop_rx;
+        api::server::serve_http(listener, router, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    // The first pass before the banner, so the commands it prints have something to show.
+    runner.reconcile_due().await;
+
+    let namespaces = standalone::namespaces(&cluster);
+    let users = tokens.usernames();
+    println!("Curio standalone: serving {base}");
+    println!("  manifests: {}", manifests.display());
+    println!("  database:  {}", redact(&database_url));
+    println!(
+        "  sources:   {} in {} namespaces ({})",
+        report.sources,
+        namespaces.len(),
+        namespaces.join(", ")
+    );
+    println!("  users ({}): {}", token_file.display(), users.join(", "));
+    let commands = serve::try_commands(
+        &base,
+        &token_file,
+        &tokens,
+        &runner.rbac.current(),
+        &namespaces,
+        |ns| first_model(&cluster, ns),
+    );
+    if !commands.is_empty() {
+        println!("Try:");
+        for command in commands {
+            println!("  {command}");
+        }
+    }
+    println!("Edit, add or delete files under the folder: changes apply within a second or two.");
+
+    runner.run(args.poll_interval, shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    server.await.context("the API server panicked")??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The name of a model declared inline in `namespace`, for the banner's `get` example.
+fn first_model(
+    cluster: &curio::controller::memory_cluster::MemoryCluster,
+    namespace: &str,
+) -> Option<String> {
+    cluster
+        .all_sources()
+        .into_iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        .filter_map(|s| s.spec.source.inline)
+        .flat_map(|inline| inline.assets)
+        .find(|a| a.kind == curio::catalog::AssetKind::Model)
+        .map(|a| a.name)
 }
 
 #[derive(clap::Args)]
@@ -396,6 +574,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         Command::Crds { check, write, dir } => crds(check, write, &dir),
         Command::Api(args) => run_api(args).await,
         Command::Controller(args) => run_controller(args).await,
+        Command::Standalone(args) => run_standalone(args).await,
         Command::Migrate { database_url } => {
             let applied = curio::store::migrate(&database_url)
                 .await

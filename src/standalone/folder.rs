@@ -1,0 +1,188 @@
+//! The manifests folder: which files it holds, what each last parsed to, and whether anything
+//! changed since the last look. A file that fails to parse keeps its last good objects.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use super::manifests::{Object, parse};
+
+/// Files under this subfolder are content served by the process, not manifests.
+pub const FILES_DIR: &str = "files";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// (length, modification time) per file: cheap to take every second.
+pub type Fingerprint = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
+
+/// A problem with one file, as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProblem {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+pub struct Folder {
+    root: PathBuf,
+    self_url: String,
+    /// The last good objects of each file.
+    files: BTreeMap<PathBuf, Vec<Object>>,
+    /// Files that failed on the last load (their last good objects stay in `files`).
+    pub problems: Vec<FileProblem>,
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) -> Result<(), FolderError> {
+    let read = |source| FolderError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let path = entry.map_err(read)?.path();
+        if path.is_dir() {
+            if dir == root && path.file_name().is_some_and(|n| n == FILES_DIR) {
+                continue;
+            }
+            collect(&path, root, out)?;
+        } else if is_manifest(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn collect_all(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FolderError> {
+    let read = |source| FolderError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let path = entry.map_err(read)?.path();
+        if path.is_dir() {
+            collect_all(&path, out)?;
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl Folder {
+    pub fn new(root: PathBuf, self_url: String) -> Self {
+        Self {
+            root,
+            self_url,
+            files: BTreeMap::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every file's size and mtime, `files/` included (URL sources read it).
+    pub fn fingerprint(&self) -> Result<Fingerprint, FolderError> {
+        let mut paths = Vec::new();
+        collect(&self.root, &self.root, &mut paths)?;
+        let served = self.root.join(FILES_DIR);
+        if served.is_dir() {
+            collect_all(&served, &mut paths)?;
+        }
+        Ok(paths
+            .into_iter()
+            .map(|path| {
+                let meta = std::fs::metadata(&path).ok();
+                let stamp = (
+                    meta.as_ref().map_or(0, std::fs::Metadata::len),
+                    meta.and_then(|m| m.modified().ok()),
+                );
+                (path, stamp)
+            })
+            .collect())
+    }
+
+    /// Reads every file again. Removed files drop their objects; files that fail keep their
+    /// last good objects and are listed in `problems`.
+    pub fn load(&mut self) -> Result<(), FolderError> {
+        let mut paths = Vec::new();
+        collect(&self.root, &self.root, &mut paths)?;
+        paths.sort();
+        self.files.retain(|path, _| paths.contains(path));
+        self.problems.clear();
+        for path in paths {
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| parse(&text, &self.self_url).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(objects) => {
+                    self.files.insert(path, objects);
+                }
+                Err(message) => self.problems.push(FileProblem { path, message }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Every object of every file, with the file it came from.
+    pub fn objects(&self) -> impl Iterator<Item = (&Path, &Object)> {
+        self.files
+            .iter()
+            .flat_map(|(path, objects)| objects.iter().map(move |o| (path.as_path(), o)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_file_keeps_its_last_good_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ns.yaml");
+        std::fs::write(&file, "kind: Namespace\nmetadata: {name: team-a}\n").unwrap();
+        std::fs::create_dir(dir.path().join(FILES_DIR)).unwrap();
+        std::fs::write(dir.path().join(FILES_DIR).join("c.yaml"), "assets: []").unwrap();
+        let mut folder = Folder::new(dir.path().to_owned(), String::new());
+        folder.load().unwrap();
+        assert_eq!(
+            folder.objects().count(),
+            1,
+            "files/ is not read as manifests"
+        );
+
+        std::fs::write(&file, "kind: Namespace\nmetadata: {name: [oops\n").unwrap();
+        folder.load().unwrap();
+        assert_eq!(folder.problems.len(), 1);
+        assert!(
+            folder.problems[0].message.contains("line"),
+            "{:?}",
+            folder.problems
+        );
+        assert!(matches!(
+            folder.objects().next().unwrap().1,
+            Object::Namespace(n) if n == "team-a"
+        ));
+
+        std::fs::remove_file(&file).unwrap();
+        folder.load().unwrap();
+        assert_eq!(folder.objects().count(), 0);
+        assert!(folder.problems.is_empty());
+    }
+}

@@ -1,0 +1,331 @@
+//! Standalone mode: the whole of Curio in one process, no cluster. A folder of manifests
+//! stands in for the API server ([`MemoryCluster`]); the same reconcile and job code as
+//! `curio controller` fills the store; the same API router serves it, with static tokens and
+//! RBAC from the folder.
+
+pub mod folder;
+pub mod manifests;
+pub mod serve;
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use kube::ResourceExt;
+use tokio::time::Instant;
+
+use crate::{
+    api::authz::{
+        Attributes, Authorizer, AuthzError, Decision, StaticRbac, manifests::add_document,
+    },
+    controller::{
+        backoff::retry_delay,
+        job::{JobPlan, JobResult, JobSettings, plan, run_job},
+        memory_cluster::MemoryCluster,
+        reconcile::{Context, Report, cleanup_source, interval, refetch_source},
+    },
+    crd::{CatalogSource, RefreshJob},
+    store::Namespace,
+};
+use folder::{FileProblem, Folder, FolderError};
+use manifests::Object;
+
+/// RBAC that can be replaced while requests are being served.
+#[derive(Default)]
+pub struct SharedRbac {
+    current: RwLock<Arc<StaticRbac>>,
+}
+
+impl SharedRbac {
+    pub fn replace(&self, rbac: StaticRbac) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rbac);
+    }
+
+    pub fn current(&self) -> Arc<StaticRbac> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Authorizer for SharedRbac {
+    async fn authorize(&self, attributes: &Attributes) -> Result<Decision, AuthzError> {
+        Ok(self.current().decide(attributes))
+    }
+}
+
+/// What one pass over the folder found, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub problems: Vec<FileProblem>,
+    /// (file, kind, name) of documents of kinds standalone mode does not handle.
+    pub skipped: Vec<(String, String, String)>,
+    pub sources: usize,
+    pub jobs: usize,
+    pub removed_sources: Vec<String>,
+}
+
+/// When each source or job is next due, as kube-runtime's requeue would schedule it.
+#[derive(Default)]
+struct Schedule {
+    /// `None`: only a change wakes it.
+    next: HashMap<String, Option<Instant>>,
+    failures: HashMap<String, u32>,
+}
+
+impl Schedule {
+    fn due(&self, key: &str, now: Instant) -> bool {
+        match self.next.get(key) {
+            None => true,
+            Some(None) => false,
+            Some(Some(at)) => *at <= now,
+        }
+    }
+}
+
+pub struct Standalone {
+    pub ctx: Arc<Context>,
+    pub cluster: Arc<MemoryCluster>,
+    pub rbac: Arc<SharedRbac>,
+    folder: Folder,
+    jobs: JobSettings,
+    retry_base: Duration,
+    retry_cap: Duration,
+    schedule: Schedule,
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+impl Standalone {
+    /// `ctx.cluster` must be `cluster`.
+    pub fn new(ctx: Arc<Context>, cluster: Arc<MemoryCluster>, folder: Folder) -> Self {
+        Self {
+            ctx,
+            cluster,
+            rbac: Arc::new(SharedRbac::default()),
+            folder,
+            jobs: JobSettings::default(),
+            retry_base: Duration::from_secs(2),
+            retry_cap: Duration::from_secs(60),
+            schedule: Schedule::default(),
+        }
+    }
+
+    pub fn folder(&self) -> &Folder {
+        &self.folder
+    }
+
+    /// Reads the folder and makes the in-memory cluster and the RBAC match it. Sources that
+    /// are gone have their assets removed (audited), as the finalizer does on a cluster.
+    pub async fn sync(&mut self) -> Result<SyncReport, FolderError> {
+        self.folder.load()?;
+        let mut report = SyncReport {
+            problems: self.folder.problems.clone(),
+            ..Default::default()
+        };
+        let mut sources: BTreeMap<String, CatalogSource> = BTreeMap::new();
+        let mut jobs: BTreeMap<String, RefreshJob> = BTreeMap::new();
+        let mut config_maps = BTreeMap::new();
+        let mut secrets = BTreeMap::new();
+        let mut rbac = StaticRbac::default();
+        let mut rbac_problems = Vec::new();
+        for (path, object) in self.folder.objects() {
+            match object {
+                Object::Namespace(_) => {}
+                Object::Source(source) => {
+                    sources.insert(
+                        key(&source.namespace().unwrap_or_default(), &source.name_any()),
+                        (**source).clone(),
+                    );
+                }
+                Object::Job(job) => {
+                    jobs.insert(
+                        key(&job.namespace().unwrap_or_default(), &job.name_any()),
+                        (**job).clone(),
+                    );
+                }
+                Object::ConfigMap {
+                    namespace,
+                    name,
+                    data,
+                } => {
+                    config_maps.insert((namespace.clone(), name.clone()), data.clone());
+                }
+                Object::Secret {
+                    namespace,
+                    name,
+                    data,
+                } => {
+                    secrets.insert((namespace.clone(), name.clone()), data.clone());
+                }
+                Object::Rbac(doc) => {
+                    if let Err(message) = add_document(&mut rbac, doc) {
+                        rbac_problems.push(FileProblem {
+                            path: path.to_owned(),
+                            message,
+                        });
+                    }
+                }
+                Object::Skipped { kind, name } => {
+                    report
+                        .skipped
+                        .push((path.display().to_string(), kind.clone(), name.clone()));
+                }
+            }
+        }
+        if rbac_problems.is_empty() {
+            self.rbac.replace(rbac);
+        } else {
+            // Keep the last good RBAC rather than serve a half-built one.
+            report.problems.extend(rbac_problems);
+        }
+        self.cluster.replace_config_maps(config_maps);
+        self.cluster.replace_secrets(secrets);
+
+        for existing in self.cluster.all_sources() {
+            let at = key(
+                &existing.namespace().unwrap_or_default(),
+                &existing.name_any(),
+            );
+            if !sources.contains_key(&at) {
+                self.cluster.remove_source(
+                    &existing.namespace().unwrap_or_default(),
+                    &existing.name_any(),
+                );
+                match cleanup_source(&self.ctx, &existing).await {
+                    Ok(_) => report.removed_sources.push(at),
+                    Err(e) => {
+                        tracing::warn!(source = %at, error = %e, "removing the assets of a deleted source failed")
+                    }
+                }
+            }
+        }
+        for existing in self.cluster.all_jobs() {
+            let namespace = existing.namespace().unwrap_or_default();
+            if !jobs.contains_key(&key(&namespace, &existing.name_any())) {
+                self.cluster.remove_job(&namespace, &existing.name_any());
+                if let Ok(ns) = Namespace::new(namespace) {
+                    let _ = self.ctx.store.delete_job(&ns, &existing.name_any()).await;
+                }
+            }
+        }
+        report.sources = sources.len();
+        report.jobs = jobs.len();
+        for source in sources.into_values() {
+            self.cluster.apply_source(source);
+        }
+        for job in jobs.into_values() {
+            self.cluster.apply_job(job);
+        }
+        // A change anywhere may matter to any source (a ConfigMap, a Secret): look at all.
+        self.schedule = Schedule::default();
+        Ok(report)
+    }
+
+    /// Reconciles every source and runs every job that is due. Right after a sync every
+    /// source is fetched again (a file it reads may have changed); unchanged ones write nothing.
+    pub async fn reconcile_due(&mut self) {
+        let now = Instant::now();
+        for source in self.cluster.all_sources() {
+            let at = key(&source.namespace().unwrap_or_default(), &source.name_any());
+            if !self.schedule.due(&at, now) {
+                continue;
+            }
+            let next = match refetch_source(&self.ctx, &source).await {
+                Ok(Report::Failed { .. }) | Err(_) => {
+                    let failures = self.schedule.failures.entry(at.clone()).or_insert(0);
+                    *failures += 1;
+                    Some(now + retry_delay(*failures, self.retry_base, self.retry_cap))
+                }
+                Ok(_) => {
+                    self.schedule.failures.remove(&at);
+                    interval(&source).map(|every| now + every)
+                }
+            };
+            self.schedule.next.insert(at, next);
+        }
+        for job in self.cluster.all_jobs() {
+            let namespace = job.namespace().unwrap_or_default();
+            let at = format!("job/{}", key(&namespace, &job.name_any()));
+            if !self.schedule.due(&at, now) {
+                continue;
+            }
+            let next = match plan(&job, k8s_openapi::jiff::Timestamp::now()) {
+                JobPlan::Finished { expires_in } => expires_in.map(|d| now + d),
+                JobPlan::Start { .. } | JobPlan::Resume { .. } | JobPlan::Expired => {
+                    match run_job(&self.ctx, &self.jobs, &namespace, &job.name_any()).await {
+                        Ok(JobResult::RetryAfter(delay)) => Some(now + delay),
+                        Ok(_) => None,
+                        Err(e) => {
+                            tracing::warn!(job = %at, error = %e, "RefreshJob attempt interrupted; re-running");
+                            Some(now + self.retry_base)
+                        }
+                    }
+                }
+            };
+            // A finished job is looked at again when its TTL runs out.
+            self.schedule.next.insert(at, next);
+        }
+    }
+
+    /// Watches the folder (polling, once per `period`) and reconciles until `shutdown`.
+    pub async fn run(mut self, period: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut seen = self.folder.fingerprint().ok();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                () = &mut shutdown => return,
+            }
+            let now = self.folder.fingerprint().ok();
+            if now.is_some() && now != seen {
+                seen = now;
+                match self.sync().await {
+                    Ok(report) => log_report(&report),
+                    Err(e) => tracing::warn!(error = %e, "reading the manifests folder failed"),
+                }
+            }
+            self.reconcile_due().await;
+        }
+    }
+}
+
+/// Logs what a sync found: problems (with path and line) and skipped kinds.
+pub fn log_report(report: &SyncReport) {
+    for problem in &report.problems {
+        tracing::warn!(file = %problem.path.display(), error = %problem.message, "manifest not applied; its last good version stays");
+    }
+    for (file, kind, name) in &report.skipped {
+        tracing::info!(file = %file, kind = %kind, name = %name, "skipped: standalone mode does not handle this kind");
+    }
+    for source in &report.removed_sources {
+        tracing::info!(source = %source, "source removed from the folder; its assets were removed");
+    }
+    tracing::info!(
+        sources = report.sources,
+        jobs = report.jobs,
+        "manifests applied"
+    );
+}
+
+/// Namespaces named anywhere in the folder, sorted.
+pub fn namespaces(cluster: &MemoryCluster) -> Vec<String> {
+    let set: HashSet<String> = cluster
+        .all_sources()
+        .iter()
+        .filter_map(ResourceExt::namespace)
+        .collect();
+    let mut names: Vec<String> = set.into_iter().collect();
+    names.sort();
+    names
+}
