@@ -175,7 +175,7 @@ async fn audit_events_refuse_update_delete_and_truncate_but_retention_deletes() 
         0
     );
     let left = store
-        .list_audit_events(&NamespaceScope::single(a), None, 10)
+        .list_audit_events(&NamespaceScope::single(a), &Default::default(), None, 10)
         .await
         .unwrap();
     assert_eq!(left.len(), 1);

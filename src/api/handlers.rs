@@ -302,17 +302,8 @@ pub async fn get_asset(
     Ok(cacheable(&headers, &asset_view(asset)))
 }
 
-/// `GET /api/v1/assets?namespaces=a,b`: across namespaces, each narrowed to the kinds the
-/// caller may list there. A namespace with none is a 403 for the whole request.
-pub async fn list_cross_namespace(
-    State(state): State<ApiState>,
-    Caller(user): Caller,
-    Query(params): Query<RawParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let mut allowed = ASSET_LIST_PARAMS.to_vec();
-    allowed.push("namespaces");
-    params::reject_unknown(&params, &allowed)?;
+/// The `namespaces` parameter: a non-empty, bounded, comma-separated list, duplicates dropped.
+fn namespaces_param(params: &RawParams) -> Result<Vec<Namespace>, ApiError> {
     let raw = params
         .get("namespaces")
         .filter(|v| !v.trim().is_empty())
@@ -333,6 +324,21 @@ pub async fn list_cross_namespace(
             "at most {MAX_NAMESPACES} namespaces per request"
         )));
     }
+    Ok(namespaces)
+}
+
+/// `GET /api/v1/assets?namespaces=a,b`: across namespaces, each narrowed to the kinds the
+/// caller may list there. A namespace with none is a 403 for the whole request.
+pub async fn list_cross_namespace(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Query(params): Query<RawParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut allowed = ASSET_LIST_PARAMS.to_vec();
+    allowed.push("namespaces");
+    params::reject_unknown(&params, &allowed)?;
+    let namespaces = namespaces_param(&params)?;
     let requested = params::kind(&params)?;
     let mut kinds_by_namespace = BTreeMap::new();
     for ns in &namespaces {
@@ -513,19 +519,48 @@ pub async fn list_audit_events(
     Path(ns): Path<String>,
     Query(params): Query<RawParams>,
 ) -> Result<Response, ApiError> {
-    params::reject_unknown(&params, &["limit", "continue"])?;
+    params::reject_unknown(&params, &params::AUDIT_LIST_PARAMS)?;
     let ns = namespace(&ns)?;
     require(&state, &user, "list", "auditevents", ns.as_str(), None).await?;
-    let limit = params::limit(&params)?;
-    let digest = query_digest(&("auditevents", ns.as_str()));
+    audit_page(&state, vec![ns], &params).await
+}
+
+/// `GET /api/v1/auditevents?namespaces=a,b`: the trails of several namespaces, each of which
+/// the caller must be allowed to list; one that is not makes the whole request a 403.
+pub async fn list_cross_namespace_audit_events(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Query(params): Query<RawParams>,
+) -> Result<Response, ApiError> {
+    let mut allowed = params::AUDIT_LIST_PARAMS.to_vec();
+    allowed.push("namespaces");
+    params::reject_unknown(&params, &allowed)?;
+    let namespaces = namespaces_param(&params)?;
+    for ns in &namespaces {
+        require(&state, &user, "list", "auditevents", ns.as_str(), None).await?;
+    }
+    audit_page(&state, namespaces, &params).await
+}
+
+/// One page of audit events in `namespaces` (already authorized).
+async fn audit_page(
+    state: &ApiState,
+    namespaces: Vec<Namespace>,
+    params: &RawParams,
+) -> Result<Response, ApiError> {
+    let limit = params::limit(params)?;
+    let query = params::audit_query(params)?;
+    let names: Vec<&str> = namespaces.iter().map(Namespace::as_str).collect();
+    // The token is bound to the namespaces and filters that issued it.
+    let digest = query_digest(&("auditevents", &names, &query));
     let after: Option<i64> = params
         .get("continue")
         .map(|t| continuation::decode(t, &digest))
         .transpose()?;
-    let scope = NamespaceScope::single(ns);
+    let scope = NamespaceScope::new(namespaces).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let mut rows = state
         .store
-        .list_audit_events(&scope, after, limit.saturating_add(1))
+        .list_audit_events(&scope, &query, after, limit.saturating_add(1))
         .await?;
     let next = if rows.len() as u64 > limit {
         rows.truncate(limit as usize);

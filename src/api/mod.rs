@@ -55,6 +55,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/discovery", get(handlers::discovery))
         .route("/api/v1/assets", get(handlers::list_cross_namespace))
         .route(
+            "/api/v1/auditevents",
+            get(handlers::list_cross_namespace_audit_events),
+        )
+        .route(
             "/api/v1/namespaces/{ns}/catalogsources",
             get(handlers::list_sources),
         )

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{error::ApiError, selector::parse_selector};
 use crate::{
     catalog::AssetKind,
-    store::{AssetQuery, AssetSort},
+    store::{AssetQuery, AssetSort, AuditQuery},
 };
 
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -102,4 +102,62 @@ pub fn asset_query(params: &RawParams) -> Result<AssetQuery, ApiError> {
         name: None,
         version: text(params, "version", 128)?,
     })
+}
+
+/// Filters of the audit lists.
+pub const AUDIT_LIST_PARAMS: [&str; 9] = [
+    "limit", "continue", "since", "until", "actor", "verb", "resource", "name", "uid",
+];
+
+fn time(params: &RawParams, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    params
+        .get(key)
+        .filter(|v| !v.is_empty())
+        .map(|raw| {
+            chrono::DateTime::parse_from_rfc3339(raw)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|e| {
+                    ApiError::BadRequest(format!(
+                        "{key} must be an RFC 3339 time such as 2026-01-31T12:00:00Z, got {raw:?}: {e}"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// A comma-separated list of short values (at most 20, each at most 253 characters).
+fn list(params: &RawParams, key: &str) -> Result<Vec<String>, ApiError> {
+    let Some(raw) = params.get(key) else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if items.len() > 20 || items.iter().any(|v| v.len() > 253) {
+        return Err(ApiError::BadRequest(format!(
+            "{key} takes at most 20 comma-separated values of at most 253 characters"
+        )));
+    }
+    Ok(items)
+}
+
+pub fn audit_query(params: &RawParams) -> Result<AuditQuery, ApiError> {
+    let query = AuditQuery {
+        since: time(params, "since")?,
+        until: time(params, "until")?,
+        actors: list(params, "actor")?,
+        verbs: list(params, "verb")?,
+        resources: list(params, "resource")?,
+        name: text(params, "name", 253)?,
+        uid: text(params, "uid", 64)?,
+    };
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && since >= until
+    {
+        return Err(ApiError::BadRequest("since must be before until".into()));
+    }
+    Ok(query)
 }

@@ -30,6 +30,22 @@ pub struct NewAuditEvent {
     pub idempotency_key: Option<String>,
 }
 
+/// Filters of an audit list; empty lists and `None` match everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct AuditQuery {
+    /// Events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Events before this time.
+    pub until: Option<DateTime<Utc>>,
+    pub actors: Vec<String>,
+    pub verbs: Vec<String>,
+    pub resources: Vec<String>,
+    /// The object's name.
+    pub name: Option<String>,
+    /// The object's uid.
+    pub uid: Option<String>,
+}
+
 const AUDIT_COLUMNS: [audit_event::Column; 15] = [
     audit_event::Column::Namespace,
     audit_event::Column::OccurredAt,
@@ -172,16 +188,39 @@ impl Store {
         Ok(written)
     }
 
-    /// Audit events in `scope`, oldest first, after the given id.
+    /// Audit events in `scope` that match `query`, oldest first, after the given id.
     pub async fn list_audit_events(
         &self,
         scope: &NamespaceScope,
+        query: &AuditQuery,
         after_id: Option<i64>,
         limit: u64,
     ) -> Result<Vec<audit_event::Model>, StoreError> {
         let mut select = audit_event::Entity::find().filter(
             audit_event::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)),
         );
+        if let Some(since) = query.since {
+            select = select.filter(audit_event::Column::OccurredAt.gte(since));
+        }
+        if let Some(until) = query.until {
+            select = select.filter(audit_event::Column::OccurredAt.lt(until));
+        }
+        if !query.actors.is_empty() {
+            select = select.filter(audit_event::Column::Actor.is_in(query.actors.iter().cloned()));
+        }
+        if !query.verbs.is_empty() {
+            select = select.filter(audit_event::Column::Verb.is_in(query.verbs.iter().cloned()));
+        }
+        if !query.resources.is_empty() {
+            select =
+                select.filter(audit_event::Column::Resource.is_in(query.resources.iter().cloned()));
+        }
+        if let Some(name) = &query.name {
+            select = select.filter(audit_event::Column::ObjectName.eq(name.clone()));
+        }
+        if let Some(uid) = &query.uid {
+            select = select.filter(audit_event::Column::ObjectUid.eq(uid.clone()));
+        }
         if let Some(id) = after_id {
             select = select.filter(audit_event::Column::Id.gt(id));
         }

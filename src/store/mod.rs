@@ -21,7 +21,7 @@ use sea_orm::{
 };
 
 pub use assets::{ApplyOutcome, upsert_statement};
-pub use audit::NewAuditEvent;
+pub use audit::{AuditQuery, NewAuditEvent};
 pub use migrate::{MIGRATION_LOCK_KEY, migrate};
 pub use objects::{ObjectRecord, StoredObject};
 pub use query::{
