@@ -8,3 +8,4 @@ pub mod source;
 pub mod standalone;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

@@ -115,8 +115,29 @@ pub async fn serve_https(
     settings: TlsSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let acceptor = TlsAcceptor::from(server_config(&settings)?);
-    let allowed = Arc::new(settings.proxy_allowed_names.clone());
+    let config = server_config(&settings)?;
+    serve_tls(
+        listener,
+        router,
+        config,
+        settings.proxy_allowed_names,
+        shutdown,
+    )
+    .await
+}
+
+/// Serves HTTPS with `config` until `shutdown` resolves, then drains in-flight connections
+/// (up to 30 s). Client certificates whose common name is in `proxy_allowed_names` mark their
+/// connection as a verified proxy.
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    config: Arc<ServerConfig>,
+    proxy_allowed_names: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let acceptor = TlsAcceptor::from(config);
+    let allowed = Arc::new(proxy_allowed_names);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cluster;
+pub mod webhook;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
