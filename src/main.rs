@@ -342,6 +342,58 @@ struct ControllerArgs {
     /// Longest retry delay.
     #[arg(long, env = "CURIO_RETRY_CAP", default_value = "5m", value_parser = humantime::parse_duration)]
     retry_cap: std::time::Duration,
+    #[command(flatten)]
+    webhook: WebhookArgs,
+    /// Audit events older than this are deleted (by the leader, in batches).
+    #[arg(long, env = "CURIO_AUDIT_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
+    audit_retention: std::time::Duration,
+    /// Time between audit retention runs.
+    #[arg(long, env = "CURIO_AUDIT_RETENTION_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    audit_retention_interval: std::time::Duration,
+}
+
+/// The validating admission webhook, served by every replica. Off unless a certificate source
+/// is given: `--webhook-cert-dir` (cert-manager or any mounted kubernetes.io/tls Secret) or
+/// `--webhook-self-managed`.
+#[derive(clap::Args)]
+struct WebhookArgs {
+    /// HTTPS address of the webhook.
+    #[arg(long, env = "CURIO_WEBHOOK_ADDRESS", default_value = "0.0.0.0:9443")]
+    webhook_address: std::net::SocketAddr,
+    /// Directory with tls.crt and tls.key, re-read when they change (cert-manager rotation).
+    #[arg(
+        long,
+        env = "CURIO_WEBHOOK_CERT_DIR",
+        value_name = "DIR",
+        conflicts_with = "webhook_self_managed"
+    )]
+    webhook_cert_dir: Option<std::path::PathBuf>,
+    /// Manage the webhook's own CA and certificate in a Secret and patch the caBundle of the
+    /// ValidatingWebhookConfiguration.
+    #[arg(long, env = "CURIO_WEBHOOK_SELF_MANAGED")]
+    webhook_self_managed: bool,
+    /// Secret (in the controller's namespace) holding the self-managed certificate.
+    #[arg(
+        long,
+        env = "CURIO_WEBHOOK_SECRET",
+        default_value = "curio-webhook-tls"
+    )]
+    webhook_secret: String,
+    /// The webhook Service's name; the certificate names <service>.<namespace>.svc.
+    #[arg(long, env = "CURIO_WEBHOOK_SERVICE", default_value = "curio-webhook")]
+    webhook_service: String,
+    /// Further DNS names for the self-managed certificate (comma-separated).
+    #[arg(long, env = "CURIO_WEBHOOK_DNS_NAMES", value_delimiter = ',')]
+    webhook_dns_names: Vec<String>,
+    /// The ValidatingWebhookConfiguration whose caBundle the self-managed path keeps current.
+    #[arg(long, env = "CURIO_WEBHOOK_CONFIGURATION", default_value = "curio")]
+    webhook_configuration: String,
+    /// Admit URL sources with plain http:// URLs (with a warning).
+    #[arg(long, env = "CURIO_WEBHOOK_ALLOW_HTTP_URLS")]
+    webhook_allow_http_urls: bool,
+    /// Timeout of the webhook's SubjectAccessReviews.
+    #[arg(long, env = "CURIO_WEBHOOK_SAR_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    webhook_sar_timeout: std::time::Duration,
 }
 
 async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
@@ -419,7 +471,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {}", args.metrics_address))?;
     let health = tokio::spawn({
         let router = health::router(health::HealthState {
-            store,
+            store: store.clone(),
             metrics: metrics.clone(),
         });
         let stopping = stopping.clone();
@@ -439,6 +491,37 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         metrics = %args.metrics_address,
         "controller started; waiting for leadership"
     );
+    let webhook = match start_webhook(
+        &args.webhook,
+        &client,
+        &store,
+        &lease_namespace,
+        replica.clone(),
+        stopping.clone(),
+    )
+    .await?
+    {
+        Some(task) => Some(task),
+        None => {
+            tracing::info!(
+                "admission webhook off (no --webhook-cert-dir or --webhook-self-managed)"
+            );
+            None
+        }
+    };
+    let retention = tokio::spawn(curio::controller::retention::run(
+        store.clone(),
+        curio::controller::retention::RetentionSettings {
+            retention: args.audit_retention,
+            interval: args.audit_retention_interval,
+            batch: 1_000,
+            namespace: curio::store::Namespace::new(lease_namespace.clone())
+                .context("the controller's namespace")?,
+            actor: identity.clone(),
+        },
+        leadership.clone(),
+        stopping.clone(),
+    ));
     runtime::run(
         client,
         Arc::new(ctx),
@@ -451,8 +534,93 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     election.await.context("the leader elector panicked")?;
     stopping.cancel();
     health.await.context("the health server panicked")??;
+    retention.await.context("the retention worker panicked")?;
+    if let Some(webhook) = webhook {
+        webhook.await.context("the webhook server panicked")??;
+    }
     tracing::info!("controller stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the webhook's HTTPS server (and its certificate upkeep) if a certificate source is
+/// configured; it stops when `stopping` is cancelled.
+async fn start_webhook(
+    args: &WebhookArgs,
+    client: &kube::Client,
+    store: &curio::store::Store,
+    namespace: &str,
+    replica: String,
+    stopping: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<Result<(), curio::api::server::ServeError>>>> {
+    use curio::{
+        api::authz::SubjectAccessReviewer,
+        controller::kube_cluster::KubeCluster,
+        webhook::{self, self_managed::SelfManaged, tls},
+    };
+    use std::sync::Arc;
+
+    let certificate = if let Some(dir) = &args.webhook_cert_dir {
+        let dir = tls::CertDir { dir: dir.clone() };
+        let cert = tls::SwappableCert::new(dir.load().with_context(|| {
+            format!("loading the webhook certificate from {}", dir.dir.display())
+        })?);
+        tokio::spawn(dir.watch(
+            cert.clone(),
+            std::time::Duration::from_secs(30),
+            stopping.clone(),
+        ));
+        cert
+    } else if args.webhook_self_managed {
+        let mut dns_names = vec![
+            format!("{}.{namespace}.svc", args.webhook_service),
+            format!("{}.{namespace}.svc.cluster.local", args.webhook_service),
+        ];
+        dns_names.extend(args.webhook_dns_names.iter().cloned());
+        let manager = SelfManaged {
+            namespace: namespace.to_owned(),
+            secret_name: args.webhook_secret.clone(),
+            dns_names,
+            webhook_configuration: args.webhook_configuration.clone(),
+        };
+        let issued = manager
+            .ensure(client)
+            .await
+            .context("preparing the self-managed webhook certificate")?;
+        let cert = tls::SwappableCert::new(
+            tls::certified_key(issued.cert_pem.as_bytes(), issued.key_pem.as_bytes())
+                .context("loading the self-managed webhook certificate")?,
+        );
+        tokio::spawn(manager.maintain(
+            client.clone(),
+            cert.clone(),
+            std::time::Duration::from_secs(600),
+            stopping.clone(),
+        ));
+        cert
+    } else {
+        return Ok(None);
+    };
+    let handler = Arc::new(webhook::Webhook {
+        store: store.clone(),
+        authorizer: Arc::new(SubjectAccessReviewer::new(
+            client.clone(),
+            args.webhook_sar_timeout,
+        )),
+        cluster: Some(Arc::new(KubeCluster::new(client.clone(), Some(replica)))),
+        allow_http: args.webhook_allow_http_urls,
+    });
+    let listener = tokio::net::TcpListener::bind(args.webhook_address)
+        .await
+        .with_context(|| format!("binding the webhook address {}", args.webhook_address))?;
+    let config = certificate.server_config()?;
+    tracing::info!(address = %args.webhook_address, path = webhook::VALIDATE_PATH, "admission webhook serving");
+    Ok(Some(tokio::spawn(curio::api::server::serve_tls(
+        listener,
+        webhook::router(handler),
+        config,
+        Vec::new(),
+        stopping.cancelled_owned(),
+    ))))
 }
 
 async fn shutdown_signal() {

@@ -22,4 +22,5 @@ pub mod locks;
 pub mod memory_cluster;
 pub mod pool;
 pub mod reconcile;
+pub mod retention;
 pub mod runtime;
