@@ -567,3 +567,360 @@ async fn reqwest_get(url: &str) -> String {
     let body = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&body).into_owned()
 }
+
+/// Runs `kubectl apply -f -` as `user` (impersonated by the kubeconfig's identity) with
+/// `manifest` on stdin; returns whether it succeeded and what it printed.
+fn kubectl_apply_as(user: &str, manifest: &str) -> (bool, String) {
+    use std::io::Write;
+    let kubectl = env("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let mut child = Command::new(&kubectl)
+        .args(["apply", "--as", user, "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {kubectl} (set KUBECTL, or use e2e/run.sh): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn source_manifest(namespace: &str, reason: &str, approved: bool) -> String {
+    format!(
+        r#"apiVersion: curio.dev/v1alpha1
+kind: CatalogSource
+metadata:
+  name: models
+  namespace: {namespace}
+  annotations:
+    curio.dev/change-reason: "{reason}"
+spec:
+  source:
+    inline:
+      assets:
+        - {{kind: Model, name: granite-3-8b, version: "3.0", provider: IBM, license: apache-2.0}}
+  curation:
+    - {{match: "granite-*", tags: [ibm], approved: {approved}}}
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+async fn webhook_requires_approve_and_audits_people() {
+    use k8s_openapi::api::{
+        admissionregistration::v1::ValidatingWebhookConfiguration,
+        authentication::v1::TokenRequest,
+        core::v1::ServiceAccount,
+        rbac::v1::{ClusterRole, RoleBinding},
+    };
+
+    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
+        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
+    };
+    let client = Client::try_default()
+        .await
+        .expect("a cluster from KUBECONFIG");
+    apply_crds(&client).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-w"));
+    for ns in [&system, &team] {
+        create_namespace(&client, ns).await;
+    }
+    let status = Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args(["migrate", "--database-url", &database_url])
+        .status()
+        .unwrap();
+    assert!(status.success(), "curio migrate");
+
+    // The webhook configuration, limited to this run's namespace; the controller fills in
+    // its caBundle (the self-managed certificate path).
+    let webhook_port = free_port();
+    let configuration_name = format!("curio-e2e-{run}");
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let configuration: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": configuration_name},
+        "webhooks": [{
+            "name": "validate.curio.dev",
+            "clientConfig": {"url": format!("https://localhost:{webhook_port}/validate")},
+            "rules": [{"apiGroups": ["curio.dev"], "apiVersions": ["v1alpha1"],
+                       "resources": ["catalogsources", "refreshjobs"],
+                       "operations": ["CREATE", "UPDATE", "DELETE"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": team}},
+            "failurePolicy": "Fail",
+            "sideEffects": "NoneOnDryRun",
+            "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10
+        }]
+    }))
+    .unwrap();
+    configurations
+        .create(&PostParams::default(), &configuration)
+        .await
+        .unwrap();
+
+    let log_dir = env("E2E_LOG_DIR").unwrap_or_else(|| std::env::temp_dir().display().to_string());
+    let metrics_port = free_port();
+    let controller = Replica {
+        name: format!("{run}-webhook"),
+        child: Command::new(env!("CARGO_BIN_EXE_curio"))
+            .args([
+                "controller",
+                "--database-url",
+                &database_url,
+                "--lease-namespace",
+                &system,
+                "--replica",
+                &format!("{run}-webhook"),
+                "--watch-namespaces",
+                &team,
+                "--metrics-address",
+                &format!("127.0.0.1:{metrics_port}"),
+                "--webhook-self-managed",
+                "--webhook-address",
+                &format!("127.0.0.1:{webhook_port}"),
+                "--webhook-dns-names",
+                "localhost",
+                "--webhook-configuration",
+                &configuration_name,
+            ])
+            .env("RUST_LOG", "info,curio=debug")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(format!("{log_dir}/curio-e2e-{run}-webhook.log")).unwrap(),
+            )
+            .spawn()
+            .expect("start curio controller"),
+        metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+    };
+    eventually("the caBundle patched in", || {
+        let configurations = configurations.clone();
+        let name = configuration_name.clone();
+        async move {
+            let current = configurations.get(&name).await.ok()?;
+            let webhooks = current.webhooks.unwrap_or_default();
+            webhooks
+                .iter()
+                .all(|w| w.client_config.ca_bundle.is_some())
+                .then_some(())
+        }
+    })
+    .await;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &system);
+    assert!(
+        secrets
+            .get_opt("curio-webhook-tls")
+            .await
+            .unwrap()
+            .is_some(),
+        "the certificate Secret"
+    );
+
+    // alice may edit sources; bob may also approve them.
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let edit = format!("curio-e2e-{run}-edit");
+    let approve = format!("curio-e2e-{run}-approve");
+    for (name, verbs) in [
+        (
+            &edit,
+            json!([
+                "get", "list", "watch", "create", "update", "patch", "delete"
+            ]),
+        ),
+        (&approve, json!(["approve", "promote"])),
+    ] {
+        let role: ClusterRole = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": ["curio.dev"], "resources": ["catalogsources", "refreshjobs"], "verbs": verbs}]
+        }))
+        .unwrap();
+        roles.create(&PostParams::default(), &role).await.unwrap();
+    }
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &team);
+    let alice = format!("e2e-alice-{run}");
+    let bob = format!("e2e-bob-{run}");
+    for (name, role, user) in [
+        ("alice-edit", &edit, &alice),
+        ("bob-edit", &edit, &bob),
+        ("bob-approve", &approve, &bob),
+    ] {
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": team},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]
+        }))
+        .unwrap();
+        bindings
+            .create(&PostParams::default(), &binding)
+            .await
+            .unwrap();
+    }
+
+    // alice creates a source that approves nothing: admitted. (Retried while the apiserver
+    // picks up the new webhook configuration and its caBundle.)
+    let created = eventually("alice's source admitted", || {
+        let manifest = source_manifest(&team, "onboard granite", false);
+        let alice = alice.clone();
+        async move {
+            let (ok, output) = kubectl_apply_as(&alice, &manifest);
+            if !ok {
+                eprintln!("[e2e] not yet: {output}");
+            }
+            ok.then_some(output)
+        }
+    })
+    .await;
+    assert!(created.contains("created"), "{created}");
+    // alice approves: refused, naming the missing permission.
+    let (ok, refused) = kubectl_apply_as(&alice, &source_manifest(&team, "approve granite", true));
+    assert!(!ok, "alice may not approve: {refused}");
+    assert!(
+        refused.contains("denied the request") && refused.contains("\"approve\" verb"),
+        "{refused}"
+    );
+    // bob approves: admitted.
+    let (ok, approved) =
+        kubectl_apply_as(&bob, &source_manifest(&team, "granite passed review", true));
+    assert!(ok, "bob may approve: {approved}");
+    let sources: Api<CatalogSource> = Api::namespaced(client.clone(), &team);
+    let source = sources.get("models").await.unwrap();
+    assert_eq!(source.spec.curation[0].approved, Some(true));
+
+    // The audit API, as a ServiceAccount allowed to read this namespace's trail.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &team);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "auditor"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let reader = format!("curio-e2e-{run}-audit");
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": reader},
+                "rules": [{"apiGroups": ["curio.dev"], "resources": ["auditevents"], "verbs": ["list"]}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "auditor", "namespace": team},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
+                "subjects": [{"kind": "ServiceAccount", "name": "auditor", "namespace": team}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let token_request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 600}
+    }))
+    .unwrap();
+    let token = accounts
+        .create_subresource::<TokenRequest, TokenRequest>(
+            "token",
+            "auditor",
+            &PostParams::default(),
+            &token_request,
+        )
+        .await
+        .expect("a token for the auditor")
+        .status
+        .expect("token status")
+        .token;
+    let api_port = free_port();
+    let _api = Replica {
+        name: format!("{run}-api"),
+        child: Command::new(env!("CARGO_BIN_EXE_curio"))
+            .args([
+                "api",
+                "--database-url",
+                &database_url,
+                "--listen",
+                &format!("127.0.0.1:{api_port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(format!("{log_dir}/curio-e2e-{run}-api.log")).unwrap())
+            .spawn()
+            .expect("start curio api"),
+        metrics: String::new(),
+    };
+    let http = reqwest::Client::new();
+    let url = format!(
+        "http://127.0.0.1:{api_port}/api/v1/namespaces/{team}/auditevents?actor={alice},{bob}"
+    );
+    let trail: serde_json::Value = eventually("the audit API", || {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        async move {
+            let response = http.get(&url).bearer_auth(&token).send().await.ok()?;
+            (response.status() == 200).then_some(())?;
+            response.json().await.ok()
+        }
+    })
+    .await;
+    let steps: Vec<(String, String, bool)> = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["verb"].as_str().unwrap().to_owned(),
+                e["details"]["admission"]["allowed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (alice.clone(), "create".to_owned(), true),
+            (alice.clone(), "approve".to_owned(), false),
+            (bob.clone(), "approve".to_owned(), true),
+        ],
+        "{trail}"
+    );
+    assert_eq!(trail["items"][2]["reason"], "granite passed review");
+    // An outsider gets nothing.
+    let response = http
+        .get(format!(
+            "http://127.0.0.1:{api_port}/api/v1/namespaces/{system}/auditevents"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+
+    // Tidy up what is cluster-scoped; the namespaces are per run.
+    drop(controller);
+    let _ = configurations
+        .delete(&configuration_name, &DeleteParams::default())
+        .await;
+    for role in [&edit, &approve, &reader] {
+        let _ = roles.delete(role, &DeleteParams::default()).await;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [&system, &team] {
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    }
+}

