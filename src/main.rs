@@ -497,6 +497,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         &store,
         &lease_namespace,
         replica.clone(),
+        metrics.clone(),
         stopping.clone(),
     )
     .await?
@@ -520,6 +521,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             actor: identity.clone(),
         },
         leadership.clone(),
+        metrics.clone(),
         stopping.clone(),
     ));
     runtime::run(
@@ -550,6 +552,7 @@ async fn start_webhook(
     store: &curio::store::Store,
     namespace: &str,
     replica: String,
+    metrics: std::sync::Arc<curio::telemetry::Metrics>,
     stopping: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<Result<(), curio::api::server::ServeError>>>> {
     use curio::{
@@ -608,6 +611,7 @@ async fn start_webhook(
         )),
         cluster: Some(Arc::new(KubeCluster::new(client.clone(), Some(replica)))),
         allow_http: args.webhook_allow_http_urls,
+        metrics,
     });
     let listener = tokio::net::TcpListener::bind(args.webhook_address)
         .await

@@ -81,6 +81,15 @@ pub struct PoolLabels {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub resource: String,
+    /// `create`, `update`, `delete`.
+    pub operation: String,
+    /// `admitted`, `forbidden`, `invalid`, `audit_unavailable`, `skipped` (housekeeping).
+    pub outcome: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Reconciles and jobs run from milliseconds to minutes.
@@ -117,6 +126,9 @@ pub struct Metrics {
     pub fetch_bytes: Family<KindLabels, Counter>,
     pub fetches: Family<FetchLabels, Counter>,
     pub db_pool_connections: Family<PoolLabels, Gauge>,
+    pub admission_reviews: Family<AdmissionLabels, Counter>,
+    pub admission_duration: Histogram,
+    pub audit_events_purged: Counter,
 }
 
 impl Default for Metrics {
@@ -233,6 +245,24 @@ impl Metrics {
             "Database pool connections by state (size, idle)",
             db_pool_connections.clone(),
         );
+        let admission_reviews = Family::<AdmissionLabels, Counter>::default();
+        registry.register(
+            "admission_reviews",
+            "Admission reviews answered by the webhook, by resource, operation and outcome",
+            admission_reviews.clone(),
+        );
+        let admission_duration = latency_histogram();
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time to answer an admission review (SubjectAccessReviews and the audit write included)",
+            admission_duration.clone(),
+        );
+        let audit_events_purged = Counter::default();
+        registry.register(
+            "audit_events_purged",
+            "Audit events deleted by the retention worker",
+            audit_events_purged.clone(),
+        );
         Self {
             registry,
             api_requests,
@@ -252,6 +282,9 @@ impl Metrics {
             fetch_bytes,
             fetches,
             db_pool_connections,
+            admission_reviews,
+            admission_duration,
+            audit_events_purged,
         }
     }
 

@@ -315,6 +315,13 @@ async fn approve_and_promote_need_their_verbs() {
             ("req-b2", "bob", "create", true),
         ]
     );
+    let metrics = served.metrics.render();
+    assert!(
+        metrics.contains(
+            "curio_admission_reviews_total{resource=\"catalogsources\",operation=\"update\",outcome=\"forbidden\"} 3"
+        ),
+        "{metrics}"
+    );
     let denial = events[0].details.as_ref().unwrap();
     assert_eq!(denial["admission"]["message"], message);
     assert_eq!(denial["admission"]["checkedVerbs"], json!(["approve"]));

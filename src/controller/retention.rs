@@ -1,7 +1,7 @@
 //! Audit retention: while this replica leads, delete audit events older than the retention
 //! period, in batches, and record one audit event per run saying how many went.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -9,7 +9,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::leader::Leadership;
-use crate::store::{Namespace, NewAuditEvent, Store, StoreError};
+use crate::{
+    store::{Namespace, NewAuditEvent, Store, StoreError},
+    telemetry::Metrics,
+};
 
 #[derive(Clone, Debug)]
 pub struct RetentionSettings {
@@ -110,18 +113,22 @@ pub async fn run(
     store: Store,
     settings: RetentionSettings,
     leadership: watch::Receiver<Leadership>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
     loop {
         if leadership.borrow().is_leader_now() {
             let leading = || leadership.borrow().is_leader_now();
             match run_once(&store, &settings, Utc::now(), leading).await {
-                Ok(run) => tracing::info!(
+                Ok(run) => {
+                    metrics.audit_events_purged.inc_by(run.removed);
+                    tracing::info!(
                     removed = run.removed,
                     cutoff = %run.cutoff,
                     interrupted = run.interrupted,
                     "audit retention run"
-                ),
+                    );
+                }
                 Err(e) => tracing::warn!(error = %e, "audit retention run failed"),
             }
         }

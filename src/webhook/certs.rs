@@ -79,6 +79,21 @@ fn ip_text(bytes: &[u8]) -> Option<String> {
     }
 }
 
+/// The new CA followed by the first certificate of the previous bundle (its own CA), so a
+/// rollover trusts both and bundles never grow past two.
+pub fn ca_bundle(new_ca: &str, previous_bundle: &str) -> String {
+    const END: &str = "-----END CERTIFICATE-----";
+    let previous = previous_bundle
+        .find(END)
+        .map(|at| &previous_bundle[..at + END.len()])
+        .unwrap_or_default()
+        .trim();
+    if previous.is_empty() {
+        return new_ca.to_owned();
+    }
+    format!("{}\n{previous}\n", new_ca.trim_end())
+}
+
 /// Why a stored certificate must be replaced, or `None` if it still serves.
 pub fn renewal_reason(
     cert_pem: &str,
@@ -147,5 +162,15 @@ mod tests {
                 .is_some_and(|r| r.contains("does not name"))
         );
         assert!(renewal_reason("not a certificate", &names, now).is_err());
+
+        // A rollover bundle trusts the new CA and the previous one, and no more.
+        let next = issue(&names, now).unwrap();
+        let bundle = ca_bundle(&next.ca_pem, &issued.ca_pem);
+        assert!(bundle.starts_with(next.ca_pem.trim_end()));
+        assert!(bundle.contains(issued.ca_pem.trim()));
+        let third = issue(&names, now).unwrap();
+        let rolled = ca_bundle(&third.ca_pem, &bundle);
+        assert_eq!(rolled.matches("BEGIN CERTIFICATE").count(), 2);
+        assert!(rolled.contains(next.ca_pem.trim()) && !rolled.contains(issued.ca_pem.trim()));
     }
 }

@@ -26,6 +26,7 @@ use crate::{
     api::authz::{Attributes, Authorizer, Decision},
     controller::cluster::{Cluster, EventNote},
     store::Store,
+    telemetry::{AdmissionLabels, Metrics},
 };
 
 /// Where the apiserver sends reviews (the ValidatingWebhookConfiguration's path).
@@ -40,6 +41,8 @@ pub struct Webhook {
     pub cluster: Option<Arc<dyn Cluster>>,
     /// Lets URL sources use plain http.
     pub allow_http: bool,
+    /// Shared with the controller, whose metrics address serves them.
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(webhook: Arc<Webhook>) -> Router {
@@ -120,6 +123,26 @@ impl Webhook {
     /// Decides one request. Never panics and never admits without a recorded event (except
     /// dry runs and metadata-only updates, which change nothing a person asked for).
     pub async fn review(&self, request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+        let started = std::time::Instant::now();
+        let response = self.decide(request).await;
+        self.metrics
+            .admission_duration
+            .observe(started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn count(&self, request: &Request, outcome: &str) {
+        self.metrics
+            .admission_reviews
+            .get_or_create(&AdmissionLabels {
+                resource: request.resource.plural().into(),
+                operation: request.operation.verb().into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    async fn decide(&self, request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         let response = AdmissionResponse::from(request);
         let Some(request) = typed_request(request) else {
             // Not a change this webhook judges (a subresource, CONNECT, another resource the
@@ -129,6 +152,7 @@ impl Webhook {
         };
         let plan = review::plan(&request, self.allow_http);
         if plan.housekeeping {
+            self.count(&request, "skipped");
             return response;
         }
         let verdict = self.verdict(&request, &plan).await;
@@ -144,6 +168,7 @@ impl Webhook {
                     if let Err(e) = self.store.record_audit_events(&[event]).await {
                         tracing::error!(error = %e, uid = %request.uid, "recording an admission audit event failed; refusing the request");
                         if verdict == Verdict::Admit {
+                            self.count(&request, "audit_unavailable");
                             return deny(
                                 response,
                                 503,
@@ -168,6 +193,14 @@ impl Webhook {
             dry_run = request.dry_run,
             allowed = verdict == Verdict::Admit,
             "admission review"
+        );
+        self.count(
+            &request,
+            match verdict {
+                Verdict::Admit => "admitted",
+                Verdict::Forbidden(_) => "forbidden",
+                Verdict::Invalid(_) => "invalid",
+            },
         );
         match verdict {
             Verdict::Admit => {

@@ -91,7 +91,12 @@ impl SelfManaged {
                     }
                 }
             }
-            let issued = certs::issue(&self.dns_names, Utc::now())?;
+            let mut issued = certs::issue(&self.dns_names, Utc::now())?;
+            if let Some(previous) = &current {
+                // Replicas still serving the old certificate must keep passing the apiserver's
+                // check until they pick up the new one: trust both CAs meanwhile.
+                issued.ca_pem = certs::ca_bundle(&issued.ca_pem, &previous.ca_pem);
+            }
             let result = match existing {
                 Some(mut secret) => {
                     secret.data = Some(secret_data(&issued));

@@ -131,6 +131,7 @@ pub async fn sar_server(rbac: StaticRbac) -> (Arc<SarServer>, kube::Client) {
 pub struct Served {
     pub url: String,
     pub http: reqwest::Client,
+    pub metrics: Arc<curio::telemetry::Metrics>,
 }
 
 pub async fn serve(
@@ -142,11 +143,13 @@ pub async fn serve(
     let cert = tls::SwappableCert::new(
         tls::certified_key(issued.cert_pem.as_bytes(), issued.key_pem.as_bytes()).unwrap(),
     );
+    let metrics = Arc::new(curio::telemetry::Metrics::new());
     let handler = Arc::new(Webhook {
         store,
         authorizer,
         cluster,
         allow_http: false,
+        metrics: metrics.clone(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -166,6 +169,7 @@ pub async fn serve(
     Served {
         url: format!("https://localhost:{port}{}", webhook::VALIDATE_PATH),
         http,
+        metrics,
     }
 }
 
