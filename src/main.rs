@@ -27,9 +27,9 @@ enum Command {
         /// Write the generated files into DIR.
         #[arg(long)]
         write: bool,
-        /// Folder for --check and --write.
-        #[arg(long, default_value = "crds", value_name = "DIR")]
-        dir: PathBuf,
+        /// Folders for --check and --write (repeatable): the repository's and the chart's.
+        #[arg(long, default_values = ["crds", "charts/curio/crds"], value_name = "DIR")]
+        dir: Vec<PathBuf>,
     },
     /// Serve the read-only HTTP API.
     Api(ApiArgs),
@@ -757,12 +757,18 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
 }
 
-fn crds(check: bool, write: bool, dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn crds(check: bool, write: bool, dirs: &[PathBuf]) -> anyhow::Result<ExitCode> {
     use curio::crd::generate;
     if check {
-        let stale = generate::stale_files(dir)?;
+        let mut stale = Vec::new();
+        for dir in dirs {
+            let found = generate::stale_files(dir)?;
+            if found.is_empty() {
+                println!("{} is up to date", dir.display());
+            }
+            stale.extend(found);
+        }
         if stale.is_empty() {
-            println!("{} is up to date", dir.display());
             return Ok(ExitCode::SUCCESS);
         }
         for path in stale {
@@ -772,8 +778,10 @@ fn crds(check: bool, write: bool, dir: &std::path::Path) -> anyhow::Result<ExitC
         return Ok(ExitCode::FAILURE);
     }
     if write {
-        for path in generate::write_all(dir)? {
-            println!("wrote {}", path.display());
+        for dir in dirs {
+            for path in generate::write_all(dir)? {
+                println!("wrote {}", path.display());
+            }
         }
         return Ok(ExitCode::SUCCESS);
     }
