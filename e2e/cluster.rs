@@ -924,3 +924,246 @@ async fn webhook_requires_approve_and_audits_people() {
         let _ = namespaces.delete(ns, &DeleteParams::default()).await;
     }
 }
+
+fn helm(args: &[&str]) -> (bool, String) {
+    let helm = env("HELM").unwrap_or_else(|| "helm".into());
+    let output = Command::new(&helm)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {helm} (set HELM, or use e2e/run.sh): {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Asks the apiserver whether `user` may do `verb` on `resource` (RBAC evaluated for real).
+async fn may(
+    client: &Client,
+    user: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let reviews: Api<SubjectAccessReview> = Api::all(client.clone());
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s)),
+        None => (resource, None),
+    };
+    let review: SubjectAccessReview = serde_json::from_value(json!({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": user, "groups": ["system:serviceaccounts", "system:authenticated"],
+                 "resourceAttributes": {"verb": verb, "group": group, "resource": resource,
+                                        "subresource": subresource, "namespace": namespace, "name": name}}
+    }))
+    .unwrap();
+    reviews
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .allowed
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+async fn the_chart_installs_with_least_privilege() {
+    use k8s_openapi::api::{
+        admissionregistration::v1::ValidatingWebhookConfiguration, apps::v1::Deployment,
+        core::v1::Service,
+    };
+    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
+        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
+    };
+    let client = Client::try_default()
+        .await
+        .expect("a cluster from KUBECONFIG");
+    apply_crds(&client).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let namespace = format!("curio-e2e-{run}-chart");
+    create_namespace(&client, &namespace).await;
+    let release = format!("curio-{run}");
+    let chart = format!("{}/charts/curio", env!("CARGO_MANIFEST_DIR"));
+    // With an image that pods can pull (E2E_IMAGE=repo:tag) and a database URL they can reach
+    // (E2E_CHART_DATABASE_URL), the release must become ready; without, the objects are
+    // installed (validated and admitted by the apiserver) but no pod is expected to run.
+    let image = env("E2E_IMAGE");
+    let pod_database = env("E2E_CHART_DATABASE_URL").unwrap_or(database_url);
+    let mut args = vec![
+        "install".to_owned(),
+        release.clone(),
+        chart,
+        "--namespace".into(),
+        namespace.clone(),
+        "--skip-crds".into(),
+        "--set".into(),
+        format!("fullnameOverride={release}"),
+        "--set".into(),
+        format!("database.url={pod_database}"),
+        // Shared clusters may already have Curio's aggregated roles.
+        "--set".into(),
+        "aggregatedRoles.enabled=false".into(),
+        // Only this run's namespace goes through this release's webhook.
+        "--set-json".into(),
+        format!(
+            r#"webhook.namespaceSelector={{"matchLabels":{{"kubernetes.io/metadata.name":"{namespace}"}}}}"#
+        ),
+    ];
+    match &image {
+        Some(image) => {
+            let (repository, tag) = image.rsplit_once(':').expect("E2E_IMAGE=repository:tag");
+            args.extend([
+                "--set".into(),
+                format!("image.repository={repository}"),
+                "--set".into(),
+                format!("image.tag={tag}"),
+                "--wait".into(),
+                "--timeout".into(),
+                "5m".into(),
+            ]);
+        }
+        None => {
+            eprintln!(
+                "[e2e] no E2E_IMAGE: installing the chart without hooks and without waiting for pods"
+            );
+            args.push("--no-hooks".into());
+        }
+    }
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, output) = helm(&arg_refs);
+    assert!(ok, "helm install: {output}");
+
+    // Everything is there.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let deployment = deployments.get(&release).await.expect("the Deployment");
+    assert_eq!(deployment.spec.unwrap().replicas, Some(2));
+    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    for suffix in ["api", "webhook", "metrics"] {
+        services
+            .get(&format!("{release}-{suffix}"))
+            .await
+            .unwrap_or_else(|e| panic!("Service {release}-{suffix}: {e}"));
+    }
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let configuration = configurations
+        .get(&release)
+        .await
+        .expect("the webhook configuration");
+    assert_eq!(
+        configuration.webhooks.unwrap()[0].failure_policy.as_deref(),
+        Some("Fail")
+    );
+
+    // The controller's ServiceAccount, as the apiserver's RBAC sees it.
+    let sa = format!("system:serviceaccount:{namespace}:{release}");
+    let ns = Some(namespace.as_str());
+    let elsewhere = Some("default");
+    let granted = [
+        ("watch", "curio.dev", "catalogsources", elsewhere, None),
+        ("patch", "curio.dev", "catalogsources", elsewhere, None),
+        ("update", "curio.dev", "refreshjobs/status", elsewhere, None),
+        ("delete", "curio.dev", "refreshjobs", elsewhere, None),
+        ("list", "", "configmaps", elsewhere, None),
+        ("get", "", "secrets", elsewhere, None),
+        ("create", "events.k8s.io", "events", elsewhere, None),
+        (
+            "create",
+            "authorization.k8s.io",
+            "subjectaccessreviews",
+            None,
+            None,
+        ),
+        (
+            "create",
+            "authentication.k8s.io",
+            "tokenreviews",
+            None,
+            None,
+        ),
+        (
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            ns,
+            Some(release.as_str()),
+        ),
+        (
+            "update",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            None,
+            Some(release.as_str()),
+        ),
+    ];
+    for (verb, group, resource, namespace, name) in granted {
+        assert!(
+            may(&client, &sa, verb, group, resource, namespace, name).await,
+            "the controller needs {verb} {resource} {namespace:?} {name:?}"
+        );
+    }
+    let denied = [
+        ("delete", "curio.dev", "catalogsources", elsewhere, None),
+        ("create", "curio.dev", "catalogsources", elsewhere, None),
+        ("list", "", "secrets", elsewhere, None),
+        ("update", "", "configmaps", elsewhere, None),
+        ("create", "", "pods", ns, None),
+        (
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            elsewhere,
+            Some(release.as_str()),
+        ),
+        (
+            "update",
+            "coordination.k8s.io",
+            "leases",
+            ns,
+            Some("someone-elses-lease"),
+        ),
+        (
+            "update",
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            None,
+            Some("another-webhook"),
+        ),
+        (
+            "create",
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            ns,
+            None,
+        ),
+        ("impersonate", "", "users", None, None),
+    ];
+    for (verb, group, resource, namespace, name) in denied {
+        assert!(
+            !may(&client, &sa, verb, group, resource, namespace, name).await,
+            "the controller must not {verb} {resource} {namespace:?} {name:?}"
+        );
+    }
+
+    if image.is_some() {
+        // Ready pods, a leader, and a webhook that answers.
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &namespace);
+        eventually("a leader", || holder(&leases)).await;
+    }
+
+    let (ok, output) = helm(&["uninstall", &release, "--namespace", &namespace]);
+    assert!(ok, "helm uninstall: {output}");
+    assert!(
+        configurations.get_opt(&release).await.unwrap().is_none(),
+        "uninstall removes the webhook configuration"
+    );
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces
+        .delete(&namespace, &DeleteParams::default())
+        .await;
+}

