@@ -689,3 +689,55 @@ async fn kubectl_client_dry_run_accepts_the_rendered_chart() {
         );
     }
 }
+
+#[test]
+fn bad_values_are_refused_with_a_message() {
+    let cases = [
+        ("webhook.failurePolicy=Maybe", "failurePolicy"),
+        ("database.existingSecret.name=", "database.url"),
+        ("replicaCount=0", "replicaCount"),
+        ("colour=red", "colour"),
+        ("audit.retention=forever", "retention"),
+    ];
+    for (set, mentions) in cases {
+        let output = Command::new(tool("helm"))
+            .args([
+                "template",
+                "curio",
+                root().join("charts/curio").to_str().unwrap(),
+                "--set",
+                set,
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{set} was accepted");
+        assert!(stderr.contains(mentions), "{set}: {stderr}");
+    }
+}
+
+#[test]
+fn the_image_runs_as_the_user_the_chart_expects() {
+    let dockerfile = std::fs::read_to_string(root().join("Dockerfile")).unwrap();
+    let final_stage = dockerfile.rsplit("\nFROM ").next().expect("a final stage");
+    assert!(
+        final_stage.starts_with("gcr.io/distroless/"),
+        "{final_stage}"
+    );
+    assert!(
+        final_stage.contains("\nUSER 65532:65532\n"),
+        "{final_stage}"
+    );
+    assert!(final_stage.contains("ENTRYPOINT [\"/usr/local/bin/curio\"]"));
+    assert!(dockerfile.contains("cargo build --release --locked --bin curio"));
+    let (_, docs) = render(None);
+    let deployment = named(&docs, "Deployment", "curio");
+    for container in deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(container["securityContext"]["runAsUser"], 65532);
+        let command = container["args"][0].as_str().unwrap();
+        assert!(["controller", "api"].contains(&command), "{command}");
+    }
+}
