@@ -48,7 +48,12 @@ fn is_manifest(path: &Path) -> bool {
     )
 }
 
-fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) -> Result<(), FolderError> {
+/// Every file under `dir`, descending into the folders `enter` accepts.
+fn walk(
+    dir: &Path,
+    enter: &dyn Fn(&Path) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<(), FolderError> {
     let read = |source| FolderError::Read {
         path: dir.to_owned(),
         source,
@@ -56,31 +61,23 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) -> Result<(), Folder
     for entry in std::fs::read_dir(dir).map_err(read)? {
         let path = entry.map_err(read)?.path();
         if path.is_dir() {
-            if dir == root && path.file_name().is_some_and(|n| n == FILES_DIR) {
-                continue;
+            if enter(&path) {
+                walk(&path, enter, out)?;
             }
-            collect(&path, root, out)?;
-        } else if is_manifest(&path) {
+        } else {
             out.push(path);
         }
     }
     Ok(())
 }
 
-fn collect_all(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), FolderError> {
-    let read = |source| FolderError::Read {
-        path: dir.to_owned(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(read)? {
-        let path = entry.map_err(read)?.path();
-        if path.is_dir() {
-            collect_all(&path, out)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
+/// The manifest files: YAML and JSON anywhere but the served `files/` folder.
+fn manifests(root: &Path) -> Result<Vec<PathBuf>, FolderError> {
+    let served = root.join(FILES_DIR);
+    let mut paths = Vec::new();
+    walk(root, &|dir| dir != served, &mut paths)?;
+    paths.retain(|p| is_manifest(p));
+    Ok(paths)
 }
 
 impl Folder {
@@ -99,11 +96,10 @@ impl Folder {
 
     /// Every file's size and mtime, `files/` included (URL sources read it).
     pub fn fingerprint(&self) -> Result<Fingerprint, FolderError> {
-        let mut paths = Vec::new();
-        collect(&self.root, &self.root, &mut paths)?;
+        let mut paths = manifests(&self.root)?;
         let served = self.root.join(FILES_DIR);
         if served.is_dir() {
-            collect_all(&served, &mut paths)?;
+            walk(&served, &|_| true, &mut paths)?;
         }
         Ok(paths
             .into_iter()
@@ -121,8 +117,7 @@ impl Folder {
     /// Reads every file again. Removed files drop their objects; files that fail keep their
     /// last good objects and are listed in `problems`.
     pub fn load(&mut self) -> Result<(), FolderError> {
-        let mut paths = Vec::new();
-        collect(&self.root, &self.root, &mut paths)?;
+        let mut paths = manifests(&self.root)?;
         paths.sort();
         self.files.retain(|path, _| paths.contains(path));
         self.problems.clear();
