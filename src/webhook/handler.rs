@@ -29,6 +29,9 @@ use crate::{
     telemetry::{AdmissionLabels, Metrics},
 };
 
+/// How long a warning's lookup of a referenced object may take.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Where the apiserver sends reviews (the ValidatingWebhookConfiguration's path).
 pub const VALIDATE_PATH: &str = "/validate";
 
@@ -205,7 +208,7 @@ impl Webhook {
         match verdict {
             Verdict::Admit => {
                 if !request.dry_run {
-                    self.record_transitions(&request, &plan).await;
+                    self.record_transitions(&request, &plan);
                 }
                 let mut response = response;
                 if !warnings.is_empty() {
@@ -260,29 +263,35 @@ impl Webhook {
         };
         let ns = request.namespace.as_str();
         for reference in &plan.references {
-            let exists = match reference {
-                Reference::Secret(name) => cluster.secret(ns, name).await.map(|s| s.is_some()),
-                Reference::ConfigMap(name) => {
-                    cluster.config_map(ns, name).await.map(|c| c.is_some())
+            let lookup = async {
+                match reference {
+                    Reference::Secret(name) => cluster.secret(ns, name).await.map(|s| s.is_some()),
+                    Reference::ConfigMap(name) => {
+                        cluster.config_map(ns, name).await.map(|c| c.is_some())
+                    }
+                    Reference::Source(name) => cluster.source(ns, name).await.map(|s| s.is_some()),
                 }
-                Reference::Source(name) => cluster.source(ns, name).await.map(|s| s.is_some()),
             };
-            match exists {
-                Ok(true) => {}
-                Ok(false) => warnings.push(reference.missing_warning(ns)),
-                Err(e) => {
+            // Warnings are advice: a slow apiserver must not hold the admission up.
+            match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => warnings.push(reference.missing_warning(ns)),
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "looking up a referenced object failed");
                 }
+                Err(_) => tracing::warn!("looking up a referenced object timed out"),
             }
         }
         warnings
     }
 
-    /// Kubernetes Events for approvals and promotions (summaries; the audit trail has the rest).
-    async fn record_transitions(&self, request: &Request, plan: &Plan) {
-        let Some(cluster) = &self.cluster else {
+    /// Kubernetes Events for approvals and promotions (summaries; the audit trail has the
+    /// rest), sent in the background: best effort, never in the admission's way.
+    fn record_transitions(&self, request: &Request, plan: &Plan) {
+        let Some(cluster) = self.cluster.clone() else {
             return;
         };
+        let mut events = Vec::new();
         for verb in &plan.verbs {
             let (reason, did) = match verb {
                 CustomVerb::Approve => ("Approved", "changed approvals"),
@@ -300,12 +309,14 @@ impl Webhook {
                 uid: plan.object_uid.clone(),
                 ..ObjectReference::default()
             };
-            if let Err(e) = cluster
-                .record_event(&regarding, EventNote::normal(reason, note))
-                .await
-            {
-                tracing::warn!(error = %e, "recording an Event failed");
-            }
+            events.push((regarding, EventNote::normal(reason, note)));
         }
+        tokio::spawn(async move {
+            for (regarding, note) in events {
+                if let Err(e) = cluster.record_event(&regarding, note).await {
+                    tracing::warn!(error = %e, "recording an Event failed");
+                }
+            }
+        });
     }
 }
