@@ -152,12 +152,33 @@ impl Drop for Replica {
     }
 }
 
-fn start_replica(name: &str, database_url: &str, lease_ns: &str, watch: &[&str]) -> Replica {
-    let port = free_port();
+/// Runs `curio migrate` against the database and insists it succeeds.
+fn migrate(database_url: &str) {
+    let status = Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args(["migrate", "--database-url", database_url])
+        .status()
+        .unwrap();
+    assert!(status.success(), "curio migrate");
+}
+
+/// Starts `curio <args>` with its log in `$E2E_LOG_DIR/curio-e2e-<name>.log`.
+fn spawn_curio(name: &str, args: &[&str]) -> Child {
     let log_dir = env("E2E_LOG_DIR").unwrap_or_else(|| std::env::temp_dir().display().to_string());
     let log = std::fs::File::create(format!("{log_dir}/curio-e2e-{name}.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_curio"))
-        .args([
+    Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args(args)
+        .env("RUST_LOG", "info,curio=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start curio {}: {e}", args[0]))
+}
+
+fn start_replica(name: &str, database_url: &str, lease_ns: &str, watch: &[&str]) -> Replica {
+    let port = free_port();
+    let child = spawn_curio(
+        name,
+        &[
             "controller",
             "--database-url",
             database_url,
@@ -177,12 +198,8 @@ fn start_replica(name: &str, database_url: &str, lease_ns: &str, watch: &[&str])
             "1s",
             "--drain-timeout",
             "2s",
-        ])
-        .env("RUST_LOG", "info,curio=debug")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start curio controller");
+        ],
+    );
     Replica {
         name: name.into(),
         child,
@@ -272,11 +289,7 @@ async fn two_controllers_reconcile_and_hand_over() {
     for ns in [&system, &team_a, &team_b] {
         create_namespace(&client, ns).await;
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_curio"))
-        .args(["migrate", "--database-url", &database_url])
-        .status()
-        .unwrap();
-    assert!(status.success(), "curio migrate");
+    migrate(&database_url);
     let db = Database::connect(database_url.as_str()).await.unwrap();
 
     let delay_ms = Arc::new(AtomicU64::new(0));
@@ -637,11 +650,7 @@ async fn webhook_requires_approve_and_audits_people() {
     for ns in [&system, &team] {
         create_namespace(&client, ns).await;
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_curio"))
-        .args(["migrate", "--database-url", &database_url])
-        .status()
-        .unwrap();
-    assert!(status.success(), "curio migrate");
+    migrate(&database_url);
 
     // The webhook configuration, limited to this run's namespace; the controller fills in
     // its caBundle (the self-managed certificate path).
@@ -671,12 +680,12 @@ async fn webhook_requires_approve_and_audits_people() {
         .await
         .unwrap();
 
-    let log_dir = env("E2E_LOG_DIR").unwrap_or_else(|| std::env::temp_dir().display().to_string());
     let metrics_port = free_port();
     let controller = Replica {
         name: format!("{run}-webhook"),
-        child: Command::new(env!("CARGO_BIN_EXE_curio"))
-            .args([
+        child: spawn_curio(
+            &format!("{run}-webhook"),
+            &[
                 "controller",
                 "--database-url",
                 &database_url,
@@ -695,14 +704,8 @@ async fn webhook_requires_approve_and_audits_people() {
                 "localhost",
                 "--webhook-configuration",
                 &configuration_name,
-            ])
-            .env("RUST_LOG", "info,curio=debug")
-            .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(format!("{log_dir}/curio-e2e-{run}-webhook.log")).unwrap(),
-            )
-            .spawn()
-            .expect("start curio controller"),
+            ],
+        ),
         metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
     };
     eventually("the caBundle patched in", || {
@@ -851,18 +854,16 @@ async fn webhook_requires_approve_and_audits_people() {
     let api_port = free_port();
     let _api = Replica {
         name: format!("{run}-api"),
-        child: Command::new(env!("CARGO_BIN_EXE_curio"))
-            .args([
+        child: spawn_curio(
+            &format!("{run}-api"),
+            &[
                 "api",
                 "--database-url",
                 &database_url,
                 "--listen",
                 &format!("127.0.0.1:{api_port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(format!("{log_dir}/curio-e2e-{run}-api.log")).unwrap())
-            .spawn()
-            .expect("start curio api"),
+            ],
+        ),
         metrics: String::new(),
     };
     let http = reqwest::Client::new();

@@ -405,15 +405,7 @@ async fn run_controller(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     use tokio_util::sync::CancellationToken;
 
     let metrics = Arc::new(curio::telemetry::Metrics::new());
-    let store = curio::store::connect_with(
-        &args.database_url,
-        &curio::store::StoreOptions {
-            max_connections: args.db_max_connections,
-            ..Default::default()
-        },
-    )
-    .await
-    .context("connecting to the database")?;
+    let store = connect_store(&args.database_url, args.db_max_connections).await?;
     let client = kube::Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or KUBECONFIG)")?;
@@ -627,6 +619,19 @@ async fn start_webhook(
     ))))
 }
 
+/// The store, with a bounded connection pool.
+async fn connect_store(url: &str, max_connections: u32) -> anyhow::Result<curio::store::Store> {
+    curio::store::connect_with(
+        url,
+        &curio::store::StoreOptions {
+            max_connections,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("connecting to the database")
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -666,15 +671,7 @@ async fn run_api(args: ApiArgs) -> anyhow::Result<ExitCode> {
     use std::sync::Arc;
 
     let metrics = Arc::new(curio::telemetry::Metrics::new());
-    let store = curio::store::connect_with(
-        &args.database_url,
-        &curio::store::StoreOptions {
-            max_connections: args.db_max_connections,
-            ..Default::default()
-        },
-    )
-    .await
-    .context("connecting to the database")?;
+    let store = connect_store(&args.database_url, args.db_max_connections).await?;
     // Connected only if a TokenReview or SubjectAccessReview backend is chosen.
     let mut cluster: Option<kube::Client> = None;
     let authn: Arc<dyn authn::Authenticator> = match &args.token_file {
