@@ -16,9 +16,9 @@ use std::{
 use anyhow::Context;
 use axum::{Json, Router, routing::post};
 use curio::{
-    api::authz::SubjectAccessReviewer,
+    access::authz::SubjectAccessReviewer,
     store,
-    telemetry::Metrics,
+    webhook::metrics::AdmissionMetrics,
     webhook::{self, Webhook, certs, tls},
 };
 use sea_orm::{ConnectionTrait, Database};
@@ -153,12 +153,12 @@ async fn main() -> anyhow::Result<()> {
         )),
         cluster: None,
         allow_http: false,
-        metrics: Arc::new(Metrics::new()),
+        metrics: AdmissionMetrics::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let config = cert.server_config()?;
-    tokio::spawn(curio::api::server::serve_tls(
+    tokio::spawn(curio::server::serve_tls(
         listener,
         webhook::router(handler),
         config,

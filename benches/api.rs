@@ -17,14 +17,15 @@ use std::{
 use anyhow::Context;
 use axum::{Json, Router, routing::post};
 use curio::{
-    api::{
-        self, ApiState,
+    access::{
         authn::StaticTokens,
         authz::{CacheOptions, CachedAuthorizer, SubjectAccessReviewer},
+        metrics::AccessMetrics,
     },
+    api::{self, ApiState},
     catalog::{Asset, AssetKind, AssetRecord, diff},
+    server,
     store::{self, Namespace},
-    telemetry::Metrics,
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
@@ -167,23 +168,21 @@ async fn main() -> anyhow::Result<()> {
     println!("seed_assets: {} count", TENANTS * PER_TENANT);
     println!("seed_s: {:.2} s", seeding.elapsed().as_secs_f64());
 
-    let metrics = Arc::new(Metrics::new());
     let authz = CachedAuthorizer::new(
         SubjectAccessReviewer::new(review_server().await?, Duration::from_secs(5)),
         CacheOptions::default(),
-        metrics.clone(),
+        AccessMetrics::default(),
     );
-    let state = ApiState {
-        store: store.clone(),
-        authn: Arc::new(StaticTokens::parse("bench-token,bench,1,\"readers\"\n")?),
-        authz: Arc::new(authz),
-        metrics,
-    };
+    let state = ApiState::new(
+        store.clone(),
+        Arc::new(StaticTokens::parse("bench-token,bench,1,\"readers\"\n")?),
+        Arc::new(authz),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let api_base = format!("http://{}", listener.local_addr()?);
     let router = api::router(state);
     tokio::spawn(async move {
-        api::server::serve_http(listener, router, std::future::pending())
+        server::serve_http(listener, router, std::future::pending())
             .await
             .ok()
     });

@@ -6,15 +6,8 @@
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
-use super::{ApiState, error::ApiError, identity::UserInfo};
-use crate::telemetry::{HeaderLabels, Metrics};
-
-/// Set by the TLS server on connections whose client certificate is signed by the proxy CA
-/// and has one of the allowed common names.
-#[derive(Clone, Debug)]
-pub struct VerifiedProxy {
-    pub common_name: String,
-}
+use super::{ApiState, error::ApiError};
+use crate::access::identity::{UserInfo, VerifiedProxy};
 
 pub struct Caller(pub UserInfo);
 
@@ -29,7 +22,7 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let metrics = &state.metrics;
+        let metrics = &state.access_metrics;
         let from_proxy = parts.extensions.get::<VerifiedProxy>().is_some();
         if let Some(user) = parts
             .headers
@@ -47,7 +40,7 @@ impl FromRequestParts<ApiState> for Caller {
                     .map(|g| g.trim().to_owned())
                     .filter(|g| !g.is_empty())
                     .collect();
-                Metrics::outcome(&metrics.authn, "success", "proxy");
+                metrics.authn("success", "proxy");
                 return Ok(Caller(UserInfo::authenticated(
                     user.to_owned(),
                     None,
@@ -59,16 +52,11 @@ impl FromRequestParts<ApiState> for Caller {
             let name = name.as_str();
             // Impersonation is never honoured; proxy headers only from a verified proxy.
             if is_identity_header(name) && !(from_proxy && name.starts_with("x-remote-")) {
-                metrics
-                    .identity_headers_ignored
-                    .get_or_create(&HeaderLabels {
-                        header: name.to_owned(),
-                    })
-                    .inc();
+                metrics.identity_header_ignored(name);
             }
         }
         let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            Metrics::outcome(&metrics.authn, "anonymous", "no_credentials");
+            metrics.authn("anonymous", "no_credentials");
             return Ok(Caller(UserInfo::anonymous()));
         };
         let token = authorization
@@ -78,23 +66,23 @@ impl FromRequestParts<ApiState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Metrics::outcome(&metrics.authn, "failure", "malformed_header");
+                metrics.authn("failure", "malformed_header");
                 ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
             })?;
         match state.authn.authenticate(token).await {
             Ok(Some(user)) => {
-                Metrics::outcome(&metrics.authn, "success", "token");
+                metrics.authn("success", "token");
                 Ok(Caller(user))
             }
             Ok(None) => {
-                Metrics::outcome(&metrics.authn, "failure", "invalid_token");
+                metrics.authn("failure", "invalid_token");
                 Err(ApiError::Unauthorized(
                     "the bearer token is not valid".into(),
                 ))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "authentication backend failed");
-                Metrics::outcome(&metrics.authn, "error", "backend");
+                metrics.authn("error", "backend");
                 Err(ApiError::Unavailable(
                     "authentication is unavailable; try again".into(),
                 ))

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     ApiState,
-    access::{require, require_some_kind},
+    authorize::{require, require_some_kind},
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
@@ -384,7 +384,7 @@ impl ObjectKind {
 pub async fn list_objects(
     state: ApiState,
     which: ObjectKind,
-    user: crate::api::identity::UserInfo,
+    user: crate::access::identity::UserInfo,
     ns: String,
     params: RawParams,
     headers: HeaderMap,
@@ -422,7 +422,7 @@ pub async fn list_objects(
 pub async fn get_object(
     state: ApiState,
     which: ObjectKind,
-    user: crate::api::identity::UserInfo,
+    user: crate::access::identity::UserInfo,
     ns: String,
     name: String,
     params: RawParams,

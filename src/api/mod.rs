@@ -1,36 +1,32 @@
 //! The read-only HTTP API (DESIGN §6): axum router, authentication, authorization, lists.
 
-mod access;
-pub mod authn;
-pub mod authz;
+mod authorize;
 mod caller;
 pub mod continuation;
 mod error;
 mod handlers;
-pub mod identity;
+pub mod metrics;
 mod params;
 mod respond;
 pub mod selector;
-pub mod server;
 
 use std::{sync::Arc, time::Instant};
 
 use axum::{
     Router,
     extract::{MatchedPath, Request, State},
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderValue, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::get,
 };
 use tracing::Instrument;
 
-pub use caller::VerifiedProxy;
 pub use error::ApiError;
+pub use metrics::ApiMetrics;
 
-use crate::{store::Store, telemetry::Metrics};
-use authn::Authenticator;
-use authz::Authorizer;
+use crate::access::{authn::Authenticator, authz::Authorizer};
+use crate::{access::metrics::AccessMetrics, store::Store, telemetry::Registry};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -38,7 +34,26 @@ pub struct ApiState {
     pub store: Store,
     pub authn: Arc<dyn Authenticator>,
     pub authz: Arc<dyn Authorizer>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: ApiMetrics,
+    pub access_metrics: AccessMetrics,
+    /// Rendered at `/metrics`: every layer of the process registered into it.
+    pub registry: Arc<Registry>,
+}
+
+impl ApiState {
+    /// A state whose API and access metrics live in a registry of its own: for tests and
+    /// embedding, where no other layer shares the process's registry.
+    pub fn new(store: Store, authn: Arc<dyn Authenticator>, authz: Arc<dyn Authorizer>) -> Self {
+        let mut registry = crate::telemetry::registry();
+        Self {
+            store,
+            authn,
+            authz,
+            metrics: ApiMetrics::register(&mut registry),
+            access_metrics: AccessMetrics::register(&mut registry),
+            registry: Arc::new(registry),
+        }
+    }
 }
 
 /// The contract, served at `/openapi.json`.
@@ -118,14 +133,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
+    crate::telemetry::metrics_response(&state.registry)
 }
 
 const REQUEST_ID: &str = "x-request-id";
@@ -170,20 +178,7 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
         response.headers_mut().insert(REQUEST_ID, value);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    state
-        .metrics
-        .api_requests
-        .get_or_create(&crate::telemetry::RequestLabels {
-            route: route.clone(),
-            method,
-            code: code.as_u16(),
-        })
-        .inc();
-    state
-        .metrics
-        .api_request_duration
-        .get_or_create(&crate::telemetry::RouteLabels { route })
-        .observe(elapsed);
+    state.metrics.request(route, method, code.as_u16(), elapsed);
     if code == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!("internal server error");
     }

@@ -8,9 +8,9 @@ use crate::{
     source::http::{Credentials, UrlError, UrlFetcher, UrlRequest, UrlResponse},
 };
 
-use super::{
+use crate::{
     cluster::{Cluster, ClusterError},
-    duration::parse_go_duration,
+    decisions::duration::parse_go_duration,
 };
 
 const DEFAULT_URL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,7 +29,7 @@ pub enum Content {
     NotModified,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// Only a change to the spec or the referenced object fixes it.
     #[error("ConfigMap {name:?} not found in namespace {namespace:?}")]

@@ -6,20 +6,51 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::State,
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
     routing::get,
 };
 
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{family::Family, gauge::Gauge},
+};
+
 use crate::{
     store::Store,
-    telemetry::{Metrics, PoolLabels},
+    telemetry::{Registry, metrics_response},
 };
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    /// `size` (open connections) or `idle`.
+    pub state: String,
+}
+
+/// The database pool's connections, read at each scrape.
+#[derive(Clone, Debug, Default)]
+pub struct PoolMetrics {
+    connections: Family<PoolLabels, Gauge>,
+}
+
+impl PoolMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state (size, idle)",
+            metrics.connections.clone(),
+        );
+        metrics
+    }
+}
 
 #[derive(Clone)]
 pub struct HealthState {
     pub store: Store,
-    pub metrics: Arc<Metrics>,
+    pub pool: PoolMetrics,
+    /// Rendered at `/metrics`: every layer of the process registered into it.
+    pub registry: Arc<Registry>,
 }
 
 pub fn router(state: HealthState) -> Router {
@@ -46,7 +77,7 @@ async fn readyz(State(state): State<HealthState>) -> Response {
 
 async fn metrics(State(state): State<HealthState>) -> Response {
     let (size, idle) = state.store.pool_stats();
-    let pool = &state.metrics.db_pool_connections;
+    let pool = &state.pool.connections;
     pool.get_or_create(&PoolLabels {
         state: "size".into(),
     })
@@ -55,12 +86,5 @@ async fn metrics(State(state): State<HealthState>) -> Response {
         state: "idle".into(),
     })
     .set(i64::try_from(idle).unwrap_or(i64::MAX));
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
+    metrics_response(&state.registry)
 }

@@ -9,18 +9,18 @@ use chrono::Utc;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
 use kube::{Resource, core::Selector};
 
-use super::{
-    backoff::retry_delay,
-    cluster::{ClusterError, EventNote},
-    reconcile::{Context, JobTrigger, ReconcileError, Report, Trigger, reconcile_source_with},
+use super::reconcile::{
+    Context, JobTrigger, ReconcileError, Report, Trigger, reconcile_source_with,
 };
 use crate::{
+    cluster::{ClusterError, EventNote},
     crd::{CatalogSource, JobPhase, RefreshJob, RefreshJobStatus},
+    decisions::{
+        backoff::retry_delay,
+        job_plan::{JobPlan, backoff_limit, plan},
+    },
     store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord},
 };
-
-/// `spec.backoffLimit` when absent: retries after the first attempt, as for a batch Job.
-pub const DEFAULT_BACKOFF_LIMIT: i32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -36,55 +36,6 @@ impl Default for JobSettings {
             retry_cap: Duration::from_secs(300),
         }
     }
-}
-
-/// What to do with a job, from its status alone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobPlan {
-    /// Queued (new, or waiting to retry): the next attempt is `attempt`.
-    Start { attempt: i32 },
-    /// `Running`: an attempt was under way when its leader went; run that attempt again.
-    Resume { attempt: i32 },
-    /// Finished; deleted after `expires_in` when a TTL is set.
-    Finished { expires_in: Option<Duration> },
-    /// Finished and past its TTL: delete it.
-    Expired,
-}
-
-pub fn plan(job: &RefreshJob, now: Timestamp) -> JobPlan {
-    let status = job.status.clone().unwrap_or_default();
-    match status.phase.unwrap_or_default() {
-        JobPhase::Pending => JobPlan::Start {
-            attempt: status.attempts.max(0) + 1,
-        },
-        JobPhase::Running => JobPlan::Resume {
-            attempt: status.attempts.max(1),
-        },
-        JobPhase::Succeeded | JobPhase::Failed => {
-            let (Some(ttl), Some(done)) = (
-                job.spec.ttl_seconds_after_finished,
-                status.completion_time.as_ref(),
-            ) else {
-                return JobPlan::Finished { expires_in: None };
-            };
-            let age = now.duration_since(done.0).as_secs_f64().max(0.0);
-            let left = f64::from(ttl.max(0)) - age;
-            if left <= 0.0 {
-                JobPlan::Expired
-            } else {
-                JobPlan::Finished {
-                    expires_in: Some(Duration::from_secs_f64(left)),
-                }
-            }
-        }
-    }
-}
-
-fn backoff_limit(job: &RefreshJob) -> i32 {
-    job.spec
-        .backoff_limit
-        .unwrap_or(DEFAULT_BACKOFF_LIMIT)
-        .max(0)
 }
 
 /// How an attempt ended, for the pool's retry decision.
@@ -161,7 +112,7 @@ pub async fn run_job(
     let outcome = refresh_targets(ctx, &job, &trigger).await;
     ctx.metrics
         .job_duration
-        .get_or_create(&crate::telemetry::NamespaceLabels {
+        .get_or_create(&super::metrics::NamespaceLabels {
             namespace: namespace.to_owned(),
         })
         .observe(started.elapsed().as_secs_f64());
@@ -222,7 +173,7 @@ pub async fn run_job(
     };
     ctx.metrics
         .job_outcomes
-        .get_or_create(&crate::telemetry::JobOutcomeLabels {
+        .get_or_create(&super::metrics::JobOutcomeLabels {
             namespace: namespace.to_owned(),
             outcome: outcome_label.into(),
         })
@@ -414,74 +365,4 @@ pub async fn expire(ctx: &Context, job: &RefreshJob) -> Result<(), JobError> {
         .delete_job(&namespace, job.metadata.name.as_deref().unwrap_or_default())
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn job(status: serde_json::Value, ttl: Option<i32>) -> RefreshJob {
-        serde_json::from_value(json!({
-            "apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
-            "metadata": {"name": "j", "namespace": "team-a", "uid": "u"},
-            "spec": {"sourceRef": {"name": "models"}, "ttlSecondsAfterFinished": ttl},
-            "status": status
-        }))
-        .unwrap()
-    }
-
-    #[test]
-    fn new_jobs_start_their_first_attempt() {
-        assert_eq!(
-            plan(&job(json!(null), None), Timestamp::now()),
-            JobPlan::Start { attempt: 1 }
-        );
-        assert_eq!(
-            plan(
-                &job(json!({"phase": "Pending", "attempts": 2}), None),
-                Timestamp::now()
-            ),
-            JobPlan::Start { attempt: 3 }
-        );
-    }
-
-    #[test]
-    fn a_running_job_resumes_the_same_attempt() {
-        assert_eq!(
-            plan(
-                &job(json!({"phase": "Running", "attempts": 2}), None),
-                Timestamp::now()
-            ),
-            JobPlan::Resume { attempt: 2 }
-        );
-    }
-
-    #[test]
-    fn finished_jobs_expire_after_their_ttl() {
-        let done = "2026-01-01T00:00:00Z";
-        let finished = job(
-            json!({"phase": "Succeeded", "attempts": 1, "completionTime": done}),
-            Some(60),
-        );
-        let at = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert_eq!(
-            plan(&finished, at("2026-01-01T00:00:45Z")),
-            JobPlan::Finished {
-                expires_in: Some(Duration::from_secs(15))
-            }
-        );
-        assert_eq!(
-            plan(&finished, at("2026-01-01T00:01:00Z")),
-            JobPlan::Expired
-        );
-        let kept = job(
-            json!({"phase": "Failed", "attempts": 4, "completionTime": done}),
-            None,
-        );
-        assert_eq!(
-            plan(&kept, at("2030-01-01T00:00:00Z")),
-            JobPlan::Finished { expires_in: None }
-        );
-    }
 }

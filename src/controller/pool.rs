@@ -9,7 +9,7 @@ use std::{
 
 use tokio::{sync::Notify, task::JoinSet};
 
-use super::fairness::FairQueue;
+use crate::decisions::fairness::FairQueue;
 
 pub struct JobPool<J> {
     queue: Arc<Mutex<FairQueue<J>>>,

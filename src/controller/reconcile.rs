@@ -12,24 +12,24 @@ use kube::Resource;
 use tokio::sync::watch;
 
 use super::{
-    cluster::{Cluster, ClusterError, EventNote},
-    conditions::{Outcome, READY, conditions},
-    curation::Curation,
-    duration::parse_go_duration,
     fetch::{Content, fetch},
-    leader::Leadership,
     locks::KeyedLocks,
+    metrics::{ControllerMetrics, FetchLabels, KindLabels},
 };
 use crate::{
     catalog::{AssetRecord, Diff, Limits, diff, document_digest, parse_document, validate_assets},
-    crd::{CatalogSource, CatalogSourceStatus},
+    crd::{CHANGE_REASON_ANNOTATION, CatalogSource, CatalogSourceStatus},
     source::http::UrlFetcher,
     store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord, Store},
-    telemetry::{FetchLabels, KindLabels, Metrics},
 };
-
-/// The annotation whose value is recorded as the "why" of a change.
-pub const CHANGE_REASON_ANNOTATION: &str = "curio.dev/change-reason";
+use crate::{
+    cluster::{Cluster, ClusterError, EventNote, leader::Leadership},
+    decisions::{
+        conditions::{Outcome, READY, conditions},
+        curation::Curation,
+        duration::parse_go_duration,
+    },
+};
 
 pub struct Context {
     pub store: Store,
@@ -38,7 +38,7 @@ pub struct Context {
     pub identity: String,
     pub limits: Limits,
     pub urls: UrlFetcher,
-    pub metrics: Arc<Metrics>,
+    pub metrics: ControllerMetrics,
     /// Fencing: when set, store and status writes go ahead only while this replica leads.
     pub leadership: Option<watch::Receiver<Leadership>>,
     /// One reconcile at a time per source, whether a watch or a job asked for it.
@@ -58,9 +58,22 @@ impl Context {
             identity,
             limits: Limits::default(),
             urls,
-            metrics: Arc::new(Metrics::new()),
+            metrics: ControllerMetrics::default(),
             leadership: None,
             source_locks: KeyedLocks::default(),
+        }
+    }
+
+    /// Counts into `metrics` (registered by the caller) instead of unregistered ones.
+    pub fn with_metrics(self, metrics: ControllerMetrics) -> Self {
+        Self { metrics, ..self }
+    }
+
+    /// Fences every write on `leadership` (see [`Context::ensure_leader`]).
+    pub fn with_leadership(self, leadership: watch::Receiver<Leadership>) -> Self {
+        Self {
+            leadership: Some(leadership),
+            ..self
         }
     }
 

@@ -1,18 +1,16 @@
 //! Audit retention: while this replica leads, delete audit events older than the retention
 //! period, in batches, and record one audit event per run saying how many went.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::leader::Leadership;
-use crate::{
-    store::{Namespace, NewAuditEvent, Store, StoreError},
-    telemetry::Metrics,
-};
+use super::metrics::ControllerMetrics;
+use crate::cluster::leader::Leadership;
+use crate::store::{Namespace, NewAuditEvent, Store, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct RetentionSettings {
@@ -113,7 +111,7 @@ pub async fn run(
     store: Store,
     settings: RetentionSettings,
     leadership: watch::Receiver<Leadership>,
-    metrics: Arc<Metrics>,
+    metrics: ControllerMetrics,
     stop: CancellationToken,
 ) {
     loop {

@@ -30,19 +30,19 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    backoff::retry_delay,
-    job::{JobPlan, JobResult, JobSettings, expire, plan, run_job},
-    leader::Leadership,
+    job::{JobResult, JobSettings, expire, run_job},
+    metrics::{KindLabels, NamespaceLabels, ReconcileLabels},
     pool::JobPool,
     reconcile::{Context, ReconcileError, Report, cleanup_source, interval, reconcile_source},
 };
 use crate::{
-    crd::{CatalogSource, RefreshJob},
-    telemetry::{KindLabels, NamespaceLabels, ReconcileLabels},
+    cluster::leader::Leadership,
+    crd::{CatalogSource, FINALIZER, RefreshJob},
+    decisions::{
+        backoff::retry_delay,
+        job_plan::{JobPlan, plan},
+    },
 };
-
-/// Holds a CatalogSource until its assets are removed.
-pub const FINALIZER: &str = "curio.dev/cleanup";
 
 #[derive(Debug, Clone)]
 pub struct Settings {

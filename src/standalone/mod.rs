@@ -18,16 +18,19 @@ use kube::ResourceExt;
 use tokio::time::Instant;
 
 use crate::{
-    api::authz::{
+    access::authz::{
         Attributes, Authorizer, AuthzError, Decision, StaticRbac, manifests::add_document,
     },
+    cluster::memory::MemoryCluster,
     controller::{
-        backoff::retry_delay,
-        job::{JobPlan, JobResult, JobSettings, plan, run_job},
-        memory_cluster::MemoryCluster,
+        job::{JobResult, JobSettings, run_job},
         reconcile::{Context, Report, cleanup_source, interval, refetch_source},
     },
     crd::{CatalogSource, RefreshJob},
+    decisions::{
+        backoff::retry_delay,
+        job_plan::{JobPlan, plan},
+    },
     store::Namespace,
 };
 use folder::{FileProblem, Folder, FolderError};
@@ -169,10 +172,10 @@ impl Standalone {
                     secrets.insert((namespace.clone(), name.clone()), data.clone());
                 }
                 Object::Rbac(doc) => {
-                    if let Err(message) = add_document(&mut rbac, doc) {
+                    if let Err(e) = add_document(&mut rbac, doc) {
                         rbac_problems.push(FileProblem {
                             path: path.to_owned(),
-                            message,
+                            message: e.to_string(),
                         });
                     }
                 }

@@ -11,7 +11,7 @@ use axum::{
     routing::get,
 };
 
-use crate::api::{
+use crate::access::{
     authn::StaticTokens,
     authz::{Attributes, StaticRbac},
 };
@@ -51,7 +51,7 @@ pub fn try_commands(
     namespaces: &[String],
     model_in: impl Fn(&str) -> Option<String>,
 ) -> Vec<String> {
-    let may_list = |user: &crate::api::identity::UserInfo, namespace: &str| {
+    let may_list = |user: &crate::access::identity::UserInfo, namespace: &str| {
         rbac.decide(&Attributes {
             user: user.clone(),
             verb: "list",

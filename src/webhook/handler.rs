@@ -19,14 +19,14 @@ use kube::core::{
     admission::{self, AdmissionRequest, AdmissionResponse, AdmissionReview},
 };
 
+use super::metrics::{AdmissionLabels, AdmissionMetrics};
 use super::review::{
     self, CustomVerb, Operation, Plan, Reference, Request, Resource, Verdict, forbidden_message,
 };
 use crate::{
-    api::authz::{Attributes, Authorizer, Decision},
-    controller::cluster::{Cluster, EventNote},
+    access::authz::{Attributes, Authorizer, Decision},
+    cluster::{Cluster, EventNote},
     store::Store,
-    telemetry::{AdmissionLabels, Metrics},
 };
 
 /// How long a warning's lookup of a referenced object may take.
@@ -45,7 +45,7 @@ pub struct Webhook {
     /// Lets URL sources use plain http.
     pub allow_http: bool,
     /// Shared with the controller, whose metrics address serves them.
-    pub metrics: Arc<Metrics>,
+    pub metrics: AdmissionMetrics,
 }
 
 pub fn router(webhook: Arc<Webhook>) -> Router {
@@ -129,14 +129,14 @@ impl Webhook {
         let started = std::time::Instant::now();
         let response = self.decide(request).await;
         self.metrics
-            .admission_duration
+            .duration
             .observe(started.elapsed().as_secs_f64());
         response
     }
 
     fn count(&self, request: &Request, outcome: &str) {
         self.metrics
-            .admission_reviews
+            .reviews
             .get_or_create(&AdmissionLabels {
                 resource: request.resource.plural().into(),
                 operation: request.operation.verb().into(),

@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod handler;
+pub mod metrics;
 pub mod review;
 pub mod self_managed;
 pub mod tls;

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    api::identity::UserInfo,
+    access::identity::UserInfo,
     catalog::{canonical_json, validate_assets},
-    controller::{curation::Curation, reconcile::CHANGE_REASON_ANNOTATION},
-    crd::{CatalogSource, CatalogSourceSpec, RefreshJob},
+    crd::{CHANGE_REASON_ANNOTATION, CatalogSource, CatalogSourceSpec, RefreshJob},
+    decisions::curation::Curation,
     store::{Namespace, NewAuditEvent},
 };
 

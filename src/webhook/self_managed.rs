@@ -36,7 +36,7 @@ pub enum SelfManagedError {
     #[error("{0}")]
     Cert(#[from] certs::CertError),
     #[error("TLS: {0}")]
-    Tls(#[from] crate::api::server::ServeError),
+    Tls(#[from] crate::server::ServeError),
 }
 
 const CA_KEY: &str = "ca.crt";

@@ -16,7 +16,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::server::ServeError;
+use crate::server::ServeError;
 
 /// The certificate served now.
 #[derive(Debug)]
@@ -26,15 +26,22 @@ pub struct SwappableCert {
 
 /// A certified key from PEM texts.
 pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, ServeError> {
-    let pem_error = |message: String| ServeError::Tls(message);
     let certs = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_error(format!("certificate: {e}")))?;
+        .map_err(|source| ServeError::PemText {
+            what: "certificate",
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(pem_error("certificate: no PEM certificate found".into()));
+        return Err(ServeError::NoCertificate {
+            what: "certificate",
+        });
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| pem_error(format!("key: {e}")))?;
-    let signing = any_supported_type(&key).map_err(|e| pem_error(format!("key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|source| ServeError::PemText {
+        what: "key",
+        source,
+    })?;
+    let signing = any_supported_type(&key)?;
     Ok(CertifiedKey::new(certs, signing))
 }
 
@@ -57,8 +64,7 @@ impl SwappableCert {
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, ServeError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| ServeError::Tls(e.to_string()))?
+            .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -91,9 +97,9 @@ impl CertDir {
     pub fn read(&self) -> Result<(Vec<u8>, Vec<u8>), ServeError> {
         let (cert, key) = self.paths();
         let read = |path: &Path| {
-            std::fs::read(path).map_err(|e| ServeError::Pem {
+            std::fs::read(path).map_err(|source| ServeError::Read {
                 path: path.to_owned(),
-                message: e.to_string(),
+                source,
             })
         };
         Ok((read(&cert)?, read(&key)?))

@@ -1,0 +1,521 @@
+//! Asset writes (one transaction per refresh, batched statements) and tenant-scoped reads.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+    sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SimpleExpr},
+};
+
+use super::{
+    NamespaceScope, Store, StoreError,
+    audit::{self, NewAuditEvent},
+    entity::asset,
+    query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
+    scope::Namespace,
+};
+use curio_core::catalog::{AssetKey, AssetKind, AssetRecord, Diff};
+
+/// What one refresh wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyOutcome {
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    /// Audit rows written; fewer than given when some idempotency keys were already there.
+    pub audit_events: u64,
+}
+
+const UPSERT_COLUMNS: [asset::Column; 18] = [
+    asset::Column::Namespace,
+    asset::Column::Source,
+    asset::Column::Kind,
+    asset::Column::Name,
+    asset::Column::Version,
+    asset::Column::DisplayName,
+    asset::Column::Description,
+    asset::Column::Provider,
+    asset::Column::License,
+    asset::Column::Tags,
+    asset::Column::Labels,
+    asset::Column::Stage,
+    asset::Column::Approved,
+    asset::Column::Links,
+    asset::Column::Metadata,
+    asset::Column::Digest,
+    asset::Column::CreatedAt,
+    asset::Column::UpdatedAt,
+];
+
+/// Content columns an upsert overwrites (never the key or `created_at`).
+const UPDATED_ON_CONFLICT: [asset::Column; 12] = [
+    asset::Column::DisplayName,
+    asset::Column::Description,
+    asset::Column::Provider,
+    asset::Column::License,
+    asset::Column::Tags,
+    asset::Column::Labels,
+    asset::Column::Stage,
+    asset::Column::Approved,
+    asset::Column::Links,
+    asset::Column::Metadata,
+    asset::Column::Digest,
+    asset::Column::UpdatedAt,
+];
+
+/// Rows per multi-row `VALUES` statement: under SQLite's 32,766 bind limit.
+const SQLITE_UPSERT_CHUNK: usize = 1_500;
+/// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
+const PG_JSON_CHUNK: usize = 5_000;
+const DELETE_CHUNK: usize = 1_000;
+
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    // Plain data with string keys: serialization cannot fail.
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// One multi-row `INSERT … ON CONFLICT (natural key) DO UPDATE` for `records`.
+pub fn upsert_statement(
+    namespace: &Namespace,
+    source: &str,
+    records: &[&AssetRecord],
+    now: DateTime<Utc>,
+) -> Result<InsertStatement, StoreError> {
+    let mut insert = Query::insert();
+    insert.into_table(asset::Entity).columns(UPSERT_COLUMNS);
+    for r in records {
+        insert
+            .values([
+                namespace.as_str().into(),
+                source.into(),
+                r.kind().as_str().into(),
+                r.name().into(),
+                r.version().into(),
+                r.display_name().map(str::to_owned).into(),
+                r.description().map(str::to_owned).into(),
+                r.provider().map(str::to_owned).into(),
+                r.license().map(str::to_owned).into(),
+                json(&r.tags()).into(),
+                json(r.labels()).into(),
+                r.stage().map(str::to_owned).into(),
+                r.approved().into(),
+                json(&r.links()).into(),
+                r.metadata().clone().into(),
+                r.digest().into(),
+                now.into(),
+                now.into(),
+            ])
+            .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+    }
+    insert.on_conflict(
+        OnConflict::columns([
+            asset::Column::Namespace,
+            asset::Column::Source,
+            asset::Column::Kind,
+            asset::Column::Name,
+            asset::Column::Version,
+        ])
+        .update_columns(UPDATED_ON_CONFLICT)
+        .to_owned(),
+    );
+    Ok(insert)
+}
+
+/// One asset row as PostgreSQL's `jsonb_to_recordset` reads it.
+#[derive(serde::Serialize)]
+struct PgRow<'a> {
+    kind: &'a str,
+    name: &'a str,
+    version: &'a str,
+    display_name: Option<&'a str>,
+    description: Option<&'a str>,
+    provider: Option<&'a str>,
+    license: Option<&'a str>,
+    tags: &'a [String],
+    labels: &'a std::collections::BTreeMap<String, String>,
+    stage: Option<&'a str>,
+    approved: bool,
+    links: &'a [curio_core::catalog::Link],
+    metadata: &'a serde_json::Value,
+    digest: &'a str,
+}
+
+const PG_JSON_UPSERT: &str = r#"
+INSERT INTO assets (namespace, source, kind, name, version, display_name, description, provider,
+                    license, tags, labels, stage, approved, links, metadata, digest, created_at, updated_at)
+SELECT $1, $2, r.kind, r.name, r.version, r.display_name, r.description, r.provider,
+       r.license, r.tags, r.labels, r.stage, r.approved, r.links, r.metadata, r.digest, $4, $4
+FROM jsonb_to_recordset($3::text::jsonb) AS r(
+    kind text, name text, version text, display_name text, description text, provider text,
+    license text, tags jsonb, labels jsonb, stage text, approved boolean, links jsonb,
+    metadata jsonb, digest text)
+ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
+    display_name = EXCLUDED.display_name, description = EXCLUDED.description,
+    provider = EXCLUDED.provider, license = EXCLUDED.license, tags = EXCLUDED.tags,
+    labels = EXCLUDED.labels, stage = EXCLUDED.stage, approved = EXCLUDED.approved,
+    links = EXCLUDED.links, metadata = EXCLUDED.metadata, digest = EXCLUDED.digest,
+    updated_at = EXCLUDED.updated_at"#;
+
+/// The PostgreSQL upsert: the rows go as one JSON text parameter and `jsonb_to_recordset`
+/// expands them server-side. Four bind parameters whatever the row count, and no per-row
+/// statement text to build or parse.
+fn pg_json_upsert(
+    namespace: &Namespace,
+    source: &str,
+    records: &[&AssetRecord],
+    now: DateTime<Utc>,
+) -> sea_orm::Statement {
+    let rows: Vec<PgRow<'_>> = records
+        .iter()
+        .map(|r| PgRow {
+            kind: r.kind().as_str(),
+            name: r.name(),
+            version: r.version(),
+            display_name: r.display_name(),
+            description: r.description(),
+            provider: r.provider(),
+            license: r.license(),
+            tags: r.tags(),
+            labels: r.labels(),
+            stage: r.stage(),
+            approved: r.approved(),
+            links: r.links(),
+            metadata: r.metadata(),
+            digest: r.digest(),
+        })
+        .collect();
+    // Borrowed plain data with string keys: serialization cannot fail.
+    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
+    sea_orm::Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        PG_JSON_UPSERT,
+        [
+            namespace.as_str().into(),
+            source.into(),
+            rows.into(),
+            now.into(),
+        ],
+    )
+}
+
+impl Store {
+    /// The stored digests of one source's assets: the left side of a refresh's diff.
+    pub async fn source_digests(
+        &self,
+        namespace: &Namespace,
+        source: &str,
+    ) -> Result<HashMap<AssetKey, String>, StoreError> {
+        let rows: Vec<(String, String, String, String)> = asset::Entity::find()
+            .select_only()
+            .columns([
+                asset::Column::Kind,
+                asset::Column::Name,
+                asset::Column::Version,
+                asset::Column::Digest,
+            ])
+            .filter(asset::Column::Namespace.eq(namespace.as_str()))
+            .filter(asset::Column::Source.eq(source))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|(kind, name, version, digest)| {
+                let kind = kind
+                    .parse::<AssetKind>()
+                    .map_err(|e| StoreError::CorruptRow {
+                        table: "assets",
+                        message: e.to_string(),
+                    })?;
+                Ok((
+                    AssetKey {
+                        kind,
+                        name,
+                        version,
+                    },
+                    digest,
+                ))
+            })
+            .collect()
+    }
+
+    /// Writes a refresh's whole diff and its audit events in one transaction, with batched
+    /// statements. Either all of it lands or none of it does.
+    pub async fn apply_refresh(
+        &self,
+        namespace: &Namespace,
+        source: &str,
+        diff: &Diff,
+        audit_events: &[NewAuditEvent],
+    ) -> Result<ApplyOutcome, StoreError> {
+        if let Some(event) = audit_events.iter().find(|e| &e.namespace != namespace) {
+            return Err(StoreError::NamespaceMismatch {
+                expected: namespace.to_string(),
+                found: event.namespace.to_string(),
+            });
+        }
+        let now = Utc::now();
+        let txn = self.db.begin().await?;
+        for chunk in diff.removed.chunks(DELETE_CHUNK) {
+            let keys = chunk.iter().map(|r| {
+                (
+                    r.key.kind.as_str().to_owned(),
+                    r.key.name.clone(),
+                    r.key.version.clone(),
+                )
+            });
+            let delete = Query::delete()
+                .from_table(asset::Entity)
+                .and_where(asset::Column::Namespace.eq(namespace.as_str()))
+                .and_where(asset::Column::Source.eq(source))
+                .and_where(
+                    Expr::tuple([
+                        Expr::col(asset::Column::Kind),
+                        Expr::col(asset::Column::Name),
+                        Expr::col(asset::Column::Version),
+                    ])
+                    .in_tuples(keys),
+                )
+                .to_owned();
+            txn.execute(&delete).await?;
+        }
+        let upserts: Vec<&AssetRecord> = diff
+            .added
+            .iter()
+            .chain(diff.updated.iter().map(|u| &u.record))
+            .collect();
+        if self.backend() == DatabaseBackend::Postgres {
+            for chunk in upserts.chunks(PG_JSON_CHUNK) {
+                txn.execute_raw(pg_json_upsert(namespace, source, chunk, now))
+                    .await?;
+            }
+        } else {
+            for chunk in upserts.chunks(SQLITE_UPSERT_CHUNK) {
+                txn.execute(&upsert_statement(namespace, source, chunk, now)?)
+                    .await?;
+            }
+        }
+        let audit_written = audit::insert_batch(&txn, audit_events).await?;
+        txn.commit().await?;
+        Ok(ApplyOutcome {
+            added: diff.added.len(),
+            updated: diff.updated.len(),
+            removed: diff.removed.len(),
+            unchanged: diff.unchanged,
+            audit_events: audit_written,
+        })
+    }
+
+    /// One page of assets in `scope`, in keyset order, through the RLS-scoped path.
+    pub async fn list_assets(
+        &self,
+        scope: &NamespaceScope,
+        query: &AssetQuery,
+        sort: AssetSort,
+        after: Option<&AssetCursor>,
+        limit: u64,
+    ) -> Result<Page<asset::Model>, StoreError> {
+        let backend = self.backend();
+        let mut select = asset::Entity::find()
+            .filter(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)));
+        for condition in filter_conditions(backend, query) {
+            select = select.filter(condition);
+        }
+        let pg = backend == DatabaseBackend::Postgres;
+        if let Some(c) = after {
+            select = select.filter(keyset_condition(pg, sort, c));
+        }
+        use asset::Column as C;
+        let (columns, order): (&[C], Order) = match sort {
+            AssetSort::Key => (
+                &[C::Namespace, C::Kind, C::Name, C::Version, C::Id],
+                Order::Asc,
+            ),
+            AssetSort::Name => (
+                &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
+                Order::Asc,
+            ),
+            AssetSort::NameDesc => (
+                &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
+                Order::Desc,
+            ),
+            AssetSort::Updated => (&[C::UpdatedAt, C::Id], Order::Asc),
+            AssetSort::UpdatedDesc => (&[C::UpdatedAt, C::Id], Order::Desc),
+        };
+        for column in columns {
+            select = select.order_by(*column, order.clone());
+        }
+        let txn = self.begin_scoped(scope).await?;
+        let mut items = select.limit(limit.saturating_add(1)).all(&txn).await?;
+        txn.commit().await?;
+        let next = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| AssetCursor {
+                namespace: last.namespace.clone(),
+                kind: last.kind.clone(),
+                name: last.name.clone(),
+                version: last.version.clone(),
+                updated_at: last.updated_at,
+                id: last.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+}
+
+/// Rows strictly after the cursor in the sort's order, as one row-value comparison.
+fn keyset_condition(pg: bool, sort: AssetSort, c: &AssetCursor) -> SimpleExpr {
+    let strings = |values: [&str; 4]| values.map(|v| sea_orm::Value::from(v.to_owned()));
+    match sort {
+        AssetSort::Key => {
+            let [a, b, d, e] = strings([&c.namespace, &c.kind, &c.name, &c.version]);
+            custom(
+                pg,
+                "(namespace, kind, name, version, id) > (?, ?, ?, ?, ?)",
+                [a, b, d, e, c.id.into()],
+            )
+        }
+        AssetSort::Name | AssetSort::NameDesc => {
+            let [a, b, d, e] = strings([&c.name, &c.version, &c.kind, &c.namespace]);
+            let op = if sort == AssetSort::Name { ">" } else { "<" };
+            custom(
+                pg,
+                &format!("(name, version, kind, namespace, id) {op} (?, ?, ?, ?, ?)"),
+                [a, b, d, e, c.id.into()],
+            )
+        }
+        AssetSort::Updated | AssetSort::UpdatedDesc => {
+            let op = if sort == AssetSort::Updated { ">" } else { "<" };
+            custom(
+                pg,
+                &format!("(updated_at, id) {op} (?, ?)"),
+                [sea_orm::Value::from(c.updated_at), c.id.into()],
+            )
+        }
+    }
+}
+
+fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<SimpleExpr> {
+    let pg = backend == DatabaseBackend::Postgres;
+    let mut out = Vec::new();
+    if let Some(kinds) = &query.kinds {
+        out.push(asset::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())));
+    }
+    if let Some(by_namespace) = &query.kinds_by_namespace {
+        if by_namespace.is_empty() {
+            // Nothing is allowed; say so explicitly rather than rely on how an empty OR renders.
+            out.push(custom(pg, "1 = 0", Vec::<String>::new()));
+        }
+        let mut any = Condition::any();
+        for (namespace, kinds) in by_namespace {
+            any = any.add(
+                Condition::all()
+                    .add(asset::Column::Namespace.eq(namespace.as_str()))
+                    .add(asset::Column::Kind.is_in(kinds.iter().map(|k| k.as_str()))),
+            );
+        }
+        if !by_namespace.is_empty() {
+            out.push(any.into());
+        }
+    }
+    if let Some(source) = &query.source {
+        out.push(asset::Column::Source.eq(source.as_str()));
+    }
+    if let Some(name) = &query.name {
+        out.push(asset::Column::Name.eq(name.as_str()));
+    }
+    if let Some(version) = &query.version {
+        out.push(asset::Column::Version.eq(version.as_str()));
+    }
+    if let Some(stage) = &query.stage {
+        out.push(asset::Column::Stage.eq(stage.as_str()));
+    }
+    if let Some(approved) = query.approved {
+        out.push(asset::Column::Approved.eq(approved));
+    }
+    if let Some(tag) = &query.tag {
+        out.push(if pg {
+            custom(pg, "tags @> ?", [serde_json::json!([tag])])
+        } else {
+            custom(
+                pg,
+                "EXISTS (SELECT 1 FROM json_each(assets.tags) WHERE json_each.value = ?)",
+                [tag.clone()],
+            )
+        });
+    }
+    for requirement in &query.labels {
+        out.push(label_condition(pg, requirement));
+    }
+    if let Some(text) = &query.text {
+        let pattern = format!("%{}%", escape_like(text));
+        let op = if pg { "ILIKE" } else { "LIKE" };
+        out.push(custom(
+            pg,
+            &format!(
+                "(name {op} ? ESCAPE '\\' OR display_name {op} ? ESCAPE '\\' OR description {op} ? ESCAPE '\\')"
+            ),
+            [pattern.clone(), pattern.clone(), pattern],
+        ));
+    }
+    out
+}
+
+/// A custom SQL fragment with `?` for each bound value. sea-query's placeholder is backend
+/// specific (`$N` on PostgreSQL, where a bare `?` is a jsonb operator), so number them there.
+fn custom<V, I>(pg: bool, sql: &str, values: I) -> SimpleExpr
+where
+    V: Into<sea_orm::Value>,
+    I: IntoIterator<Item = V>,
+{
+    let sql = if pg {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push_str(&format!("${n}"));
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Expr::cust_with_values(sql, values)
+}
+
+/// The value of one label, as SQL: `labels ->> key` on PostgreSQL, `json_extract` on SQLite.
+fn label_value(pg: bool, key: &str) -> SimpleExpr {
+    if pg {
+        custom(pg, "(labels ->> ?)", [key.to_owned()])
+    } else {
+        // Label keys are validated ([A-Za-z0-9._/-]), so quoting them in the path is safe.
+        custom(pg, "json_extract(labels, ?)", [format!("$.\"{key}\"")])
+    }
+}
+
+fn label_condition(pg: bool, requirement: &LabelRequirement) -> SimpleExpr {
+    match requirement {
+        LabelRequirement::Equals(k, v) if pg => {
+            custom(pg, "labels @> ?", [serde_json::json!({ k: v })])
+        }
+        LabelRequirement::Equals(k, v) => label_value(pg, k).eq(v.as_str()),
+        LabelRequirement::NotEquals(k, v) => label_value(pg, k)
+            .is_null()
+            .or(label_value(pg, k).ne(v.as_str())),
+        LabelRequirement::In(k, values) => {
+            label_value(pg, k).is_in(values.iter().map(String::as_str))
+        }
+        LabelRequirement::NotIn(k, values) => label_value(pg, k)
+            .is_null()
+            .or(label_value(pg, k).is_not_in(values.iter().map(String::as_str))),
+        LabelRequirement::Exists(k) => label_value(pg, k).is_not_null(),
+        LabelRequirement::NotExists(k) => label_value(pg, k).is_null(),
+    }
+}

@@ -1,0 +1,117 @@
+//! Authorization questions the handlers ask, answered fail-closed.
+
+use futures::future::join_all;
+
+use super::{ApiState, error::ApiError};
+use crate::{
+    access::{
+        authz::{Attributes, Decision},
+        identity::UserInfo,
+    },
+    catalog::AssetKind,
+};
+
+fn forbidden(user: &UserInfo, verb: &str, resource: &str, namespace: &str) -> ApiError {
+    ApiError::Forbidden(format!(
+        "{} \"{}\" cannot {verb} resource \"{resource}\" in API group \"curio.dev\" in the namespace \"{namespace}\"",
+        if user.is_anonymous() {
+            "anonymous user"
+        } else {
+            "user"
+        },
+        user.username
+    ))
+}
+
+/// Allow, deny (403) or no decision (503): never a default allow.
+pub async fn require(
+    state: &ApiState,
+    user: &UserInfo,
+    verb: &'static str,
+    resource: &str,
+    namespace: &str,
+    name: Option<&str>,
+) -> Result<(), ApiError> {
+    if check(state, user, verb, resource, namespace, name).await? {
+        Ok(())
+    } else {
+        Err(forbidden(user, verb, resource, namespace))
+    }
+}
+
+async fn check(
+    state: &ApiState,
+    user: &UserInfo,
+    verb: &'static str,
+    resource: &str,
+    namespace: &str,
+    name: Option<&str>,
+) -> Result<bool, ApiError> {
+    let attributes = Attributes {
+        user: user.clone(),
+        verb,
+        resource: resource.to_owned(),
+        namespace: namespace.to_owned(),
+        name: name.map(str::to_owned),
+    };
+    match state.authz.authorize(&attributes).await {
+        Ok(Decision::Allow) => {
+            state.access_metrics.authz("allowed", verb);
+            Ok(true)
+        }
+        Ok(Decision::Deny { .. }) => {
+            state.access_metrics.authz("denied", verb);
+            Ok(false)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, user = %user.username, namespace, resource, "authorization failed");
+            state.access_metrics.authz("error", verb);
+            Err(ApiError::Unavailable(
+                "authorization is unavailable; try again".into(),
+            ))
+        }
+    }
+}
+
+/// The asset kinds `user` may list in `namespace`, checked concurrently. Any check without a
+/// decision fails the whole request.
+pub async fn listable_kinds(
+    state: &ApiState,
+    user: &UserInfo,
+    namespace: &str,
+) -> Result<Vec<AssetKind>, ApiError> {
+    let checks = AssetKind::ALL.map(|kind| async move {
+        (
+            kind,
+            check(state, user, "list", kind.plural(), namespace, None).await,
+        )
+    });
+    let mut kinds = Vec::new();
+    for (kind, allowed) in join_all(checks).await {
+        if allowed? {
+            kinds.push(kind);
+        }
+    }
+    Ok(kinds)
+}
+
+/// Like [`listable_kinds`], but a namespace with no listable kind is a 403.
+pub async fn require_some_kind(
+    state: &ApiState,
+    user: &UserInfo,
+    namespace: &str,
+) -> Result<Vec<AssetKind>, ApiError> {
+    let kinds = listable_kinds(state, user, namespace).await?;
+    if kinds.is_empty() {
+        return Err(ApiError::Forbidden(format!(
+            "{} \"{}\" cannot list any asset kind (models, mcpservers, agents) in API group \"curio.dev\" in the namespace \"{namespace}\"",
+            if user.is_anonymous() {
+                "anonymous user"
+            } else {
+                "user"
+            },
+            user.username
+        )));
+    }
+    Ok(kinds)
+}

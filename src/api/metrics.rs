@@ -1,0 +1,65 @@
+//! Request metrics by route (the matched route template, never the raw path), method and code.
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+};
+
+use crate::telemetry::{HistogramFamily, Registry, latency_histogram};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiMetrics {
+    requests: Family<RequestLabels, Counter>,
+    request_duration: HistogramFamily<RouteLabels>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(latency_histogram),
+        }
+    }
+}
+
+impl ApiMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "api_requests",
+            "API requests by route, method and code",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "API request duration by route",
+            metrics.request_duration.clone(),
+        );
+        metrics
+    }
+
+    pub fn request(&self, route: String, method: String, code: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                method,
+                code,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(seconds);
+    }
+}

@@ -1,0 +1,223 @@
+//! `curio standalone`: the whole of Curio in one process with no cluster. A folder of
+//! manifests feeds an in-memory cluster; the controller's own reconcile and job code runs on
+//! it; the API serves with static tokens and the folder's RBAC.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
+
+use anyhow::Context as _;
+use curio::{
+    access::{authn::StaticTokens, metrics::AccessMetrics},
+    api,
+    catalog::AssetKind,
+    cluster::memory::MemoryCluster,
+    controller::{metrics::ControllerMetrics, reconcile::Context},
+    server,
+    source::{http::UrlFetcher, policy::AddressPolicy},
+    standalone::{self, Standalone, SyncReport, folder::Folder, serve},
+    telemetry,
+};
+
+use super::shutdown_signal;
+
+#[derive(clap::Args)]
+pub struct StandaloneArgs {
+    /// Folder of YAML manifests (Namespace, CatalogSource, RefreshJob, ConfigMap, Secret and
+    /// RBAC kinds; others are reported and skipped). Its `files/` subfolder is served at /files/.
+    #[arg(long, env = "CURIO_MANIFESTS", value_name = "DIR")]
+    manifests: PathBuf,
+    /// postgres://… or sqlite://… [default: SQLite in --data-dir]
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the embedded SQLite database lives.
+    #[arg(
+        long,
+        env = "CURIO_DATA_DIR",
+        default_value = ".curio",
+        value_name = "DIR"
+    )]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "CURIO_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Bearer tokens (kube-apiserver --token-auth-file format) [default: DIR/tokens.csv].
+    #[arg(long, env = "CURIO_TOKEN_FILE", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// How often the folder is checked for changes.
+    #[arg(long, env = "CURIO_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    poll_interval: std::time::Duration,
+    /// URL sources may reach these ranges (the listen address is always allowed, for
+    /// ${CURIO_URL}/files/… sources).
+    #[arg(long, env = "CURIO_ALLOW_URL_CIDRS", value_delimiter = ',')]
+    allow_url_cidrs: Vec<ipnet::IpNet>,
+}
+
+pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    let manifests = args
+        .manifests
+        .canonicalize()
+        .with_context(|| format!("the manifests folder {}", args.manifests.display()))?;
+    let database_url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating {}", args.data_dir.display()))?;
+            let path = args.data_dir.canonicalize()?.join("curio.db");
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
+    };
+    curio::store::migrate(&database_url)
+        .await
+        .context("migrating the database")?;
+    let store = curio::store::connect(&database_url)
+        .await
+        .context("connecting to the database")?;
+    let token_file = args
+        .token_file
+        .clone()
+        .unwrap_or_else(|| manifests.join("tokens.csv"));
+    let tokens = StaticTokens::load(&token_file)?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let mut local = listener.local_addr()?;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let base = format!("http://{local}");
+    let mut allow = args.allow_url_cidrs.clone();
+    allow.push(ipnet::IpNet::from(local.ip()));
+
+    let mut registry = telemetry::registry();
+    let controller_metrics = ControllerMetrics::register(&mut registry);
+    let access_metrics = AccessMetrics::register(&mut registry);
+    let api_metrics = api::ApiMetrics::register(&mut registry);
+    let cluster = Arc::new(MemoryCluster::default());
+    let ctx = Context::new(
+        store.clone(),
+        cluster.clone(),
+        "system:curio-standalone".into(),
+        UrlFetcher::new(
+            AddressPolicy::new(allow, Vec::new()),
+            std::time::Duration::from_secs(5),
+        )?,
+    )
+    .with_metrics(controller_metrics);
+    let mut runner = Standalone::new(
+        Arc::new(ctx),
+        cluster.clone(),
+        Folder::new(manifests.clone(), base.clone()),
+    );
+    let report = runner.sync().await.context("reading the manifests")?;
+    standalone::log_report(&report);
+
+    let router = api::router(api::ApiState {
+        store,
+        authn: Arc::new(tokens.clone()),
+        authz: runner.rbac.clone(),
+        metrics: api_metrics,
+        access_metrics,
+        registry: Arc::new(registry),
+    })
+    .merge(serve::files_router(
+        manifests.join(standalone::folder::FILES_DIR),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(async move {
+        let mut stop = stop_rx;
+        server::serve_http(listener, router, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+    });
+    // The first pass before the banner, so the commands it prints have something to show.
+    runner.reconcile_due().await;
+    print_banner(&Banner {
+        base: &base,
+        manifests: &manifests,
+        database_url: &database_url,
+        report: &report,
+        token_file: &token_file,
+        tokens: &tokens,
+        runner: &runner,
+        cluster: &cluster,
+    });
+
+    runner.run(args.poll_interval, shutdown_signal()).await;
+    let _ = stop_tx.send(true);
+    server.await.context("the API server panicked")??;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the start-up banner shows.
+struct Banner<'a> {
+    base: &'a str,
+    manifests: &'a Path,
+    database_url: &'a str,
+    report: &'a SyncReport,
+    token_file: &'a Path,
+    tokens: &'a StaticTokens,
+    runner: &'a Standalone,
+    cluster: &'a MemoryCluster,
+}
+
+/// Where it serves, what it read, who may sign in, and commands to try.
+fn print_banner(banner: &Banner<'_>) {
+    let namespaces = standalone::namespaces(banner.cluster);
+    println!("Curio standalone: serving {}", banner.base);
+    println!("  manifests: {}", banner.manifests.display());
+    println!("  database:  {}", redact(banner.database_url));
+    println!(
+        "  sources:   {} in {} namespaces ({})",
+        banner.report.sources,
+        namespaces.len(),
+        namespaces.join(", ")
+    );
+    println!(
+        "  users ({}): {}",
+        banner.token_file.display(),
+        banner.tokens.usernames().join(", ")
+    );
+    let commands = serve::try_commands(
+        banner.base,
+        banner.token_file,
+        banner.tokens,
+        &banner.runner.rbac.current(),
+        &namespaces,
+        |ns| first_model(banner.cluster, ns),
+    );
+    if !commands.is_empty() {
+        println!("Try:");
+        for command in commands {
+            println!("  {command}");
+        }
+    }
+    println!("Edit, add or delete files under the folder: changes apply within a second or two.");
+}
+
+/// A URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The name of a model declared inline in `namespace`, for the banner's `get` example.
+fn first_model(cluster: &MemoryCluster, namespace: &str) -> Option<String> {
+    cluster
+        .all_sources()
+        .into_iter()
+        .filter(|s| s.metadata.namespace.as_deref() == Some(namespace))
+        .filter_map(|s| s.spec.source.inline)
+        .flat_map(|inline| inline.assets)
+        .find(|a| a.kind == AssetKind::Model)
+        .map(|a| a.name)
+}

@@ -1,0 +1,63 @@
+//! Logging (JSON lines to stderr, `RUST_LOG`, default `info`) and the Prometheus registry the
+//! layers of one process register their own metrics into (`curio_` prefix).
+
+use axum::{
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{
+        family::Family,
+        histogram::{Histogram, exponential_buckets},
+    },
+};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+pub use prometheus_client::registry::Registry;
+
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests, embedding) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer().json().with_writer(std::io::stderr))
+        .try_init();
+}
+
+/// An empty registry with Curio's prefix; each layer's `register` adds its metrics.
+pub fn registry() -> Registry {
+    Registry::with_prefix("curio")
+}
+
+/// The Prometheus text exposition of every metric in `registry`.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, registry);
+    out
+}
+
+/// `GET /metrics`.
+pub fn metrics_response(registry: &Registry) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        render(registry),
+    )
+        .into_response()
+}
+
+pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Reconciles and jobs run from milliseconds to minutes.
+pub fn work_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 16))
+}
+
+/// Requests and reviews: half a millisecond and up.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}

@@ -1,0 +1,522 @@
+//! The wall between tenants: every user × every route × {own, other, both namespaces}, over
+//! real HTTP and the real PostgreSQL with static tokens and static RBAC.
+
+use crate::common::{api::*, postgres_store};
+use serde_json::Value;
+
+const USERS: [(&str, Option<&str>); 6] = [
+    ("alice", Some("alice-token")),
+    ("vera", Some("vera-token")),
+    ("mo", Some("mo-token")),
+    ("bob", Some("bob-token")),
+    ("nobody", Some("nobody-token")),
+    ("anonymous", None),
+];
+
+/// Every namespaced route: (path template, RBAC resource it needs; "*assets" = any asset kind).
+fn routes(ns: &str) -> Vec<(String, &'static str)> {
+    vec![
+        (format!("/api/v1/discovery?namespace={ns}"), "*assets"),
+        (
+            format!("/api/v1/namespaces/{ns}/catalogsources"),
+            "catalogsources",
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/catalogsources/src-inline"),
+            "catalogsources",
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/refreshjobs"),
+            "refreshjobs",
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/refreshjobs/job-1"),
+            "refreshjobs",
+        ),
+        (
+            format!("/api/v1/namespaces/{ns}/auditevents"),
+            "auditevents",
+        ),
+        (format!("/api/v1/namespaces/{ns}/assets"), "*assets"),
+        (format!("/api/v1/namespaces/{ns}/assets?q=a"), "*assets"),
+        (format!("/api/v1/namespaces/{ns}/models"), "models"),
+        (
+            format!("/api/v1/namespaces/{ns}/models/granite-{ns}"),
+            "models",
+        ),
+        (format!("/api/v1/namespaces/{ns}/mcpservers"), "mcpservers"),
+        (
+            format!("/api/v1/namespaces/{ns}/mcpservers/github-{ns}"),
+            "mcpservers",
+        ),
+        (format!("/api/v1/namespaces/{ns}/agents"), "agents"),
+        (
+            format!("/api/v1/namespaces/{ns}/agents/triage-{ns}"),
+            "agents",
+        ),
+        (format!("/api/v1/assets?namespaces={ns}"), "*assets"),
+    ]
+}
+
+const ASSET_RESOURCES: [&str; 3] = ["models", "mcpservers", "agents"];
+
+fn may(user: &str, ns: &str, resource: &str) -> bool {
+    let perms = permissions(user, ns);
+    if resource == "*assets" {
+        ASSET_RESOURCES.iter().any(|r| perms.contains(r))
+    } else {
+        perms.contains(resource)
+    }
+}
+
+fn plural(kind: &str) -> &'static str {
+    match kind {
+        "Model" => "models",
+        "McpServer" => "mcpservers",
+        "Agent" => "agents",
+        other => panic!("unexpected kind {other}"),
+    }
+}
+
+/// No row from a namespace, or of a kind, the user may not read.
+fn assert_only_readable(user: &str, path: &str, body: &Value) {
+    let Some(items) = body.get("items").and_then(Value::as_array) else {
+        let ns = body.get("namespace").and_then(Value::as_str);
+        let kind = body
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| *k != "Discovery");
+        if let (Some(ns), Some(kind)) = (ns, kind) {
+            assert!(
+                may(user, ns, plural(kind)),
+                "{user} {path}: got a {kind} of {ns}"
+            );
+        }
+        return;
+    };
+    for item in items {
+        let ns = item
+            .get("namespace")
+            .or_else(|| item.pointer("/metadata/namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{path}: item without namespace: {item}"));
+        match item.get("kind").and_then(Value::as_str) {
+            Some(kind @ ("Model" | "McpServer" | "Agent")) => {
+                assert!(
+                    may(user, ns, plural(kind)),
+                    "{user} {path}: leaked {kind} from {ns}"
+                )
+            }
+            _ => assert!(
+                !permissions(user, ns).is_empty(),
+                "{user} {path}: leaked a row from {ns}"
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn isolation_matrix() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let mut cells = 0;
+    for (user, token) in USERS {
+        for ns in ["team-a", "team-b"] {
+            for (path, resource) in routes(ns) {
+                let (code, body) = client.get(token, &path, &[]).await;
+                let expected = if may(user, ns, resource) { 200 } else { 403 };
+                assert_eq!(code, expected, "{user} GET {path}: {body}");
+                if code == 200 {
+                    assert_only_readable(user, &path, &body);
+                } else {
+                    assert_eq!(body["kind"], "Status", "{user} {path}");
+                    assert!(body.get("items").is_none());
+                }
+                cells += 1;
+            }
+        }
+        // Both namespaces at once: allowed only when both are readable.
+        let path = "/api/v1/assets?namespaces=team-a,team-b";
+        let (code, body) = client.get(token, path, &[]).await;
+        let expected = if may(user, "team-a", "*assets") && may(user, "team-b", "*assets") {
+            200
+        } else {
+            403
+        };
+        assert_eq!(code, expected, "{user} GET {path}: {body}");
+        cells += 1;
+    }
+    assert_eq!(cells, 6 * (2 * 15 + 1));
+}
+
+#[tokio::test]
+async fn lists_show_exactly_the_readable_kinds() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let kinds = |body: &Value| -> Vec<String> {
+        let mut k: Vec<String> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["kind"].as_str().unwrap().to_owned())
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let (_, body) = client
+        .get(Some("mo-token"), "/api/v1/namespaces/team-a/assets", &[])
+        .await;
+    assert_eq!(kinds(&body), ["Model"]);
+    assert_eq!(body["items"].as_array().unwrap().len(), 2);
+    let (_, body) = client
+        .get(Some("vera-token"), "/api/v1/namespaces/team-a/assets", &[])
+        .await;
+    assert_eq!(kinds(&body), ["Agent", "McpServer", "Model"]);
+    let (code, _) = client
+        .get(
+            Some("mo-token"),
+            "/api/v1/namespaces/team-a/assets?kind=Agent",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 403);
+    let (_, body) = client
+        .get(Some("mo-token"), "/api/v1/discovery?namespace=team-a", &[])
+        .await;
+    assert_eq!(body["plugins"].as_array().unwrap().len(), 1);
+    assert_eq!(body["plugins"][0]["resource"], "models");
+}
+
+#[tokio::test]
+async fn spoofed_identity_and_impersonation_headers_are_ignored() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let spoof = [
+        ("X-Remote-User", "bob"),
+        ("X-Remote-Group", "system:masters"),
+    ];
+    let (code, _) = client
+        .get(None, "/api/v1/namespaces/team-b/models", &spoof)
+        .await;
+    assert_eq!(code, 403, "anonymous with X-Remote-User");
+    let (code, _) = client
+        .get(
+            None,
+            "/api/v1/namespaces/team-b/models",
+            &[("X-Remote-User", "admin")],
+        )
+        .await;
+    assert_eq!(code, 403);
+    let (code, _) = client
+        .get(
+            Some("vera-token"),
+            "/api/v1/namespaces/team-b/models",
+            &spoof,
+        )
+        .await;
+    assert_eq!(code, 403, "viewer with X-Remote-User");
+    let (code, _) = client
+        .get(
+            Some("vera-token"),
+            "/api/v1/namespaces/team-b/models",
+            &[
+                ("Impersonate-User", "bob"),
+                ("Impersonate-Group", "system:masters"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 403, "viewer with Impersonate-User");
+    let (code, _) = client
+        .get(
+            Some("vera-token"),
+            "/api/v1/namespaces/team-a/models",
+            &spoof,
+        )
+        .await;
+    assert_eq!(code, 200, "the real identity still works");
+    let metrics = client
+        .http
+        .get(format!("{}/metrics", client.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("curio_identity_headers_ignored_total{header=\"x-remote-user\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("curio_identity_headers_ignored_total{header=\"impersonate-user\"}"));
+}
+
+#[tokio::test]
+async fn path_tricks_never_return_data() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    for path in [
+        "/api/v1/namespaces/team-b%2F..%2Fteam-a/models",
+        "/api/v1/namespaces/team-b%2F../models",
+        "/api/v1/namespaces/TEAM-B/models",
+        "/api/v1/namespaces/Team-A/models",
+        "/api/v1/namespaces/team-b/models/",
+        "/api/v1/namespaces/team-b/",
+        "/api/v1/namespaces/team-b%00/models",
+        "/api/v1/namespaces/team-b/secrets",
+        "/api/v1/assets?namespaces=team-a,team-b%2C",
+        "/api/v1/assets?namespaces=team-a,TEAM-B",
+    ] {
+        let (code, body) = client.get(Some("vera-token"), path, &[]).await;
+        assert!(matches!(code, 400 | 403 | 404), "{path}: {code} {body}");
+        assert_eq!(body["kind"], "Status", "{path}");
+    }
+    // Trailing slash on one's own namespace is not a list either.
+    let (code, _) = client
+        .get(Some("vera-token"), "/api/v1/namespaces/team-a/models/", &[])
+        .await;
+    assert_ne!(code, 200);
+}
+
+#[tokio::test]
+async fn a_continue_token_is_bound_to_its_query() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let (code, body) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/models?limit=1",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200);
+    let token = body["metadata"]["continue"]
+        .as_str()
+        .expect("a continue token")
+        .to_owned();
+    // Next page of the same query works and does not repeat the first item.
+    let (code, next) = client
+        .get(
+            Some("alice-token"),
+            &format!("/api/v1/namespaces/team-a/models?limit=1&continue={token}"),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_ne!(next["items"][0]["name"], body["items"][0]["name"]);
+    // Replayed on team-b (by its admin), or with other filters: refused.
+    let (code, err) = client
+        .get(
+            Some("bob-token"),
+            &format!("/api/v1/namespaces/team-b/models?limit=1&continue={token}"),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 400, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("different query"));
+    let (code, _) = client
+        .get(
+            Some("alice-token"),
+            &format!("/api/v1/namespaces/team-a/models?limit=1&tag=llm&continue={token}"),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 400);
+    let (code, _) = client
+        .get(
+            Some("alice-token"),
+            &format!("/api/v1/namespaces/team-a/agents?limit=1&continue={token}"),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 400);
+    // A token grants nothing by itself: a user without access still gets 403.
+    let (code, _) = client
+        .get(
+            Some("nobody-token"),
+            &format!("/api/v1/namespaces/team-a/models?limit=1&continue={token}"),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 403);
+    let (code, _) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/models?continue=garbage",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_status_and_never_a_500() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let (code, body) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/assets?q=%25",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        body["items"].as_array().unwrap().len(),
+        0,
+        "q=% matched {body}"
+    );
+    let (code, body) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/assets?q=_",
+            &[],
+        )
+        .await;
+    assert_eq!((code, body["items"].as_array().unwrap().len()), (200, 0));
+    for path in [
+        "/api/v1/namespaces/team-a/assets?limit=0",
+        "/api/v1/namespaces/team-a/assets?limit=501",
+        "/api/v1/namespaces/team-a/assets?limit=x",
+        "/api/v1/namespaces/team-a/assets?labelSelector=a+in+(x",
+        "/api/v1/namespaces/team-a/assets?labelSelector=%3D%3D",
+        "/api/v1/namespaces/team-a/assets?sort=sideways",
+        "/api/v1/namespaces/team-a/assets?approved=maybe",
+        "/api/v1/namespaces/team-a/assets?kind=Dataset",
+        "/api/v1/namespaces/team-a/assets?bogus=1",
+        "/api/v1/assets",
+    ] {
+        let (code, body) = client.get(Some("alice-token"), path, &[]).await;
+        assert_eq!(code, 400, "{path}: {body}");
+        assert_eq!(body["reason"], "BadRequest");
+        assert!(!body["message"].as_str().unwrap().is_empty());
+    }
+    let (code, body) = client
+        .get(Some("wrong-token"), "/api/v1/namespaces/team-a/assets", &[])
+        .await;
+    assert_eq!((code, body["reason"].as_str()), (401, Some("Unauthorized")));
+    let (code, _) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/models/nope",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 404);
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
+        let response = client
+            .http
+            .request(
+                method.clone(),
+                format!("{}/api/v1/namespaces/team-a/models", client.base),
+            )
+            .bearer_auth("alice-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["reason"], "MethodNotAllowed");
+    }
+}
+
+#[tokio::test]
+async fn lists_filter_sort_page_and_revalidate() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let names = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, body) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/assets?sort=-name",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        names(&body),
+        [
+            "triage-team-a",
+            "llama-team-a",
+            "granite-team-a",
+            "github-team-a"
+        ]
+    );
+    let (_, body) = client.get(Some("alice-token"), "/api/v1/namespaces/team-a/assets?labelSelector=task%3Dtext-generation,!missing&kind=Model", &[]).await;
+    assert_eq!(names(&body).len(), 2);
+    let (_, body) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/models/llama-team-a?version=3.1",
+            &[],
+        )
+        .await;
+    assert_eq!(body["version"], "3.1");
+    // Paging through everything with limit=1 sees each asset once.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/assets?namespaces=team-a&limit=1&sort=name".to_string();
+    loop {
+        let (code, body) = client.get(Some("alice-token"), &path, &[]).await;
+        assert_eq!(code, 200);
+        seen.extend(names(&body));
+        match body["metadata"]["continue"].as_str() {
+            Some(token) => {
+                path =
+                    format!("/api/v1/assets?namespaces=team-a&limit=1&sort=name&continue={token}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "github-team-a",
+            "granite-team-a",
+            "llama-team-a",
+            "triage-team-a"
+        ]
+    );
+    // ETag and If-None-Match.
+    let response = client
+        .http
+        .get(format!("{}/api/v1/discovery?namespace=team-a", client.base))
+        .bearer_auth("vera-token")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("x-request-id").is_some());
+    let etag = response
+        .headers()
+        .get("etag")
+        .expect("etag")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let again = client
+        .http
+        .get(format!("{}/api/v1/discovery?namespace=team-a", client.base))
+        .bearer_auth("vera-token")
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+}

@@ -1,0 +1,23 @@
+//! Curio's integration tests, in one binary: each module drives real parts (PostgreSQL or
+//! SQLite, HTTP, TLS, the `curio` binary itself), with the Kubernetes API mocked or in memory
+//! where no cluster exists. The cluster suite is `e2e/`.
+
+mod common;
+
+mod api_audit;
+mod api_contract;
+mod api_isolation;
+mod api_reviews;
+mod api_tls;
+mod audit_retention;
+mod chart;
+mod controller_health;
+mod controller_jobs;
+mod controller_kube;
+mod controller_reconcile;
+mod crds;
+mod standalone_process;
+mod store_postgres;
+mod store_queries;
+mod webhook_admission;
+mod webhook_lifecycle;

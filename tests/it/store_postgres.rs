@@ -1,0 +1,389 @@
+//! The store against a real PostgreSQL: migrations, RLS, the audit trail, atomic refreshes,
+//! pagination under concurrent writes.
+
+use std::collections::HashMap;
+
+use crate::common::*;
+use curio::{
+    catalog::{AssetKind, apply, diff},
+    store::{self, AssetQuery, NamespaceScope},
+};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+#[tokio::test]
+async fn migrations_run_twice_are_a_no_op() {
+    let url = empty_postgres().await;
+    assert_eq!(store::migrate(&url).await.unwrap(), 2);
+    let store = store::connect(&url).await.unwrap();
+    let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
+    let before = count(&store, tables).await;
+    assert_eq!(store::migrate(&url).await.unwrap(), 0);
+    assert_eq!(count(&store, tables).await, before);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM seaql_migrations").await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn five_concurrent_migrate_processes_migrate_once() {
+    let url = empty_postgres().await;
+    let children: Vec<_> = (0..5)
+        .map(|_| {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_curio"))
+                .args(["migrate", "--database-url", &url])
+                .env("RUST_LOG", "warn")
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn curio migrate")
+        })
+        .collect();
+    for child in children {
+        let status = child.wait_with_output().await.expect("wait").status;
+        assert!(status.success(), "curio migrate failed: {status}");
+    }
+    let store = store::connect(&url).await.unwrap();
+    let rows = store
+        .connection()
+        .query_all_raw(Statement::from_string(
+            store.backend(),
+            "SELECT version, count(*) FROM seaql_migrations GROUP BY version ORDER BY version",
+        ))
+        .await
+        .unwrap();
+    let versions: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            ("m20261122_000001_initial".to_string(), 1),
+            ("m20261122_000002_postgres_security".to_string(), 1)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn row_level_security_blocks_a_cross_namespace_raw_select() {
+    let (store, _) = postgres_store().await;
+    let (a, b) = (ns("team-a"), ns("team-b"));
+    refresh(&store, &a, "src", models("a", 3)).await;
+    refresh(&store, &b, "src", models("b", 4)).await;
+
+    let txn = store
+        .begin_scoped(&NamespaceScope::single(a.clone()))
+        .await
+        .unwrap();
+    let rows = txn
+        .query_all_raw(Statement::from_string(
+            store.backend(),
+            "SELECT namespace FROM assets",
+        ))
+        .await
+        .unwrap();
+    let seen: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get_by_index(0).unwrap())
+        .collect();
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|n| n == "team-a"), "{seen:?}");
+    for table in ["assets", "audit_events", "catalog_sources", "refresh_jobs"] {
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                store.backend(),
+                format!("SELECT count(*) FROM {table} WHERE namespace = 'team-b'"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.try_get_by_index::<i64>(0).unwrap(),
+            0,
+            "{table} leaked team-b"
+        );
+    }
+    // The scoped path cannot write either.
+    let write = txn
+        .execute_unprepared("DELETE FROM assets WHERE namespace = 'team-a'")
+        .await;
+    assert!(write.is_err(), "a scoped transaction wrote");
+    drop(txn);
+
+    // An unset namespace setting sees nothing: fail closed.
+    let txn = store.connection().begin().await.unwrap();
+    txn.execute_unprepared("SET LOCAL ROLE curio_reader")
+        .await
+        .unwrap();
+    let row = txn
+        .query_one_raw(Statement::from_string(
+            store.backend(),
+            "SELECT count(*) FROM assets",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 0);
+    drop(txn);
+
+    // Both namespaces in scope: both visible.
+    let both = NamespaceScope::new([a, b]).unwrap();
+    let page = store
+        .list_assets(&both, &AssetQuery::default(), Default::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 7);
+}
+
+#[tokio::test]
+async fn audit_events_refuse_update_delete_and_truncate_but_retention_deletes() {
+    let (store, _) = postgres_store().await;
+    let a = ns("team-a");
+    let mut old = audit(&a, "create", "old");
+    old.occurred_at = chrono::Utc::now() - chrono::Duration::days(100);
+    let new = audit(&a, "create", "new");
+    store.record_audit_events(&[old, new]).await.unwrap();
+
+    for sql in [
+        "UPDATE audit_events SET actor = 'mallory'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let err = store
+            .connection()
+            .execute_unprepared(sql)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events").await, 2);
+
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(90);
+    assert_eq!(
+        store.purge_audit_events_before(cutoff, 100).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.purge_audit_events_before(cutoff, 100).await.unwrap(),
+        0
+    );
+    let left = store
+        .list_audit_events(&NamespaceScope::single(a), &Default::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].object_name, "new");
+    // The retention setting does not outlive its transaction.
+    assert!(
+        store
+            .connection()
+            .execute_unprepared("DELETE FROM audit_events")
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn a_failure_in_the_middle_of_apply_refresh_leaves_nothing_behind() {
+    let (store, _) = postgres_store().await;
+    let a = ns("team-a");
+    // A real failure in the last statement of the transaction: after the asset upserts.
+    store
+        .connection()
+        .execute_unprepared(
+            "CREATE FUNCTION fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+             CREATE TRIGGER fail_audit BEFORE INSERT ON audit_events
+               FOR EACH ROW WHEN (NEW.actor = 'inject-failure') EXECUTE FUNCTION fail_audit();",
+        )
+        .await
+        .unwrap();
+    let records = models("m", 5000);
+    let d = diff(&HashMap::new(), records);
+    let mut events: Vec<_> = d
+        .added
+        .iter()
+        .map(|r| audit(&a, "create", r.name()))
+        .collect();
+    events[4000].actor = "inject-failure".into();
+    let err = store
+        .apply_refresh(&a, "src", &d, &events)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert_eq!(count(&store, "SELECT count(*) FROM assets").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events").await, 0);
+}
+
+#[tokio::test]
+async fn refreshes_converge_on_the_desired_set_and_unchanged_writes_nothing() {
+    let (store, _) = postgres_store().await;
+    let a = ns("team-a");
+    let first = models("m", 50);
+    let out = refresh(&store, &a, "src", first.clone()).await;
+    assert_eq!((out.added, out.audit_events), (50, 50));
+
+    let updated_at = "SELECT max(updated_at)::text FROM assets";
+    let stamp = |s: &curio::store::Store| {
+        let s = s.clone();
+        async move {
+            let row = s
+                .connection()
+                .query_one_raw(Statement::from_string(s.backend(), updated_at))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<String>(0).unwrap()
+        }
+    };
+    let before = stamp(&store).await;
+    let out = refresh(&store, &a, "src", first.clone()).await;
+    assert_eq!((out.unchanged, out.audit_events), (50, 0));
+    assert_eq!(stamp(&store).await, before, "an unchanged refresh wrote");
+
+    // Remove 10, change 5, add 7.
+    let mut second: Vec<_> = first[10..].to_vec();
+    for r in second.iter_mut().take(5) {
+        *r = r.clone().with_tags(["changed".to_string()]);
+    }
+    second.extend(models("n", 7));
+    let out = refresh(&store, &a, "src", second.clone()).await;
+    assert_eq!(
+        (out.added, out.updated, out.removed, out.unchanged),
+        (7, 5, 10, 35)
+    );
+
+    let stored = store.source_digests(&a, "src").await.unwrap();
+    let expected = apply(&diff(&HashMap::new(), second.clone()), vec![]);
+    assert_eq!(stored.len(), expected.len());
+    for r in &expected {
+        assert_eq!(stored.get(&r.key()).map(String::as_str), Some(r.digest()));
+    }
+    // Another source in the same namespace is untouched by this one's refreshes.
+    refresh(&store, &a, "other", models("m", 3)).await;
+    refresh(&store, &a, "src", vec![]).await;
+    assert_eq!(count(&store, "SELECT count(*) FROM assets").await, 3);
+}
+
+#[tokio::test]
+async fn audit_rows_with_the_same_idempotency_key_are_written_once() {
+    let (store, _) = postgres_store().await;
+    let a = ns("team-a");
+    let mut event = audit(&a, "update", "job-1");
+    event.idempotency_key = Some("job-uid/1/phase-Succeeded".into());
+    assert_eq!(
+        store.record_audit_events(&[event.clone()]).await.unwrap(),
+        1
+    );
+    assert_eq!(store.record_audit_events(&[event]).await.unwrap(), 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM audit_events").await, 1);
+}
+
+#[tokio::test]
+async fn apply_refresh_refuses_audit_events_for_another_namespace() {
+    let (store, _) = postgres_store().await;
+    let (a, b) = (ns("team-a"), ns("team-b"));
+    let d = diff(&HashMap::new(), models("m", 1));
+    let err = store
+        .apply_refresh(&a, "src", &d, &[audit(&b, "create", "m")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, store::StoreError::NamespaceMismatch { .. }),
+        "{err}"
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM assets").await, 0);
+}
+
+#[tokio::test]
+async fn pagination_returns_every_preexisting_row_once_under_concurrent_inserts() {
+    let (store, _) = postgres_store().await;
+    let a = ns("team-a");
+    let mut initial = models("m", 7000);
+    initial.extend((0..3000).map(|i| record(AssetKind::Agent, &format!("agent-{i:05}"), "1")));
+    refresh(&store, &a, "src", initial).await;
+    let preexisting: Vec<i64> = {
+        let rows = store
+            .connection()
+            .query_all_raw(Statement::from_string(
+                store.backend(),
+                "SELECT id FROM assets",
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.try_get_by_index(0).unwrap())
+            .collect()
+    };
+    assert_eq!(preexisting.len(), 10_000);
+
+    // A writer interleaves new rows all over the key space while the reader pages.
+    let writer_store = store.clone();
+    let writer_ns = a.clone();
+    let writer = tokio::spawn(async move {
+        for round in 0..40 {
+            let batch: Vec<_> = (0..50)
+                .map(|i| {
+                    let kind = if i % 2 == 0 {
+                        AssetKind::Model
+                    } else {
+                        AssetKind::Agent
+                    };
+                    record(
+                        kind,
+                        &format!(
+                            "{}-{:06}x{round}",
+                            if i % 2 == 0 { "m" } else { "agent" },
+                            i * 140
+                        ),
+                        "1",
+                    )
+                })
+                .collect();
+            let d = diff(&HashMap::new(), batch);
+            writer_store
+                .apply_refresh(&writer_ns, &format!("writer-{round}"), &d, &[])
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+    });
+
+    let scope = NamespaceScope::single(a);
+    let mut seen: HashMap<i64, usize> = HashMap::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_assets(
+                &scope,
+                &AssetQuery::default(),
+                Default::default(),
+                cursor.as_ref(),
+                97,
+            )
+            .await
+            .unwrap();
+        for item in &page.items {
+            *seen.entry(item.id).or_default() += 1;
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    writer.await.unwrap();
+    for id in &preexisting {
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "row {id} seen {:?} times",
+            seen.get(id)
+        );
+    }
+    assert!(seen.values().all(|n| *n == 1), "a row appeared twice");
+}

@@ -1,0 +1,247 @@
+//! Asset filters on both backends: the SQL differs (jsonb on PostgreSQL, json_each on SQLite),
+//! the answers must not.
+
+use crate::common::*;
+use curio::{
+    catalog::{Asset, AssetKind, AssetRecord},
+    store::{AssetQuery, LabelRequirement, NamespaceScope, Store},
+};
+
+fn labelled(kind: AssetKind, name: &str, labels: &[(&str, &str)], tags: &[&str]) -> AssetRecord {
+    let mut a: Asset = asset(kind, name, "1");
+    a.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    a.tags = tags.iter().map(|t| t.to_string()).collect();
+    AssetRecord::from_asset(a)
+}
+
+async fn names(store: &Store, query: AssetQuery) -> Vec<String> {
+    let scope = NamespaceScope::single(ns("team-a"));
+    let page = store
+        .list_assets(&scope, &query, Default::default(), None, 500)
+        .await
+        .unwrap();
+    let mut names: Vec<String> = page.items.into_iter().map(|m| m.name).collect();
+    names.sort();
+    names
+}
+
+async fn check_filters(store: Store) {
+    let a = ns("team-a");
+    let records = vec![
+        labelled(
+            AssetKind::Model,
+            "granite",
+            &[("task", "chat"), ("size", "8b")],
+            &["llm"],
+        ),
+        labelled(
+            AssetKind::Model,
+            "llama",
+            &[("task", "chat")],
+            &["llm", "meta"],
+        ),
+        labelled(AssetKind::Model, "whisper", &[("task", "asr")], &["audio"]),
+        labelled(AssetKind::McpServer, "github", &[], &["tools"]),
+        labelled(AssetKind::Agent, "pct_50-bot", &[("size", "small")], &[])
+            .with_stage(Some("production".into()))
+            .with_approved(true),
+    ];
+    refresh(&store, &a, "src", records).await;
+    // Same names in another namespace must never show up.
+    refresh(
+        &store,
+        &ns("team-b"),
+        "src",
+        vec![labelled(
+            AssetKind::Model,
+            "granite",
+            &[("task", "chat")],
+            &["llm"],
+        )],
+    )
+    .await;
+
+    let q = |f: fn(&mut AssetQuery)| {
+        let mut query = AssetQuery::default();
+        f(&mut query);
+        query
+    };
+    assert_eq!(names(&store, AssetQuery::default()).await.len(), 5);
+    assert_eq!(
+        names(&store, q(|q| q.kinds = Some(vec![AssetKind::Model]))).await,
+        ["granite", "llama", "whisper"]
+    );
+    assert_eq!(
+        names(&store, q(|q| q.tag = Some("llm".into()))).await,
+        ["granite", "llama"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            q(|q| q.labels = vec![LabelRequirement::Equals("task".into(), "chat".into())])
+        )
+        .await,
+        ["granite", "llama"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            q(|q| q.labels = vec![LabelRequirement::NotEquals("task".into(), "chat".into())])
+        )
+        .await,
+        ["github", "pct_50-bot", "whisper"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            q(|q| q.labels = vec![LabelRequirement::In(
+                "task".into(),
+                vec!["asr".into(), "chat".into()]
+            )])
+        )
+        .await,
+        ["granite", "llama", "whisper"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            q(|q| q.labels = vec![LabelRequirement::NotIn("task".into(), vec!["chat".into()])])
+        )
+        .await,
+        ["github", "pct_50-bot", "whisper"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            q(|q| q.labels = vec![LabelRequirement::Exists("size".into())])
+        )
+        .await,
+        ["granite", "pct_50-bot"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            q(|q| q.labels = vec![LabelRequirement::NotExists("task".into())])
+        )
+        .await,
+        ["github", "pct_50-bot"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            q(|q| q.labels = vec![
+                LabelRequirement::Equals("task".into(), "chat".into()),
+                LabelRequirement::Exists("size".into()),
+            ])
+        )
+        .await,
+        ["granite"]
+    );
+    assert_eq!(
+        names(&store, q(|q| q.stage = Some("production".into()))).await,
+        ["pct_50-bot"]
+    );
+    assert_eq!(
+        names(&store, q(|q| q.approved = Some(true))).await,
+        ["pct_50-bot"]
+    );
+    assert_eq!(
+        names(&store, q(|q| q.approved = Some(false))).await.len(),
+        4
+    );
+    // Text search: case-insensitive; % and _ are literal characters.
+    assert_eq!(
+        names(&store, q(|q| q.text = Some("GRAN".into()))).await,
+        ["granite"]
+    );
+    assert_eq!(
+        names(&store, q(|q| q.text = Some("description of whis".into()))).await,
+        ["whisper"]
+    );
+    assert!(
+        names(&store, q(|q| q.text = Some("%".into())))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        names(&store, q(|q| q.text = Some("pct_".into()))).await,
+        ["pct_50-bot"]
+    );
+    assert!(
+        names(&store, q(|q| q.text = Some("p_t".into())))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        names(&store, q(|q| q.source = Some("src".into())))
+            .await
+            .len(),
+        5
+    );
+    assert!(
+        names(&store, q(|q| q.source = Some("nope".into())))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn filters_on_postgres() {
+    let (store, _) = postgres_store().await;
+    check_filters(store).await;
+}
+
+#[tokio::test]
+async fn filters_on_sqlite() {
+    let (store, _dir) = sqlite_store().await;
+    check_filters(store).await;
+}
+
+#[tokio::test]
+async fn sqlite_refresh_and_pagination() {
+    let (store, _dir) = sqlite_store().await;
+    let a = ns("team-a");
+    let out = refresh(&store, &a, "src", models("m", 4000)).await;
+    assert_eq!(out.added, 4000);
+    let out = refresh(&store, &a, "src", models("m", 3990)).await;
+    assert_eq!((out.removed, out.unchanged), (10, 3990));
+    let scope = NamespaceScope::single(a);
+    let mut cursor = None;
+    let mut total = 0;
+    loop {
+        let page = store
+            .list_assets(
+                &scope,
+                &AssetQuery::default(),
+                Default::default(),
+                cursor.as_ref(),
+                500,
+            )
+            .await
+            .unwrap();
+        total += page.items.len();
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(total, 3990);
+}
+
+#[tokio::test]
+async fn assets_without_metadata_or_optional_fields_store_on_both_backends() {
+    let bare: curio::catalog::Asset =
+        serde_json::from_value(serde_json::json!({"kind": "Agent", "name": "bare"})).unwrap();
+    let record = AssetRecord::from_asset(bare);
+    assert_eq!(record.metadata(), &serde_json::json!({}));
+    let (pg, _) = postgres_store().await;
+    let (lite, _dir) = sqlite_store().await;
+    for store in [pg, lite] {
+        let out = refresh(&store, &ns("team-a"), "src", vec![record.clone()]).await;
+        assert_eq!(out.added, 1);
+        assert_eq!(names(&store, AssetQuery::default()).await, ["bare"]);
+    }
+}
