@@ -23,7 +23,7 @@ use crate::{
     catalog::AssetKind,
     store::{
         AssetCursor, AssetQuery, AssetSort, NameCursor, Namespace, NamespaceScope, StoredObject,
-        entity::{asset, audit_event},
+        entity::audit_event,
     },
 };
 
@@ -33,57 +33,6 @@ const MAX_NAMESPACES: usize = 100;
 
 fn namespace(raw: &str) -> Result<Namespace, ApiError> {
     Namespace::new(raw).map_err(|e| ApiError::BadRequest(e.to_string()))
-}
-
-/// An asset as the API answers it: flat camelCase, serialized straight from the row.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AssetView<'a> {
-    namespace: &'a str,
-    source: &'a str,
-    kind: &'a str,
-    name: &'a str,
-    version: &'a str,
-    display_name: &'a Option<String>,
-    description: &'a Option<String>,
-    provider: &'a Option<String>,
-    license: &'a Option<String>,
-    tags: &'a Value,
-    labels: &'a Value,
-    stage: &'a Option<String>,
-    approved: bool,
-    links: &'a Value,
-    metadata: &'a Value,
-    digest: &'a str,
-    created_at: String,
-    updated_at: String,
-}
-
-fn asset_view(m: &asset::Model) -> AssetView<'_> {
-    AssetView {
-        namespace: &m.namespace,
-        source: &m.source,
-        kind: &m.kind,
-        name: &m.name,
-        version: &m.version,
-        display_name: &m.display_name,
-        description: &m.description,
-        provider: &m.provider,
-        license: &m.license,
-        tags: &m.tags,
-        labels: &m.labels,
-        stage: &m.stage,
-        approved: m.approved,
-        links: &m.links,
-        metadata: &m.metadata,
-        digest: &m.digest,
-        created_at: m
-            .created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        updated_at: m
-            .updated_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }
 }
 
 #[derive(Serialize)]
@@ -188,7 +137,7 @@ async fn asset_page(
         metadata: ListMeta {
             continue_token: page.next.map(|c| continuation::encode(&digest, &c)),
         },
-        items: page.items.iter().map(asset_view).collect(),
+        items: page.items.iter().collect(),
     };
     Ok(cacheable(headers, &body))
 }
@@ -299,7 +248,7 @@ pub async fn get_asset(
             "{plural} \"{name}\" not found in namespace \"{ns}\""
         ))
     })?;
-    Ok(cacheable(&headers, &asset_view(asset)))
+    Ok(cacheable(&headers, asset))
 }
 
 /// The `namespaces` parameter: a non-empty, bounded, comma-separated list, duplicates dropped.

@@ -14,3 +14,7 @@ pub mod pool;
 pub mod reconcile;
 pub mod retention;
 pub mod runtime;
+
+// What other layers (standalone mode, tests) drive: one reconcile, one job attempt, cleanup.
+pub use job::{JobResult, JobSettings, expire, run_job};
+pub use reconcile::{Context, Report, cleanup_source, interval, reconcile_source, refetch_source};

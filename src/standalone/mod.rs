@@ -23,8 +23,7 @@ use crate::{
     },
     cluster::memory::MemoryCluster,
     controller::{
-        job::{JobResult, JobSettings, run_job},
-        reconcile::{Context, Report, cleanup_source, interval, refetch_source},
+        Context, JobResult, JobSettings, Report, cleanup_source, interval, refetch_source, run_job,
     },
     crd::{CatalogSource, RefreshJob},
     decisions::{

@@ -236,7 +236,7 @@ async fn assets_without_metadata_or_optional_fields_store_on_both_backends() {
     let bare: curio::catalog::Asset =
         serde_json::from_value(serde_json::json!({"kind": "Agent", "name": "bare"})).unwrap();
     let record = AssetRecord::from_asset(bare);
-    assert_eq!(record.metadata(), &serde_json::json!({}));
+    assert_eq!(&record.fields().metadata, &serde_json::json!({}));
     let (pg, _) = postgres_store().await;
     let (lite, _dir) = sqlite_store().await;
     for store in [pg, lite] {

@@ -11,6 +11,7 @@ use sea_orm::{
 
 use super::{
     NamespaceScope, Store, StoreError,
+    asset_row::{self, RowContent},
     audit::{self, NewAuditEvent},
     entity::asset,
     query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
@@ -29,53 +30,11 @@ pub struct ApplyOutcome {
     pub audit_events: u64,
 }
 
-const UPSERT_COLUMNS: [asset::Column; 18] = [
-    asset::Column::Namespace,
-    asset::Column::Source,
-    asset::Column::Kind,
-    asset::Column::Name,
-    asset::Column::Version,
-    asset::Column::DisplayName,
-    asset::Column::Description,
-    asset::Column::Provider,
-    asset::Column::License,
-    asset::Column::Tags,
-    asset::Column::Labels,
-    asset::Column::Stage,
-    asset::Column::Approved,
-    asset::Column::Links,
-    asset::Column::Metadata,
-    asset::Column::Digest,
-    asset::Column::CreatedAt,
-    asset::Column::UpdatedAt,
-];
-
-/// Content columns an upsert overwrites (never the key or `created_at`).
-const UPDATED_ON_CONFLICT: [asset::Column; 12] = [
-    asset::Column::DisplayName,
-    asset::Column::Description,
-    asset::Column::Provider,
-    asset::Column::License,
-    asset::Column::Tags,
-    asset::Column::Labels,
-    asset::Column::Stage,
-    asset::Column::Approved,
-    asset::Column::Links,
-    asset::Column::Metadata,
-    asset::Column::Digest,
-    asset::Column::UpdatedAt,
-];
-
 /// Rows per multi-row `VALUES` statement: under SQLite's 32,766 bind limit.
 const SQLITE_UPSERT_CHUNK: usize = 1_500;
 /// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
 const PG_JSON_CHUNK: usize = 5_000;
 const DELETE_CHUNK: usize = 1_000;
-
-fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
-    // Plain data with string keys: serialization cannot fail.
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
 
 /// One multi-row `INSERT … ON CONFLICT (natural key) DO UPDATE` for `records`.
 pub fn upsert_statement(
@@ -84,80 +43,36 @@ pub fn upsert_statement(
     records: &[&AssetRecord],
     now: DateTime<Utc>,
 ) -> Result<InsertStatement, StoreError> {
+    let content: Vec<(String, asset_row::ValueType)> = asset_row::content_columns()
+        .map(|c| Ok((asset_row::json_key(c), asset_row::value_type(c)?)))
+        .collect::<Result<_, StoreError>>()?;
     let mut insert = Query::insert();
-    insert.into_table(asset::Entity).columns(UPSERT_COLUMNS);
-    for r in records {
+    insert
+        .into_table(asset::Entity)
+        .columns(asset_row::insert_columns());
+    for record in records {
+        let row = serde_json::to_value(RowContent::of(record))
+            .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?;
+        let mut values: Vec<SimpleExpr> = Vec::with_capacity(content.len() + 4);
+        values.push(namespace.as_str().into());
+        values.push(source.into());
+        for (key, kind) in &content {
+            let value = row.get(key).unwrap_or(&serde_json::Value::Null);
+            values.push(asset_row::bind_value(value, *kind).into());
+        }
+        values.push(now.into());
+        values.push(now.into());
         insert
-            .values([
-                namespace.as_str().into(),
-                source.into(),
-                r.kind().as_str().into(),
-                r.name().into(),
-                r.version().into(),
-                r.display_name().map(str::to_owned).into(),
-                r.description().map(str::to_owned).into(),
-                r.provider().map(str::to_owned).into(),
-                r.license().map(str::to_owned).into(),
-                json(&r.tags()).into(),
-                json(r.labels()).into(),
-                r.stage().map(str::to_owned).into(),
-                r.approved().into(),
-                json(&r.links()).into(),
-                r.metadata().clone().into(),
-                r.digest().into(),
-                now.into(),
-                now.into(),
-            ])
+            .values(values)
             .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
     }
     insert.on_conflict(
-        OnConflict::columns([
-            asset::Column::Namespace,
-            asset::Column::Source,
-            asset::Column::Kind,
-            asset::Column::Name,
-            asset::Column::Version,
-        ])
-        .update_columns(UPDATED_ON_CONFLICT)
-        .to_owned(),
+        OnConflict::columns(asset_row::KEY)
+            .update_columns(asset_row::updated_on_conflict())
+            .to_owned(),
     );
     Ok(insert)
 }
-
-/// One asset row as PostgreSQL's `jsonb_to_recordset` reads it.
-#[derive(serde::Serialize)]
-struct PgRow<'a> {
-    kind: &'a str,
-    name: &'a str,
-    version: &'a str,
-    display_name: Option<&'a str>,
-    description: Option<&'a str>,
-    provider: Option<&'a str>,
-    license: Option<&'a str>,
-    tags: &'a [String],
-    labels: &'a std::collections::BTreeMap<String, String>,
-    stage: Option<&'a str>,
-    approved: bool,
-    links: &'a [curio_core::catalog::Link],
-    metadata: &'a serde_json::Value,
-    digest: &'a str,
-}
-
-const PG_JSON_UPSERT: &str = r#"
-INSERT INTO assets (namespace, source, kind, name, version, display_name, description, provider,
-                    license, tags, labels, stage, approved, links, metadata, digest, created_at, updated_at)
-SELECT $1, $2, r.kind, r.name, r.version, r.display_name, r.description, r.provider,
-       r.license, r.tags, r.labels, r.stage, r.approved, r.links, r.metadata, r.digest, $4, $4
-FROM jsonb_to_recordset($3::text::jsonb) AS r(
-    kind text, name text, version text, display_name text, description text, provider text,
-    license text, tags jsonb, labels jsonb, stage text, approved boolean, links jsonb,
-    metadata jsonb, digest text)
-ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
-    display_name = EXCLUDED.display_name, description = EXCLUDED.description,
-    provider = EXCLUDED.provider, license = EXCLUDED.license, tags = EXCLUDED.tags,
-    labels = EXCLUDED.labels, stage = EXCLUDED.stage, approved = EXCLUDED.approved,
-    links = EXCLUDED.links, metadata = EXCLUDED.metadata, digest = EXCLUDED.digest,
-    updated_at = EXCLUDED.updated_at"#;
 
 /// The PostgreSQL upsert: the rows go as one JSON text parameter and `jsonb_to_recordset`
 /// expands them server-side. Four bind parameters whatever the row count, and no per-row
@@ -167,38 +82,20 @@ fn pg_json_upsert(
     source: &str,
     records: &[&AssetRecord],
     now: DateTime<Utc>,
-) -> sea_orm::Statement {
-    let rows: Vec<PgRow<'_>> = records
-        .iter()
-        .map(|r| PgRow {
-            kind: r.kind().as_str(),
-            name: r.name(),
-            version: r.version(),
-            display_name: r.display_name(),
-            description: r.description(),
-            provider: r.provider(),
-            license: r.license(),
-            tags: r.tags(),
-            labels: r.labels(),
-            stage: r.stage(),
-            approved: r.approved(),
-            links: r.links(),
-            metadata: r.metadata(),
-            digest: r.digest(),
-        })
-        .collect();
-    // Borrowed plain data with string keys: serialization cannot fail.
-    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
-    sea_orm::Statement::from_sql_and_values(
+) -> Result<sea_orm::Statement, StoreError> {
+    let rows: Vec<RowContent<'_>> = records.iter().map(|r| RowContent::of(r)).collect();
+    let rows = serde_json::to_string(&rows)
+        .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?;
+    Ok(sea_orm::Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        PG_JSON_UPSERT,
+        asset_row::pg_json_upsert_sql()?,
         [
             namespace.as_str().into(),
             source.into(),
             rows.into(),
             now.into(),
         ],
-    )
+    ))
 }
 
 impl Store {
@@ -288,7 +185,7 @@ impl Store {
             .collect();
         if self.backend() == DatabaseBackend::Postgres {
             for chunk in upserts.chunks(PG_JSON_CHUNK) {
-                txn.execute_raw(pg_json_upsert(namespace, source, chunk, now))
+                txn.execute_raw(pg_json_upsert(namespace, source, chunk, now)?)
                     .await?;
             }
         } else {

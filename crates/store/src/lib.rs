@@ -5,6 +5,7 @@
 //! caller's namespaces in a transaction-local setting, so row-level security backs up the
 //! application's own `namespace IN (…)` filter.
 
+mod asset_row;
 mod assets;
 mod audit;
 pub mod entity;
@@ -42,6 +43,8 @@ pub enum StoreError {
         table: &'static str,
         message: String,
     },
+    #[error("column {column} has type {column_type}, which the asset upsert cannot bind")]
+    UnsupportedColumn { column: String, column_type: String },
     #[error("audit event for namespace {found} in a write scoped to {expected}")]
     NamespaceMismatch { expected: String, found: String },
 }

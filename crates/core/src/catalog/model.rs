@@ -1,4 +1,5 @@
-//! The asset shapes: `Asset` as a catalog file states it, `AssetRecord` as the store keeps it.
+//! The asset shapes: `Asset` as a catalog file states it, `AssetFields` as the catalog keeps
+//! it, and `AssetRecord`: those fields sealed with their digest.
 
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
@@ -131,26 +132,37 @@ impl fmt::Display for AssetKey {
     }
 }
 
-/// An asset as the catalog keeps it: the file's fields after curation, plus its digest.
+/// The fields the catalog keeps of an asset: the catalog file's after curation. Written once
+/// here; the digest, the refresh diff, the store's upserts and the API's rows all follow this
+/// shape (the store checks its table against it in a test).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetFields {
+    pub kind: AssetKind,
+    pub name: String,
+    pub version: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub provider: Option<String>,
+    pub license: Option<String>,
+    /// Sorted and unique.
+    pub tags: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stage: Option<String>,
+    pub approved: bool,
+    pub links: Vec<Link>,
+    /// A JSON object; never null.
+    pub metadata: serde_json::Value,
+}
+
+/// An asset as the catalog keeps it: its fields and their digest.
 ///
-/// Fields are private to keep `digest` true to the content; build with
+/// The fields are private to keep `digest` true to the content; build with
 /// [`AssetRecord::from_asset`] and change through the `with_*` methods.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct AssetRecord {
-    kind: AssetKind,
-    name: String,
-    version: String,
-    display_name: Option<String>,
-    description: Option<String>,
-    provider: Option<String>,
-    license: Option<String>,
-    tags: Vec<String>,
-    labels: BTreeMap<String, String>,
-    stage: Option<String>,
-    approved: bool,
-    links: Vec<Link>,
-    metadata: serde_json::Value,
+    #[serde(flatten)]
+    fields: AssetFields,
     #[serde(skip)]
     digest: String,
 }
@@ -160,7 +172,7 @@ impl AssetRecord {
         let mut tags = asset.tags;
         tags.sort();
         tags.dedup();
-        let mut record = Self {
+        Self::sealed(AssetFields {
             kind: asset.kind,
             name: asset.name,
             version: asset.version,
@@ -177,128 +189,74 @@ impl AssetRecord {
             metadata: asset
                 .metadata
                 .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+        })
+    }
+
+    fn sealed(fields: AssetFields) -> Self {
+        let mut record = Self {
+            fields,
             digest: String::new(),
         };
         record.reseal();
         record
     }
 
-    /// Rebuilds a record read back from the store; the stored digest is trusted as is.
-    #[allow(clippy::too_many_arguments)]
-    pub fn from_stored(
-        key: AssetKey,
-        display_name: Option<String>,
-        description: Option<String>,
-        provider: Option<String>,
-        license: Option<String>,
-        tags: Vec<String>,
-        labels: BTreeMap<String, String>,
-        stage: Option<String>,
-        approved: bool,
-        links: Vec<Link>,
-        metadata: serde_json::Value,
-        digest: String,
-    ) -> Self {
-        Self {
-            kind: key.kind,
-            name: key.name,
-            version: key.version,
-            display_name,
-            description,
-            provider,
-            license,
-            tags,
-            labels,
-            stage,
-            approved,
-            links,
-            metadata,
-            digest,
-        }
-    }
-
     /// Adds tags (kept sorted and unique).
     pub fn with_tags<I: IntoIterator<Item = String>>(mut self, extra: I) -> Self {
-        self.tags.extend(extra);
-        self.tags.sort();
-        self.tags.dedup();
+        self.fields.tags.extend(extra);
+        self.fields.tags.sort();
+        self.fields.tags.dedup();
         self.reseal();
         self
     }
 
     /// Adds labels; the given ones win over the asset's own.
     pub fn with_labels<I: IntoIterator<Item = (String, String)>>(mut self, extra: I) -> Self {
-        self.labels.extend(extra);
+        self.fields.labels.extend(extra);
         self.reseal();
         self
     }
 
     pub fn with_stage(mut self, stage: Option<String>) -> Self {
-        self.stage = stage;
+        self.fields.stage = stage;
         self.reseal();
         self
     }
 
     pub fn with_approved(mut self, approved: bool) -> Self {
-        self.approved = approved;
+        self.fields.approved = approved;
         self.reseal();
         self
     }
 
     fn reseal(&mut self) {
-        // Serializing a record to a Value cannot fail: every field is plain data with string keys.
-        let value = serde_json::to_value(&*self).unwrap_or(serde_json::Value::Null);
+        // Serializing plain data with string keys cannot fail.
+        let value = serde_json::to_value(&self.fields).unwrap_or(serde_json::Value::Null);
         self.digest = value_digest(&value);
+    }
+
+    pub fn fields(&self) -> &AssetFields {
+        &self.fields
     }
 
     pub fn key(&self) -> AssetKey {
         AssetKey {
-            kind: self.kind,
-            name: self.name.clone(),
-            version: self.version.clone(),
+            kind: self.fields.kind,
+            name: self.fields.name.clone(),
+            version: self.fields.version.clone(),
         }
     }
 
     pub fn kind(&self) -> AssetKind {
-        self.kind
+        self.fields.kind
     }
     pub fn name(&self) -> &str {
-        &self.name
+        &self.fields.name
     }
     pub fn version(&self) -> &str {
-        &self.version
+        &self.fields.version
     }
-    pub fn display_name(&self) -> Option<&str> {
-        self.display_name.as_deref()
-    }
-    pub fn description(&self) -> Option<&str> {
-        self.description.as_deref()
-    }
-    pub fn provider(&self) -> Option<&str> {
-        self.provider.as_deref()
-    }
-    pub fn license(&self) -> Option<&str> {
-        self.license.as_deref()
-    }
-    pub fn tags(&self) -> &[String] {
-        &self.tags
-    }
-    pub fn labels(&self) -> &BTreeMap<String, String> {
-        &self.labels
-    }
-    pub fn stage(&self) -> Option<&str> {
-        self.stage.as_deref()
-    }
-    pub fn approved(&self) -> bool {
-        self.approved
-    }
-    pub fn links(&self) -> &[Link] {
-        &self.links
-    }
-    pub fn metadata(&self) -> &serde_json::Value {
-        &self.metadata
-    }
-    /// Hex SHA-256 of the record's canonical JSON.
+    /// Hex SHA-256 of the fields' canonical JSON.
     pub fn digest(&self) -> &str {
         &self.digest
     }
@@ -315,4 +273,39 @@ pub fn document_digest<'a, I: IntoIterator<Item = &'a AssetRecord>>(records: I) 
         hasher.update(b"\n");
     }
     hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Stored rows carry these digests; a change of shape or encoding would make every
+    /// refresh after an upgrade rewrite (and audit) every asset. The expected value is the
+    /// SHA-256 of the record's canonical JSON, computed outside Rust.
+    #[test]
+    fn the_record_digest_is_stable() {
+        let record = AssetRecord::from_asset(Asset {
+            kind: AssetKind::Model,
+            name: "granite".into(),
+            version: "3".into(),
+            display_name: Some("Granite".into()),
+            description: None,
+            provider: Some("IBM".into()),
+            license: Some("apache-2.0".into()),
+            tags: vec!["b".into(), "a".into(), "b".into()],
+            labels: [("task".to_owned(), "chat".to_owned())].into(),
+            links: vec![Link {
+                link_type: "weights".into(),
+                uri: "oci://x".into(),
+            }],
+            metadata: Some(json!({"z": 1, "a": [1, 2]})),
+        })
+        .with_stage(Some("production".into()))
+        .with_approved(true);
+        assert_eq!(
+            record.digest(),
+            "0ee55fa12800379495c787eb59722a9ae0ad02bf77ff5bd82c27e419d352f889"
+        );
+    }
 }

@@ -170,20 +170,27 @@ mod tests {
             "mistral not included, the preview excluded"
         );
         let g8 = by_name("granite-3-8b");
-        assert_eq!((g8.stage(), g8.approved()), (Some("production"), true));
-        assert_eq!(g8.tags(), ["curated", "llm"]);
-        assert_eq!(g8.labels()["team"], "platform", "the source's labels win");
-        assert_eq!(g8.labels()["task"], "chat");
+        assert_eq!(
+            (g8.fields().stage.as_deref(), g8.fields().approved),
+            (Some("production"), true)
+        );
+        assert_eq!(g8.fields().tags, ["curated", "llm"]);
+        assert_eq!(
+            g8.fields().labels["team"],
+            "platform",
+            "the source's labels win"
+        );
+        assert_eq!(g8.fields().labels["task"], "chat");
         let g2 = by_name("granite-3-2b");
         assert_eq!(
-            (g2.stage(), g2.approved()),
+            (g2.fields().stage.as_deref(), g2.fields().approved),
             (Some("production"), false),
             "later rules win"
         );
-        assert_eq!(g2.tags(), ["curated", "llm", "small"]);
+        assert_eq!(g2.fields().tags, ["curated", "llm", "small"]);
         let llama = by_name("llama-3-70b");
         assert_eq!(
-            (llama.stage(), llama.approved()),
+            (llama.fields().stage.as_deref(), llama.fields().approved),
             (Some("experimental"), false)
         );
         assert_eq!(by_name("ibm/granite-code").kind(), AssetKind::Model);

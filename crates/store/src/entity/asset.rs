@@ -1,9 +1,15 @@
-use sea_orm::entity::prelude::*;
+//! The `assets` table. Its content columns are `AssetFields` (a test in `asset_row` holds the
+//! two together), and a row serializes as the read API's asset: flat camelCase JSON.
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+use sea_orm::entity::prelude::*;
+use serde::Serialize;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
 #[sea_orm(table_name = "assets")]
+#[serde(rename_all = "camelCase")]
 pub struct Model {
     #[sea_orm(primary_key)]
+    #[serde(skip)]
     pub id: i64,
     pub namespace: String,
     pub source: String,
@@ -21,7 +27,9 @@ pub struct Model {
     pub links: Json,
     pub metadata: Json,
     pub digest: String,
+    #[serde(serialize_with = "super::rfc3339_seconds")]
     pub created_at: DateTimeUtc,
+    #[serde(serialize_with = "super::rfc3339_seconds")]
     pub updated_at: DateTimeUtc,
 }
 

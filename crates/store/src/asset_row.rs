@@ -1,0 +1,229 @@
+//! How an [`AssetRecord`] becomes an `assets` row. The columns come from the entity and the
+//! values from the record's one shape ([`AssetFields`], serialized), so neither list is
+//! written again here; a test holds the table and the shape to each other.
+
+use std::sync::OnceLock;
+
+use sea_orm::{ColumnTrait, ColumnType, Iterable, sea_query::Iden};
+use serde::Serialize;
+
+use super::{StoreError, entity::asset};
+use curio_core::catalog::{AssetFields, AssetRecord};
+
+/// One record as the row's content: its fields and their digest, keyed like the columns
+/// (camelCase).
+#[derive(Serialize)]
+pub(crate) struct RowContent<'a> {
+    #[serde(flatten)]
+    fields: &'a AssetFields,
+    digest: &'a str,
+}
+
+impl<'a> RowContent<'a> {
+    pub(crate) fn of(record: &'a AssetRecord) -> Self {
+        Self {
+            fields: record.fields(),
+            digest: record.digest(),
+        }
+    }
+}
+
+/// The natural key within a namespace.
+pub(crate) const KEY: [asset::Column; 5] = [
+    asset::Column::Namespace,
+    asset::Column::Source,
+    asset::Column::Kind,
+    asset::Column::Name,
+    asset::Column::Version,
+];
+
+/// Set per statement rather than per record.
+fn is_statement_column(column: asset::Column) -> bool {
+    matches!(
+        column,
+        asset::Column::Id
+            | asset::Column::Namespace
+            | asset::Column::Source
+            | asset::Column::CreatedAt
+            | asset::Column::UpdatedAt
+    )
+}
+
+/// The columns a record's [`RowContent`] fills, in the table's order.
+pub(crate) fn content_columns() -> impl Iterator<Item = asset::Column> {
+    asset::Column::iter().filter(|c| !is_statement_column(*c))
+}
+
+/// Every column an insert names: the scope, the content, the timestamps.
+pub(crate) fn insert_columns() -> Vec<asset::Column> {
+    let mut columns = vec![asset::Column::Namespace, asset::Column::Source];
+    columns.extend(content_columns());
+    columns.extend([asset::Column::CreatedAt, asset::Column::UpdatedAt]);
+    columns
+}
+
+/// The columns an upsert overwrites on conflict: never the key or `created_at`.
+pub(crate) fn updated_on_conflict() -> Vec<asset::Column> {
+    content_columns()
+        .filter(|c| !KEY.iter().any(|k| k.to_string() == c.to_string()))
+        .chain([asset::Column::UpdatedAt])
+        .collect()
+}
+
+/// The column's key in [`RowContent`]'s JSON.
+pub(crate) fn json_key(column: asset::Column) -> String {
+    let snake = column.to_string();
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How a content value is typed in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueType {
+    Text,
+    Json,
+    Boolean,
+}
+
+pub(crate) fn value_type(column: asset::Column) -> Result<ValueType, StoreError> {
+    match column.def().get_column_type() {
+        ColumnType::String(_) | ColumnType::Text | ColumnType::Char(_) => Ok(ValueType::Text),
+        ColumnType::Json | ColumnType::JsonBinary => Ok(ValueType::Json),
+        ColumnType::Boolean => Ok(ValueType::Boolean),
+        other => Err(StoreError::UnsupportedColumn {
+            column: column.to_string(),
+            column_type: format!("{other:?}"),
+        }),
+    }
+}
+
+/// One content value for a bound parameter, typed as its column is.
+pub(crate) fn bind_value(value: &serde_json::Value, kind: ValueType) -> sea_orm::Value {
+    match kind {
+        ValueType::Text => sea_orm::Value::String(value.as_str().map(str::to_owned)),
+        ValueType::Json => sea_orm::Value::Json(Some(Box::new(value.clone()))),
+        ValueType::Boolean => sea_orm::Value::Bool(value.as_bool()),
+    }
+}
+
+/// PostgreSQL's `INSERT … SELECT … FROM jsonb_to_recordset($3) … ON CONFLICT … DO UPDATE`:
+/// `$1` namespace, `$2` source, `$3` the rows as JSON text, `$4` the time.
+pub(crate) fn pg_json_upsert_sql() -> Result<&'static str, StoreError> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    if let Some(sql) = SQL.get() {
+        return Ok(sql);
+    }
+    let built = build_pg_json_upsert()?;
+    Ok(SQL.get_or_init(|| built))
+}
+
+fn build_pg_json_upsert() -> Result<String, StoreError> {
+    let content: Vec<asset::Column> = content_columns().collect();
+    let names = |columns: &[asset::Column]| {
+        columns
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut record_type = Vec::with_capacity(content.len());
+    for column in &content {
+        let sql_type = match value_type(*column)? {
+            ValueType::Text => "text",
+            ValueType::Json => "jsonb",
+            ValueType::Boolean => "boolean",
+        };
+        record_type.push(format!("\"{}\" {sql_type}", json_key(*column)));
+    }
+    let selected: Vec<String> = content
+        .iter()
+        .map(|c| format!("r.\"{}\"", json_key(*c)))
+        .collect();
+    let updates: Vec<String> = updated_on_conflict()
+        .iter()
+        .map(|c| format!("{c} = EXCLUDED.{c}", c = c.to_string()))
+        .collect();
+    Ok(format!(
+        "INSERT INTO assets ({columns}) \
+         SELECT $1, $2, {selected}, $4, $4 \
+         FROM jsonb_to_recordset($3::text::jsonb) AS r({record_type}) \
+         ON CONFLICT ({key}) DO UPDATE SET {updates}",
+        columns = names(&insert_columns()),
+        selected = selected.join(", "),
+        record_type = record_type.join(", "),
+        key = names(&KEY),
+        updates = updates.join(", "),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use curio_core::catalog::{Asset, AssetKind};
+
+    fn squeeze(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn the_table_holds_exactly_the_record_shape() {
+        let record = AssetRecord::from_asset(Asset {
+            kind: AssetKind::Model,
+            name: "granite".into(),
+            version: "3".into(),
+            display_name: None,
+            description: None,
+            provider: None,
+            license: None,
+            tags: vec![],
+            labels: Default::default(),
+            links: vec![],
+            metadata: None,
+        });
+        let content = serde_json::to_value(RowContent::of(&record)).unwrap();
+        let mut keys: Vec<String> = content.as_object().unwrap().keys().cloned().collect();
+        let mut columns: Vec<String> = content_columns().map(json_key).collect();
+        keys.sort();
+        columns.sort();
+        assert_eq!(keys, columns);
+        for column in content_columns() {
+            value_type(column).expect("every content column has a bindable type");
+        }
+    }
+
+    #[test]
+    fn the_postgres_upsert_is_the_statement_it_always_was() {
+        // The hand-written statement this one replaced, with camelCase record keys.
+        let expected = r#"
+INSERT INTO assets (namespace, source, kind, name, version, display_name, description, provider,
+                    license, tags, labels, stage, approved, links, metadata, digest, created_at, updated_at)
+SELECT $1, $2, r."kind", r."name", r."version", r."displayName", r."description", r."provider",
+       r."license", r."tags", r."labels", r."stage", r."approved", r."links", r."metadata", r."digest", $4, $4
+FROM jsonb_to_recordset($3::text::jsonb) AS r(
+    "kind" text, "name" text, "version" text, "displayName" text, "description" text, "provider" text,
+    "license" text, "tags" jsonb, "labels" jsonb, "stage" text, "approved" boolean, "links" jsonb,
+    "metadata" jsonb, "digest" text)
+ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
+    display_name = EXCLUDED.display_name, description = EXCLUDED.description,
+    provider = EXCLUDED.provider, license = EXCLUDED.license, tags = EXCLUDED.tags,
+    labels = EXCLUDED.labels, stage = EXCLUDED.stage, approved = EXCLUDED.approved,
+    links = EXCLUDED.links, metadata = EXCLUDED.metadata, digest = EXCLUDED.digest,
+    updated_at = EXCLUDED.updated_at"#;
+        let built = pg_json_upsert_sql().unwrap();
+        assert_eq!(
+            squeeze(built).replace("( ", "("),
+            squeeze(expected).replace("( ", "(")
+        );
+    }
+}
