@@ -8,21 +8,17 @@
 //! loop). Two workloads: an update that needs no custom verb (plan + one audit INSERT) and an
 //! approval (plus one uncached SubjectAccessReview to an in-process review server).
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+mod support;
 
-use anyhow::Context;
-use axum::{Json, Router, routing::post};
+use std::{sync::Arc, time::Duration};
+
 use curio::{
     access::authz::SubjectAccessReviewer,
-    store,
-    webhook::metrics::AdmissionMetrics,
-    webhook::{self, Webhook, certs, tls},
+    webhook::{self, Webhook, certs, metrics::AdmissionMetrics, tls},
 };
-use sea_orm::{ConnectionTrait, Database};
+use curio_core::fixtures::{catalog_source, inline_spec};
 use serde_json::{Value, json};
+use support::{BenchDatabase, Run, allowing_review_server, closed_loop};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,37 +26,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const CONCURRENCY: usize = 16;
 const RUN: Duration = Duration::from_secs(5);
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// A review server that allows everything (the cost measured is the round trip).
-async fn review_server() -> anyhow::Result<kube::Client> {
-    let router = Router::new().route(
-        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-        post(|Json(mut body): Json<Value>| async move {
-            body["status"] = json!({"allowed": true});
-            (axum::http::StatusCode::CREATED, Json(body))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
-    Ok(kube::Client::try_from(kube::Config::new(url.parse()?))?)
-}
-
 fn source(generation: i64, approved: bool) -> Value {
-    json!({
-        "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-        "metadata": {"name": "models", "namespace": "team-a", "uid": "u-1", "generation": generation,
-                     "annotations": {"curio.dev/change-reason": "benchmark"}},
-        "spec": {"source": {"inline": {"assets": (0..50).map(|i| json!({"kind": "Model", "name": format!("granite-{i}"), "version": "1"})).collect::<Vec<_>>()}},
-                 "curation": [{"match": "granite-*", "tags": ["ibm"], "approved": approved}],
-                 "labels": {"generation": generation.to_string()}}
-    })
+    let assets: Vec<Value> = (0..50)
+        .map(|i| json!({"kind": "Model", "name": format!("granite-{i}"), "version": "1"}))
+        .collect();
+    catalog_source("team-a", "models")
+        .uid("u-1")
+        .generation(generation)
+        .reason("benchmark")
+        .spec(inline_spec(assets.into()))
+        .spec_field(
+            "curation",
+            json!([{"match": "granite-*", "tags": ["ibm"], "approved": approved}]),
+        )
+        .spec_field("labels", json!({"generation": generation.to_string()}))
+        .json()
 }
 
 fn review(uid: &str, old: &Value, new: &Value) -> Value {
@@ -73,72 +53,32 @@ fn review(uid: &str, old: &Value, new: &Value) -> Value {
         "object": new, "oldObject": old, "dryRun": false}})
 }
 
-struct Run {
-    rps: f64,
-    latencies_ms: Vec<f64>,
-}
-
-async fn closed_loop(
+/// AdmissionReviews of one source update (approving it or not), each with its own uid.
+async fn reviews(
     http: reqwest::Client,
     url: String,
     label: &'static str,
     approve: bool,
 ) -> anyhow::Result<Run> {
-    let started = Instant::now();
     let old = Arc::new(source(1, false));
     let new = Arc::new(source(2, approve));
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|w| {
-            let (http, url, old, new) = (http.clone(), url.clone(), old.clone(), new.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut n = w;
-                while started.elapsed() < RUN {
-                    let body = review(&format!("{label}-{n}"), &old, &new);
-                    let t = Instant::now();
-                    let answer: Value = http.post(&url).json(&body).send().await?.json().await?;
-                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                    anyhow::ensure!(answer["response"]["allowed"] == true, "refused: {answer}");
-                    n += CONCURRENCY;
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies_ms = Vec::new();
-    for worker in workers {
-        latencies_ms.extend(worker.await??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies_ms.sort_by(|a, b| a.total_cmp(b));
-    Ok(Run {
-        rps: latencies_ms.len() as f64 / elapsed,
-        latencies_ms,
+    closed_loop(CONCURRENCY, RUN, move |n| {
+        let (http, url) = (http.clone(), url.clone());
+        let body = review(&format!("{label}-{n}"), &old, &new);
+        async move {
+            let answer: Value = http.post(&url).json(&body).send().await?.json().await?;
+            anyhow::ensure!(answer["response"]["allowed"] == true, "refused: {answer}");
+            Ok(())
+        }
     })
+    .await
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .context("DATABASE_URL has no database")?;
-    let db_name = format!("curio_bench_admission_{}", std::process::id());
-    let conn = Database::connect(admin.as_str()).await?;
-    conn.execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
-        .await?;
-    let url = format!("{base}/{db_name}");
-    store::migrate(&url).await?;
-    let store = store::connect_with(
-        &url,
-        &store::StoreOptions {
-            max_connections: 16,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let database =
+        BenchDatabase::create(&format!("curio_bench_admission_{}", std::process::id())).await?;
+    let store = database.connect(16).await?;
 
     let issued = certs::issue(&["localhost".to_owned()], chrono::Utc::now())?;
     let cert = tls::SwappableCert::new(tls::certified_key(
@@ -148,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
     let handler = Arc::new(Webhook {
         store: store.clone(),
         authorizer: Arc::new(SubjectAccessReviewer::new(
-            review_server().await?,
+            allowing_review_server().await?,
             Duration::from_secs(5),
         )),
         cluster: None,
@@ -172,16 +112,10 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = format!("https://localhost:{port}{}", webhook::VALIDATE_PATH);
 
     for (label, approve) in [("update", false), ("approve", true)] {
-        let run = closed_loop(http.clone(), endpoint.clone(), label, approve).await?;
+        let run = reviews(http.clone(), endpoint.clone(), label, approve).await?;
         println!("admission_{label}_rps: {:.0} req/s", run.rps);
-        println!(
-            "admission_{label}_p50_ms: {:.2} ms",
-            percentile(&run.latencies_ms, 0.50)
-        );
-        println!(
-            "admission_{label}_p99_ms: {:.2} ms",
-            percentile(&run.latencies_ms, 0.99)
-        );
+        println!("admission_{label}_p50_ms: {:.2} ms", run.p50());
+        println!("admission_{label}_p99_ms: {:.2} ms", run.p99());
     }
     let rows: i64 = sea_orm::FromQueryResult::find_by_statement(sea_orm::Statement::from_string(
         sea_orm::DatabaseBackend::Postgres,
@@ -194,11 +128,7 @@ async fn main() -> anyhow::Result<()> {
     println!("audit_rows_written: {rows} count");
 
     drop(store);
-    conn.execute_unprepared(&format!(
-        "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-    ))
-    .await?;
-    Ok(())
+    database.drop_now().await
 }
 
 #[derive(sea_orm::FromQueryResult)]

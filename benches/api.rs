@@ -9,13 +9,13 @@
 //! `raw_sql_list_rps` runs the same transaction and SQL the list route runs, straight through
 //! the driver at the same concurrency, so the API's overhead is a measured ratio.
 
+mod support;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
-use axum::{Json, Router, routing::post};
 use curio::{
     access::{
         authn::StaticTokens,
@@ -25,10 +25,11 @@ use curio::{
     api::{self, ApiState},
     catalog::{Asset, AssetKind, AssetRecord, diff},
     server,
-    store::{self, Namespace},
+    store::Namespace,
 };
-use sea_orm::{ConnectionTrait, Database, DatabaseBackend, Statement, TransactionTrait};
-use serde_json::{Value, json};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+use serde_json::json;
+use support::{BenchDatabase, allowing_review_server, closed_loop, percentile};
 
 // The same allocator as the curio binary.
 #[global_allocator]
@@ -67,91 +68,11 @@ fn record(i: usize) -> AssetRecord {
     })
 }
 
-/// A review server that allows everything, so the cache (not the answers) is what is measured.
-async fn review_server() -> anyhow::Result<kube::Client> {
-    let router = Router::new().route(
-        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-        post(|Json(mut body): Json<Value>| async move {
-            body["status"] = json!({"allowed": true});
-            (axum::http::StatusCode::CREATED, Json(body))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
-    Ok(kube::Client::try_from(kube::Config::new(url.parse()?))?)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-struct Run {
-    rps: f64,
-    latencies_ms: Vec<f64>,
-}
-
-/// Closed loop: CONCURRENCY workers, each sending its next request when the last returns.
-async fn closed_loop<F, Fut>(make: F) -> anyhow::Result<Run>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let make = Arc::new(make);
-    let started = Instant::now();
-    let workers: Vec<_> = (0..CONCURRENCY)
-        .map(|w| {
-            let make = make.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut n = w;
-                while started.elapsed() < RUN {
-                    let t = Instant::now();
-                    make(n).await?;
-                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-                    n += CONCURRENCY;
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies_ms = Vec::new();
-    for worker in workers {
-        latencies_ms.extend(worker.await??);
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies_ms.sort_by(|a, b| a.total_cmp(b));
-    Ok(Run {
-        rps: latencies_ms.len() as f64 / elapsed,
-        latencies_ms,
-    })
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .context("DATABASE_URL has no database")?;
-    let db_name = format!("curio_bench_api_{}", std::process::id());
-    let conn = Database::connect(admin.as_str()).await?;
-    conn.execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
-        .await?;
-    let url = format!("{base}/{db_name}");
-    store::migrate(&url).await?;
-    let store = store::connect_with(
-        &url,
-        &store::StoreOptions {
-            max_connections: 32,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let database =
+        BenchDatabase::create(&format!("curio_bench_api_{}", std::process::id())).await?;
+    let store = database.connect(32).await?;
 
     let seeding = Instant::now();
     for t in 0..TENANTS {
@@ -169,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     println!("seed_s: {:.2} s", seeding.elapsed().as_secs_f64());
 
     let authz = CachedAuthorizer::new(
-        SubjectAccessReviewer::new(review_server().await?, Duration::from_secs(5)),
+        SubjectAccessReviewer::new(allowing_review_server().await?, Duration::from_secs(5)),
         CacheOptions::default(),
         AccessMetrics::default(),
     );
@@ -230,13 +151,13 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let r = request.clone();
-    let list = closed_loop(move |n| r(list_url(n))).await?;
+    let list = closed_loop(CONCURRENCY, RUN, move |n| r(list_url(n))).await?;
     let r = request.clone();
-    let get = closed_loop(move |n| r(get_url(n))).await?;
+    let get = closed_loop(CONCURRENCY, RUN, move |n| r(get_url(n))).await?;
 
     // The list route's transaction and SQL, straight through the driver.
     let db = store.connection().clone();
-    let raw = closed_loop(move |n| {
+    let raw = closed_loop(CONCURRENCY, RUN, move |n| {
         let db = db.clone();
         async move {
             let ns = tenant(n % TENANTS);
@@ -316,9 +237,5 @@ async fn main() -> anyhow::Result<()> {
     );
 
     store.connection().clone().close().await?;
-    conn.execute_unprepared(&format!(
-        "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-    ))
-    .await?;
-    Ok(())
+    database.drop_now().await
 }

@@ -5,15 +5,17 @@
 //! Uses the server in `DATABASE_URL` (default postgres://postgres@127.0.0.1:5432/postgres) to
 //! create two throwaway databases, which it drops at the end. `INGEST_ASSETS` overrides 100,000.
 
+mod support;
+
 use std::{collections::HashMap, time::Instant};
 
-use anyhow::Context;
 use chrono::Utc;
 use curio::{
     catalog::{Asset, AssetKind, AssetRecord, Diff, diff},
     store::{self, Namespace, NewAuditEvent, Store, upsert_statement},
 };
-use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use support::BenchDatabase;
 
 fn record(i: usize, revision: u32) -> AssetRecord {
     let kind = match i % 10 {
@@ -147,40 +149,16 @@ async fn naive_ingest(
     Ok(start.elapsed().as_secs_f64())
 }
 
-async fn fresh_database(admin: &str, base: &str, name: &str) -> anyhow::Result<(Store, String)> {
-    let conn = Database::connect(admin)
-        .await
-        .context("connecting to DATABASE_URL")?;
-    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\""))
-        .await?;
-    conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await?;
-    conn.close().await?;
-    let url = format!("{base}/{name}");
-    store::migrate(&url).await?;
-    Ok((store::connect(&url).await?, url))
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_owned())
-        .context("DATABASE_URL has no database")?;
     let n: usize = std::env::var("INGEST_ASSETS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let namespace = Namespace::new("bench")?;
     let pid = std::process::id();
-    let (fast_db, naive_db) = (
-        format!("curio_bench_{pid}"),
-        format!("curio_bench_naive_{pid}"),
-    );
-
-    let (store, _) = fresh_database(&admin, &base, &fast_db).await?;
+    let fast_db = BenchDatabase::create(&format!("curio_bench_{pid}")).await?;
+    let store = store::connect(&fast_db.url).await?;
     let ingest = refresh(&store, &namespace, (0..n).map(|i| record(i, 0)).collect()).await?;
     let unchanged = refresh(&store, &namespace, (0..n).map(|i| record(i, 0)).collect()).await?;
     let changed = refresh(
@@ -193,7 +171,8 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     store.connection().clone().close().await?;
 
-    let (naive_store, _) = fresh_database(&admin, &base, &naive_db).await?;
+    let naive_db = BenchDatabase::create(&format!("curio_bench_naive_{pid}")).await?;
+    let naive_store = store::connect(&naive_db.url).await?;
     let naive = naive_ingest(
         &naive_store,
         &namespace,
@@ -210,10 +189,6 @@ async fn main() -> anyhow::Result<()> {
     println!("ingest_{k}k_naive_s: {naive:.3} s");
     println!("ingest_speedup_vs_naive: {:.1} x", naive / ingest);
 
-    let conn = Database::connect(admin.as_str()).await?;
-    for db in [fast_db, naive_db] {
-        conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-            .await?;
-    }
-    Ok(())
+    fast_db.drop_now().await?;
+    naive_db.drop_now().await
 }

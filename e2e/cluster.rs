@@ -5,6 +5,9 @@
 //! ServiceAccounts, no garbage collection, deleted namespaces stay Terminating) as well as
 //! kind or k3d: everything lives in fresh namespaces named per run.
 
+// Test support code: a panic here is a failed test, which is what an unwrap should be.
+#![allow(clippy::unwrap_used)]
+
 use std::{
     process::{Child, Command, Stdio},
     sync::{

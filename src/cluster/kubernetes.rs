@@ -238,6 +238,7 @@ impl Cluster for KubeCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use curio_core::fixtures::catalog_source;
     use http::{Method, Request, Response, StatusCode};
     use kube::client::Body;
     use serde_json::json;
@@ -282,12 +283,11 @@ mod tests {
     }
 
     fn source() -> CatalogSource {
-        serde_json::from_value(json!({
-            "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-            "metadata": {"name": "models", "namespace": "team-a", "resourceVersion": "41", "uid": "u1"},
-            "spec": {"source": {"configMap": {"name": "catalog"}}}
-        }))
-        .unwrap()
+        catalog_source("team-a", "models")
+            .resource_version("41")
+            .uid("u1")
+            .spec(json!({"source": {"configMap": {"name": "catalog"}}}))
+            .build()
     }
 
     #[tokio::test]

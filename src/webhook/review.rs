@@ -491,16 +491,16 @@ pub fn user_info(user: &k8s_openapi::api::authentication::v1::UserInfo) -> UserI
 #[cfg(test)]
 mod tests {
     use super::*;
+    use curio_core::fixtures::{catalog_source, inline_spec, refresh_job};
 
     fn source(curation: Value) -> Value {
-        json!({
-            "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-            "metadata": {"name": "models", "namespace": "team-a", "uid": "u-1",
-                         "annotations": {"curio.dev/change-reason": "onboarding"}},
-            "spec": {"source": {"inline": {"assets": [
-                {"kind": "Model", "name": "granite-3-8b"}, {"kind": "Model", "name": "llama-3"}]}},
-                     "curation": curation}
-        })
+        catalog_source("team-a", "models")
+            .uid("u-1")
+            .reason("onboarding")
+            .spec(inline_spec(json!([
+                {"kind": "Model", "name": "granite-3-8b"}, {"kind": "Model", "name": "llama-3"}])))
+            .spec_field("curation", curation)
+            .json()
     }
 
     fn request(operation: Operation, old: Option<Value>, new: Option<Value>) -> Request {
@@ -667,11 +667,11 @@ mod tests {
 
     #[test]
     fn refresh_jobs_take_their_reason_from_the_spec() {
-        let job = json!({
-            "apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
-            "metadata": {"name": "refresh", "namespace": "team-a", "uid": "j-1"},
-            "spec": {"sourceRef": {"name": "models"}, "reason": "quarterly review"}
-        });
+        let job = refresh_job("team-a", "refresh")
+            .uid("j-1")
+            .for_source("models")
+            .spec_field("reason", "quarterly review".into())
+            .json();
         let mut req = request(Operation::Create, None, Some(job));
         req.resource = Resource::RefreshJobs;
         let plan = plan(&req, false);

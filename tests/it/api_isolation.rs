@@ -199,45 +199,29 @@ async fn spoofed_identity_and_impersonation_headers_are_ignored() {
         ("X-Remote-User", "bob"),
         ("X-Remote-Group", "system:masters"),
     ];
-    let (code, _) = client
-        .get(None, "/api/v1/namespaces/team-b/models", &spoof)
+    let impersonate = [
+        ("Impersonate-User", "bob"),
+        ("Impersonate-Group", "system:masters"),
+    ];
+    let admin = [("X-Remote-User", "admin")];
+    let team_b = "/api/v1/namespaces/team-b/models";
+    client
+        .expect_all(&[
+            Expect::new(None, team_b, 403)
+                .headers(&spoof)
+                .why("anonymous with X-Remote-User"),
+            Expect::new(None, team_b, 403).headers(&admin),
+            Expect::new(Some("vera-token"), team_b, 403)
+                .headers(&spoof)
+                .why("viewer with X-Remote-User"),
+            Expect::new(Some("vera-token"), team_b, 403)
+                .headers(&impersonate)
+                .why("viewer with Impersonate-User"),
+            Expect::new(Some("vera-token"), "/api/v1/namespaces/team-a/models", 200)
+                .headers(&spoof)
+                .why("the real identity still works"),
+        ])
         .await;
-    assert_eq!(code, 403, "anonymous with X-Remote-User");
-    let (code, _) = client
-        .get(
-            None,
-            "/api/v1/namespaces/team-b/models",
-            &[("X-Remote-User", "admin")],
-        )
-        .await;
-    assert_eq!(code, 403);
-    let (code, _) = client
-        .get(
-            Some("vera-token"),
-            "/api/v1/namespaces/team-b/models",
-            &spoof,
-        )
-        .await;
-    assert_eq!(code, 403, "viewer with X-Remote-User");
-    let (code, _) = client
-        .get(
-            Some("vera-token"),
-            "/api/v1/namespaces/team-b/models",
-            &[
-                ("Impersonate-User", "bob"),
-                ("Impersonate-Group", "system:masters"),
-            ],
-        )
-        .await;
-    assert_eq!(code, 403, "viewer with Impersonate-User");
-    let (code, _) = client
-        .get(
-            Some("vera-token"),
-            "/api/v1/namespaces/team-a/models",
-            &spoof,
-        )
-        .await;
-    assert_eq!(code, 200, "the real identity still works");
     let metrics = client
         .http
         .get(format!("{}/metrics", client.base))
@@ -319,39 +303,33 @@ async fn a_continue_token_is_bound_to_its_query() {
         .await;
     assert_eq!(code, 400, "{err}");
     assert!(err["message"].as_str().unwrap().contains("different query"));
-    let (code, _) = client
-        .get(
-            Some("alice-token"),
-            &format!("/api/v1/namespaces/team-a/models?limit=1&tag=llm&continue={token}"),
-            &[],
-        )
+    client
+        .expect_all(&[
+            Expect::new(
+                Some("alice-token"),
+                format!("/api/v1/namespaces/team-a/models?limit=1&tag=llm&continue={token}"),
+                400,
+            )
+            .why("other filters"),
+            Expect::new(
+                Some("alice-token"),
+                format!("/api/v1/namespaces/team-a/agents?limit=1&continue={token}"),
+                400,
+            )
+            .why("another kind"),
+            // A token grants nothing by itself: a user without access still gets 403.
+            Expect::new(
+                Some("nobody-token"),
+                format!("/api/v1/namespaces/team-a/models?limit=1&continue={token}"),
+                403,
+            ),
+            Expect::new(
+                Some("alice-token"),
+                "/api/v1/namespaces/team-a/models?continue=garbage",
+                400,
+            ),
+        ])
         .await;
-    assert_eq!(code, 400);
-    let (code, _) = client
-        .get(
-            Some("alice-token"),
-            &format!("/api/v1/namespaces/team-a/agents?limit=1&continue={token}"),
-            &[],
-        )
-        .await;
-    assert_eq!(code, 400);
-    // A token grants nothing by itself: a user without access still gets 403.
-    let (code, _) = client
-        .get(
-            Some("nobody-token"),
-            &format!("/api/v1/namespaces/team-a/models?limit=1&continue={token}"),
-            &[],
-        )
-        .await;
-    assert_eq!(code, 403);
-    let (code, _) = client
-        .get(
-            Some("alice-token"),
-            "/api/v1/namespaces/team-a/models?continue=garbage",
-            &[],
-        )
-        .await;
-    assert_eq!(code, 400);
 }
 
 #[tokio::test]
@@ -401,14 +379,13 @@ async fn bad_requests_get_a_status_and_never_a_500() {
         .get(Some("wrong-token"), "/api/v1/namespaces/team-a/assets", &[])
         .await;
     assert_eq!((code, body["reason"].as_str()), (401, Some("Unauthorized")));
-    let (code, _) = client
-        .get(
+    client
+        .expect_all(&[Expect::new(
             Some("alice-token"),
             "/api/v1/namespaces/team-a/models/nope",
-            &[],
-        )
+            404,
+        )])
         .await;
-    assert_eq!(code, 404);
     for method in [
         reqwest::Method::POST,
         reqwest::Method::PUT,

@@ -13,6 +13,7 @@ use curio::{
     crd::{CatalogSource, JobPhase, RefreshJob},
     source::{http::UrlFetcher, policy::AddressPolicy},
 };
+use curio_core::fixtures::{catalog_source, refresh_job};
 use serde_json::json;
 
 const GOOD: &str = "assets:\n - {kind: Model, name: granite-3-8b, version: '3.0'}\n - {kind: Model, name: llama-3-8b}\n - {kind: McpServer, name: github}\n";
@@ -35,21 +36,14 @@ async fn context() -> (Context, Arc<TestCluster>) {
 }
 
 fn source(name: &str, labels: serde_json::Value, spec: serde_json::Value) -> CatalogSource {
-    serde_json::from_value(json!({
-        "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-        "metadata": {"name": name, "namespace": "team-a", "labels": labels},
-        "spec": spec
-    }))
-    .unwrap()
+    catalog_source("team-a", name)
+        .labels(labels)
+        .spec(spec)
+        .build()
 }
 
 fn job(name: &str, spec: serde_json::Value) -> RefreshJob {
-    serde_json::from_value(json!({
-        "apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
-        "metadata": {"name": name, "namespace": "team-a"},
-        "spec": spec
-    }))
-    .unwrap()
+    refresh_job("team-a", name).spec(spec).build()
 }
 
 async fn stored_job(cluster: &TestCluster, name: &str) -> RefreshJob {

@@ -15,6 +15,7 @@ use curio::{
     crd::{CatalogSource, CatalogSourceStatus, FINALIZER},
     source::{http::UrlFetcher, policy::AddressPolicy},
 };
+use curio_core::fixtures::catalog_source;
 use http::{Method, Request, Response, StatusCode};
 use kube::{Client, client::Body};
 use serde_json::{Value, json};
@@ -148,10 +149,12 @@ impl Harness {
     fn create_source(&self, spec: Value) {
         self.api.lock().unwrap().sources.insert(
             "models".into(),
-            json!({"apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-                   "metadata": {"name": "models", "namespace": "team-a", "uid": "uid-1",
-                                "generation": 1, "resourceVersion": "1"},
-                   "spec": spec}),
+            catalog_source("team-a", "models")
+                .uid("uid-1")
+                .generation(1)
+                .resource_version("1")
+                .spec(spec)
+                .json(),
         );
     }
 

@@ -16,19 +16,17 @@ use curio::{
     controller::reconcile::{Context, Report, cleanup_source, reconcile_source},
     crd::{CatalogSource, CatalogSourceStatus},
 };
+use curio_core::fixtures::catalog_source;
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::SignedDuration};
 use serde_json::json;
 
 fn source(spec: serde_json::Value) -> CatalogSource {
-    let mut source: CatalogSource = serde_json::from_value(json!({
-        "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-        "metadata": {"name": "models", "namespace": "team-a", "uid": "uid-1", "generation": 1,
-                     "annotations": {"curio.dev/change-reason": "onboarding granite"}},
-        "spec": spec
-    }))
-    .unwrap();
-    source.status = None;
-    source
+    catalog_source("team-a", "models")
+        .uid("uid-1")
+        .generation(1)
+        .reason("onboarding granite")
+        .spec(spec)
+        .build()
 }
 
 fn ready(status: &CatalogSourceStatus) -> (String, String) {

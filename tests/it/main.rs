@@ -2,6 +2,9 @@
 //! SQLite, HTTP, TLS, the `curio` binary itself), with the Kubernetes API mocked or in memory
 //! where no cluster exists. The cluster suite is `e2e/`.
 
+// Test support code: a panic here is a failed test, which is what an unwrap should be.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 mod api_audit;

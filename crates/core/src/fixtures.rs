@@ -38,14 +38,9 @@ pub fn catalog_source(namespace: &str, name: &str) -> Fixture<CatalogSource> {
     )
 }
 
-/// A `RefreshJob` named `name` in `namespace` for the source `source`.
-pub fn refresh_job(namespace: &str, name: &str, source: &str) -> Fixture<RefreshJob> {
-    Fixture::new(
-        "RefreshJob",
-        namespace,
-        name,
-        json!({"sourceRef": {"name": source}}),
-    )
+/// A `RefreshJob` named `name` in `namespace` with an empty spec until `for_source` or `spec`.
+pub fn refresh_job(namespace: &str, name: &str) -> Fixture<RefreshJob> {
+    Fixture::new("RefreshJob", namespace, name, json!({}))
 }
 
 /// An inline catalog spec holding `assets` (each in the catalog format's asset shape).
@@ -126,6 +121,13 @@ impl<K> Fixture<K> {
     }
 }
 
+impl Fixture<RefreshJob> {
+    /// `spec.sourceRef`: refresh the source `source`.
+    pub fn for_source(self, source: &str) -> Self {
+        self.spec_field("sourceRef", json!({"name": source}))
+    }
+}
+
 impl<K: DeserializeOwned> Fixture<K> {
     /// The typed object. Panics if the fixture does not fit the type: a bug in the test.
     pub fn build(self) -> K {
@@ -156,7 +158,8 @@ mod tests {
             "why"
         );
         assert_eq!(source.spec.source.inline.unwrap().assets[0].name, "granite");
-        let job = refresh_job("team-a", "j", "models")
+        let job = refresh_job("team-a", "j")
+            .for_source("models")
             .spec_field("backoffLimit", 2.into())
             .build();
         assert_eq!(job.spec.source_ref.unwrap().name, "models");

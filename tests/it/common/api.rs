@@ -209,3 +209,50 @@ impl Client {
 pub fn namespace_ok(name: &str) -> Namespace {
     ns(name)
 }
+
+/// One request of a table-driven test and the status it must get.
+pub struct Expect<'a> {
+    pub token: Option<&'a str>,
+    pub path: String,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub code: u16,
+    /// Printed when the answer differs.
+    pub why: &'a str,
+}
+
+impl<'a> Expect<'a> {
+    pub fn new(token: Option<&'a str>, path: impl Into<String>, code: u16) -> Self {
+        Self {
+            token,
+            path: path.into(),
+            headers: &[],
+            code,
+            why: "",
+        }
+    }
+
+    pub fn headers(self, headers: &'a [(&'a str, &'a str)]) -> Self {
+        Self { headers, ..self }
+    }
+
+    pub fn why(self, why: &'a str) -> Self {
+        Self { why, ..self }
+    }
+}
+
+impl Client {
+    /// Sends every request and checks its status; a refusal must be a `Status` object.
+    pub async fn expect_all(&self, cases: &[Expect<'_>]) {
+        for case in cases {
+            let (code, body) = self.get(case.token, &case.path, case.headers).await;
+            assert_eq!(
+                code, case.code,
+                "{:?} GET {} {}: {body}",
+                case.token, case.path, case.why
+            );
+            if code >= 400 {
+                assert_eq!(body["kind"], "Status", "{}: {body}", case.path);
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@ use curio::{
     store::Store,
     webhook::{self, Webhook, certs, tls},
 };
+use curio_core::fixtures::{catalog_source, inline_spec, refresh_job};
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use serde_json::{Value, json};
 
@@ -241,29 +242,29 @@ pub fn admission_review(
 
 /// A CatalogSource as stored, with the apiserver's metadata.
 pub fn source_object(name: &str, generation: i64, reason: Option<&str>, curation: Value) -> Value {
-    let mut annotations = json!({});
-    if let Some(reason) = reason {
-        annotations["curio.dev/change-reason"] = reason.into();
+    let source = catalog_source("team-a", name)
+        .uid(&format!("uid-source-{name}"))
+        .generation(generation)
+        .resource_version(&format!("{}", 100 + generation))
+        .created("2026-11-22T10:00:00Z")
+        .spec(inline_spec(json!([
+            {"kind": "Model", "name": "granite-3-8b", "version": "3.0", "provider": "IBM", "license": "apache-2.0"},
+            {"kind": "Model", "name": "llama-3-8b", "version": "3", "provider": "Meta"}])))
+        .spec_field("curation", curation);
+    match reason {
+        Some(reason) => source.reason(reason).json(),
+        None => source.json(),
     }
-    json!({
-        "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-        "metadata": {"name": name, "namespace": "team-a", "uid": format!("uid-source-{name}"),
-                     "generation": generation, "resourceVersion": format!("{}", 100 + generation),
-                     "creationTimestamp": "2026-11-22T10:00:00Z", "annotations": annotations},
-        "spec": {"source": {"inline": {"assets": [
-                    {"kind": "Model", "name": "granite-3-8b", "version": "3.0", "provider": "IBM", "license": "apache-2.0"},
-                    {"kind": "Model", "name": "llama-3-8b", "version": "3", "provider": "Meta"}]}},
-                 "curation": curation}
-    })
 }
 
 pub fn job_object(name: &str, source: &str, reason: &str) -> Value {
-    json!({
-        "apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
-        "metadata": {"name": name, "namespace": "team-a", "uid": format!("uid-job-{name}"),
-                     "generation": 1, "creationTimestamp": "2026-11-22T10:00:00Z"},
-        "spec": {"sourceRef": {"name": source}, "reason": reason}
-    })
+    refresh_job("team-a", name)
+        .uid(&format!("uid-job-{name}"))
+        .generation(1)
+        .created("2026-11-22T10:00:00Z")
+        .for_source(source)
+        .spec_field("reason", reason.into())
+        .json()
 }
 
 /// Posts a review; returns the HTTP status and the `response` part of the answer.

@@ -23,26 +23,15 @@ pub const FINALIZER: &str = "curio.dev/cleanup";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{catalog_source, refresh_job};
     use serde_json::json;
 
     fn source(spec: serde_json::Value) -> CatalogSource {
-        serde_json::from_value(json!({
-            "apiVersion": "curio.dev/v1alpha1",
-            "kind": "CatalogSource",
-            "metadata": {"name": "s", "namespace": "team-a"},
-            "spec": spec,
-        }))
-        .expect("deserializes")
+        catalog_source("team-a", "s").spec(spec).build()
     }
 
     fn job(spec: serde_json::Value) -> RefreshJob {
-        serde_json::from_value(json!({
-            "apiVersion": "curio.dev/v1alpha1",
-            "kind": "RefreshJob",
-            "metadata": {"name": "j", "namespace": "team-a"},
-            "spec": spec,
-        }))
-        .expect("deserializes")
+        refresh_job("team-a", "j").spec(spec).build()
     }
 
     #[test]

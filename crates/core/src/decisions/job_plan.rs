@@ -62,16 +62,16 @@ pub fn backoff_limit(job: &RefreshJob) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::refresh_job;
     use serde_json::json;
 
     fn job(status: serde_json::Value, ttl: Option<i32>) -> RefreshJob {
-        serde_json::from_value(json!({
-            "apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
-            "metadata": {"name": "j", "namespace": "team-a", "uid": "u"},
-            "spec": {"sourceRef": {"name": "models"}, "ttlSecondsAfterFinished": ttl},
-            "status": status
-        }))
-        .unwrap()
+        refresh_job("team-a", "j")
+            .uid("u")
+            .for_source("models")
+            .spec_field("ttlSecondsAfterFinished", json!(ttl))
+            .status(status)
+            .build()
     }
 
     #[test]
