@@ -7,7 +7,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family},
 };
 
-use crate::telemetry::Registry;
+use crate::telemetry::{Registry, register};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -36,28 +36,12 @@ pub struct AccessMetrics {
 
 impl AccessMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "authn",
-            "Authentication outcomes by result and reason",
-            metrics.authn.clone(),
-        );
-        registry.register(
-            "authz",
-            "Authorization decisions by result and reason",
-            metrics.authz.clone(),
-        );
-        registry.register(
-            "cache_lookups",
-            "Review cache lookups by cache and hit or miss",
-            metrics.cache.clone(),
-        );
-        registry.register(
-            "identity_headers_ignored",
-            "Identity or impersonation headers ignored because they did not come from a verified proxy",
-            metrics.identity_headers_ignored.clone(),
-        );
-        metrics
+        register!(registry, Self::default(), {
+            authn: "authn", "Authentication outcomes by result and reason";
+            authz: "authz", "Authorization decisions by result and reason";
+            cache: "cache_lookups", "Review cache lookups by cache and hit or miss";
+            identity_headers_ignored: "identity_headers_ignored", "Identity or impersonation headers ignored because they did not come from a verified proxy";
+        })
     }
 
     pub fn authn(&self, result: &str, reason: &str) {

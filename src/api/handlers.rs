@@ -22,8 +22,8 @@ use super::{
 use crate::{
     catalog::AssetKind,
     store::{
-        AssetCursor, AssetQuery, AssetSort, NameCursor, Namespace, NamespaceScope, StoredObject,
-        entity::audit_event,
+        AssetCursor, AssetQuery, AssetSort, NameCursor, Namespace, NamespaceScope, ObjectTable,
+        StoredObject, entity::audit_event,
     },
 };
 
@@ -308,137 +308,82 @@ pub async fn list_cross_namespace(
     .await
 }
 
-/// Which CR table a route reads.
-#[derive(Clone, Copy)]
-pub enum ObjectKind {
-    Source,
-    Job,
+/// The custom resources the API serves copies of, as handler type parameters:
+/// `get(list_objects::<CatalogSources>)`.
+pub trait ObjectKind: Send + 'static {
+    /// The RBAC resource, and the URL segment.
+    const RESOURCE: &'static str;
+    /// The object's `kind`.
+    const KIND: &'static str;
+    const TABLE: ObjectTable;
 }
 
-impl ObjectKind {
-    fn resource(self) -> &'static str {
-        match self {
-            ObjectKind::Source => "catalogsources",
-            ObjectKind::Job => "refreshjobs",
-        }
-    }
-    fn kind(self) -> &'static str {
-        match self {
-            ObjectKind::Source => "CatalogSource",
-            ObjectKind::Job => "RefreshJob",
-        }
-    }
+pub struct CatalogSources;
+
+impl ObjectKind for CatalogSources {
+    const RESOURCE: &'static str = "catalogsources";
+    const KIND: &'static str = "CatalogSource";
+    const TABLE: ObjectTable = ObjectTable::CatalogSources;
 }
 
-pub async fn list_objects(
-    state: ApiState,
-    which: ObjectKind,
-    user: crate::access::identity::UserInfo,
-    ns: String,
-    params: RawParams,
+pub struct RefreshJobs;
+
+impl ObjectKind for RefreshJobs {
+    const RESOURCE: &'static str = "refreshjobs";
+    const KIND: &'static str = "RefreshJob";
+    const TABLE: ObjectTable = ObjectTable::RefreshJobs;
+}
+
+pub async fn list_objects<K: ObjectKind>(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path(ns): Path<String>,
+    Query(params): Query<RawParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::reject_unknown(&params, &["limit", "continue"])?;
     let ns = namespace(&ns)?;
-    require(&state, &user, "list", which.resource(), ns.as_str(), None).await?;
+    require(&state, &user, "list", K::RESOURCE, ns.as_str(), None).await?;
     let limit = params::limit(&params)?;
-    let digest = query_digest(&(which.resource(), ns.as_str()));
+    let digest = query_digest(&(K::RESOURCE, ns.as_str()));
     let after: Option<NameCursor> = params
         .get("continue")
         .map(|t| continuation::decode(t, &digest))
         .transpose()?;
     let scope = NamespaceScope::single(ns);
-    let page = match which {
-        ObjectKind::Source => {
-            state
-                .store
-                .list_sources(&scope, after.as_ref(), limit)
-                .await?
-        }
-        ObjectKind::Job => state.store.list_jobs(&scope, after.as_ref(), limit).await?,
-    };
+    let page = state
+        .store
+        .list_objects(K::TABLE, &scope, after.as_ref(), limit)
+        .await?;
     let body = list_json(
-        &format!("{}List", which.kind()),
-        page.items
-            .iter()
-            .map(|o| object_json(which.kind(), o))
-            .collect(),
+        &format!("{}List", K::KIND),
+        page.items.iter().map(|o| object_json(K::KIND, o)).collect(),
         page.next.map(|c| continuation::encode(&digest, &c)),
     );
     Ok(cacheable(&headers, &body))
 }
 
-pub async fn get_object(
-    state: ApiState,
-    which: ObjectKind,
-    user: crate::access::identity::UserInfo,
-    ns: String,
-    name: String,
-    params: RawParams,
+pub async fn get_object<K: ObjectKind>(
+    State(state): State<ApiState>,
+    Caller(user): Caller,
+    Path((ns, name)): Path<(String, String)>,
+    Query(params): Query<RawParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::reject_unknown(&params, &[])?;
     let ns = namespace(&ns)?;
-    require(
-        &state,
-        &user,
-        "get",
-        which.resource(),
-        ns.as_str(),
-        Some(&name),
-    )
-    .await?;
-    let found = match which {
-        ObjectKind::Source => state.store.get_source(&ns, &name).await?,
-        ObjectKind::Job => state.store.get_job(&ns, &name).await?,
-    };
-    let object = found.ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "{} \"{name}\" not found in namespace \"{ns}\"",
-            which.resource()
-        ))
-    })?;
-    Ok(cacheable(&headers, &object_json(which.kind(), &object)))
-}
-
-pub async fn list_sources(
-    State(state): State<ApiState>,
-    Caller(user): Caller,
-    Path(ns): Path<String>,
-    Query(params): Query<RawParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    list_objects(state, ObjectKind::Source, user, ns, params, headers).await
-}
-
-pub async fn get_source(
-    State(state): State<ApiState>,
-    Caller(user): Caller,
-    Path((ns, name)): Path<(String, String)>,
-    Query(params): Query<RawParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    get_object(state, ObjectKind::Source, user, ns, name, params, headers).await
-}
-
-pub async fn list_jobs(
-    State(state): State<ApiState>,
-    Caller(user): Caller,
-    Path(ns): Path<String>,
-    Query(params): Query<RawParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    list_objects(state, ObjectKind::Job, user, ns, params, headers).await
-}
-
-pub async fn get_job(
-    State(state): State<ApiState>,
-    Caller(user): Caller,
-    Path((ns, name)): Path<(String, String)>,
-    Query(params): Query<RawParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    get_object(state, ObjectKind::Job, user, ns, name, params, headers).await
+    require(&state, &user, "get", K::RESOURCE, ns.as_str(), Some(&name)).await?;
+    let object = state
+        .store
+        .get_object(K::TABLE, &ns, &name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "{} \"{name}\" not found in namespace \"{ns}\"",
+                K::RESOURCE
+            ))
+        })?;
+    Ok(cacheable(&headers, &object_json(K::KIND, &object)))
 }
 
 fn audit_json(e: &audit_event::Model) -> Value {

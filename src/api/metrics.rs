@@ -5,7 +5,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family},
 };
 
-use crate::telemetry::{HistogramFamily, Registry, latency_histogram};
+use crate::telemetry::{HistogramFamily, Registry, latency_histogram, register};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -36,18 +36,10 @@ impl Default for ApiMetrics {
 
 impl ApiMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "api_requests",
-            "API requests by route, method and code",
-            metrics.requests.clone(),
-        );
-        registry.register(
-            "api_request_duration_seconds",
-            "API request duration by route",
-            metrics.request_duration.clone(),
-        );
-        metrics
+        register!(registry, Self::default(), {
+            requests: "api_requests", "API requests by route, method and code";
+            request_duration: "api_request_duration_seconds", "API request duration by route";
+        })
     }
 
     pub fn request(&self, route: String, method: String, code: u16, seconds: f64) {

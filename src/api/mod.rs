@@ -75,19 +75,19 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/namespaces/{ns}/catalogsources",
-            get(handlers::list_sources),
+            get(handlers::list_objects::<handlers::CatalogSources>),
         )
         .route(
             "/api/v1/namespaces/{ns}/catalogsources/{name}",
-            get(handlers::get_source),
+            get(handlers::get_object::<handlers::CatalogSources>),
         )
         .route(
             "/api/v1/namespaces/{ns}/refreshjobs",
-            get(handlers::list_jobs),
+            get(handlers::list_objects::<handlers::RefreshJobs>),
         )
         .route(
             "/api/v1/namespaces/{ns}/refreshjobs/{name}",
-            get(handlers::get_job),
+            get(handlers::get_object::<handlers::RefreshJobs>),
         )
         .route(
             "/api/v1/namespaces/{ns}/auditevents",

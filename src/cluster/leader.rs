@@ -18,7 +18,7 @@ use tokio::{sync::watch, time::Instant};
 
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
-use crate::telemetry::Registry;
+use crate::telemetry::{Registry, register};
 
 /// Leadership metrics of this replica.
 #[derive(Clone, Debug, Default)]
@@ -30,18 +30,10 @@ pub struct LeaderMetrics {
 
 impl LeaderMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "leader",
-            "1 while this replica holds the controller Lease",
-            metrics.leader.clone(),
-        );
-        registry.register(
-            "leader_transitions",
-            "Times this replica gained or lost leadership",
-            metrics.transitions.clone(),
-        );
-        metrics
+        register!(registry, Self::default(), {
+            leader: "leader", "1 while this replica holds the controller Lease";
+            transitions: "leader_transitions", "Times this replica gained or lost leadership";
+        })
     }
 }
 

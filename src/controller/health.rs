@@ -18,7 +18,7 @@ use prometheus_client::{
 
 use crate::{
     store::Store,
-    telemetry::{Registry, metrics_response},
+    telemetry::{Registry, metrics_response, register},
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,13 +35,9 @@ pub struct PoolMetrics {
 
 impl PoolMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "db_pool_connections",
-            "Database pool connections by state (size, idle)",
-            metrics.connections.clone(),
-        );
-        metrics
+        register!(registry, Self::default(), {
+            connections: "db_pool_connections", "Database pool connections by state (size, idle)";
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
 };
 
-use crate::telemetry::{HistogramFamily, Registry, work_histogram};
+use crate::telemetry::{HistogramFamily, Registry, register, work_histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -69,52 +69,16 @@ impl Default for ControllerMetrics {
 
 impl ControllerMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let m = Self::default();
-        registry.register(
-            "reconciles",
-            "Reconciles by kind and result (success, failure, error)",
-            m.reconciles.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration by kind",
-            m.reconcile_duration.clone(),
-        );
-        registry.register(
-            "refresh_job_duration_seconds",
-            "RefreshJob attempt duration by namespace",
-            m.job_duration.clone(),
-        );
-        registry.register(
-            "refresh_jobs",
-            "RefreshJob attempts by namespace and outcome (succeeded, retrying, failed)",
-            m.job_outcomes.clone(),
-        );
-        registry.register(
-            "refresh_jobs_queued",
-            "RefreshJobs waiting for a worker, by namespace",
-            m.jobs_queued.clone(),
-        );
-        registry.register(
-            "refresh_jobs_running",
-            "RefreshJobs running now",
-            m.jobs_running.clone(),
-        );
-        registry.register(
-            "fetch_bytes",
-            "Catalog bytes fetched, by source kind",
-            m.fetch_bytes.clone(),
-        );
-        registry.register(
-            "fetches",
-            "Catalog fetches by source kind and outcome (fetched, not_modified, or a failure reason)",
-            m.fetches.clone(),
-        );
-        registry.register(
-            "audit_events_purged",
-            "Audit events deleted by the retention worker",
-            m.audit_events_purged.clone(),
-        );
-        m
+        register!(registry, Self::default(), {
+            reconciles: "reconciles", "Reconciles by kind and result (success, failure, error)";
+            reconcile_duration: "reconcile_duration_seconds", "Reconcile duration by kind";
+            job_duration: "refresh_job_duration_seconds", "RefreshJob attempt duration by namespace";
+            job_outcomes: "refresh_jobs", "RefreshJob attempts by namespace and outcome (succeeded, retrying, failed)";
+            jobs_queued: "refresh_jobs_queued", "RefreshJobs waiting for a worker, by namespace";
+            jobs_running: "refresh_jobs_running", "RefreshJobs running now";
+            fetch_bytes: "fetch_bytes", "Catalog bytes fetched, by source kind";
+            fetches: "fetches", "Catalog fetches by source kind and outcome (fetched, not_modified, or a failure reason)";
+            audit_events_purged: "audit_events_purged", "Audit events deleted by the retention worker";
+        })
     }
 }

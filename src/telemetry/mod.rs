@@ -50,6 +50,22 @@ pub fn metrics_response(registry: &Registry) -> Response {
         .into_response()
 }
 
+/// Registers fields of a metrics value into a registry and returns the value:
+///
+/// ```ignore
+/// register!(registry, Self::default(), {
+///     requests: "api_requests", "API requests by route, method and code";
+/// })
+/// ```
+macro_rules! register {
+    ($registry:expr, $metrics:expr, { $($field:ident: $name:literal, $help:literal;)+ }) => {{
+        let metrics = $metrics;
+        $($registry.register($name, $help, metrics.$field.clone());)+
+        metrics
+    }};
+}
+pub(crate) use register;
+
 pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Reconciles and jobs run from milliseconds to minutes.

@@ -5,7 +5,7 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
 };
 
-use crate::telemetry::{Registry, latency_histogram};
+use crate::telemetry::{Registry, latency_histogram, register};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AdmissionLabels {
@@ -33,17 +33,9 @@ impl Default for AdmissionMetrics {
 
 impl AdmissionMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self::default();
-        registry.register(
-            "admission_reviews",
-            "Admission reviews answered by the webhook, by resource, operation and outcome",
-            metrics.reviews.clone(),
-        );
-        registry.register(
-            "admission_review_duration_seconds",
-            "Time to answer an admission review (SubjectAccessReviews and the audit write included)",
-            metrics.duration.clone(),
-        );
-        metrics
+        register!(registry, Self::default(), {
+            reviews: "admission_reviews", "Admission reviews answered by the webhook, by resource, operation and outcome";
+            duration: "admission_review_duration_seconds", "Time to answer an admission review (SubjectAccessReviews and the audit write included)";
+        })
     }
 }

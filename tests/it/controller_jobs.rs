@@ -4,14 +4,17 @@
 
 use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
 
-use crate::common::{cluster::TestCluster, count, postgres_store};
+use crate::common::{
+    cluster::{TestCluster, controller_context},
+    count,
+};
 use curio::{
     controller::{
         job::{JobResult, JobSettings, run_job},
         reconcile::Context,
     },
     crd::{CatalogSource, JobPhase, RefreshJob},
-    source::{http::UrlFetcher, policy::AddressPolicy},
+    source::policy::AddressPolicy,
 };
 use curio_core::fixtures::{catalog_source, refresh_job};
 use serde_json::json;
@@ -24,15 +27,7 @@ const FAST: JobSettings = JobSettings {
 };
 
 async fn context() -> (Context, Arc<TestCluster>) {
-    let (store, _) = postgres_store().await;
-    let cluster = Arc::new(TestCluster::new());
-    let ctx = Context::new(
-        store,
-        cluster.clone(),
-        "system:serviceaccount:curio-system:curio".into(),
-        UrlFetcher::new(AddressPolicy::default(), Duration::from_secs(2)).unwrap(),
-    );
-    (ctx, cluster)
+    controller_context(AddressPolicy::default()).await
 }
 
 fn source(name: &str, labels: serde_json::Value, spec: serde_json::Value) -> CatalogSource {

@@ -10,8 +10,11 @@ use std::{
     },
 };
 
-use crate::common::{cluster::TestCluster, count, postgres_store};
-use curio::source::{http::UrlFetcher, policy::AddressPolicy};
+use crate::common::{
+    cluster::{TestCluster, controller_context},
+    count,
+};
+use curio::source::policy::AddressPolicy;
 use curio::{
     controller::reconcile::{Context, Report, cleanup_source, reconcile_source},
     crd::{CatalogSource, CatalogSourceStatus},
@@ -45,15 +48,7 @@ async fn context() -> (Context, Arc<TestCluster>) {
 }
 
 async fn context_with(policy: AddressPolicy) -> (Context, Arc<TestCluster>) {
-    let (store, _) = postgres_store().await;
-    let cluster = Arc::new(TestCluster::new());
-    let ctx = Context::new(
-        store,
-        cluster.clone(),
-        "system:serviceaccount:curio-system:curio".into(),
-        UrlFetcher::new(policy, std::time::Duration::from_secs(2)).unwrap(),
-    );
-    (ctx, cluster)
+    controller_context(policy).await
 }
 
 #[tokio::test]

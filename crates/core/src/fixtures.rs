@@ -19,7 +19,10 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::crd::{CHANGE_REASON_ANNOTATION, CatalogSource, GROUP, RefreshJob, VERSION};
+use crate::{
+    catalog::{Asset, AssetKind},
+    crd::{CHANGE_REASON_ANNOTATION, CatalogSource, GROUP, RefreshJob, VERSION},
+};
 
 /// One object under construction, kept as the JSON the apiserver would send.
 #[derive(Clone, Debug)]
@@ -41,6 +44,24 @@ pub fn catalog_source(namespace: &str, name: &str) -> Fixture<CatalogSource> {
 /// A `RefreshJob` named `name` in `namespace` with an empty spec until `for_source` or `spec`.
 pub fn refresh_job(namespace: &str, name: &str) -> Fixture<RefreshJob> {
     Fixture::new("RefreshJob", namespace, name, json!({}))
+}
+
+/// An asset with its kind, name and version and nothing else; set more with struct update
+/// syntax: `Asset { description: Some(…), ..asset(AssetKind::Model, "granite", "3") }`.
+pub fn asset(kind: AssetKind, name: &str, version: &str) -> Asset {
+    Asset {
+        kind,
+        name: name.into(),
+        version: version.into(),
+        display_name: None,
+        description: None,
+        provider: None,
+        license: None,
+        tags: Vec::new(),
+        labels: Default::default(),
+        links: Vec::new(),
+        metadata: None,
+    }
 }
 
 /// An inline catalog spec holding `assets` (each in the catalog format's asset shape).

@@ -170,7 +170,7 @@ fn build_pg_json_upsert() -> Result<String, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use curio_core::catalog::{Asset, AssetKind};
+    use curio_core::{catalog::AssetKind, fixtures::asset};
 
     fn squeeze(sql: &str) -> String {
         sql.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -178,19 +178,7 @@ mod tests {
 
     #[test]
     fn the_table_holds_exactly_the_record_shape() {
-        let record = AssetRecord::from_asset(Asset {
-            kind: AssetKind::Model,
-            name: "granite".into(),
-            version: "3".into(),
-            display_name: None,
-            description: None,
-            provider: None,
-            license: None,
-            tags: vec![],
-            labels: Default::default(),
-            links: vec![],
-            metadata: None,
-        });
+        let record = AssetRecord::from_asset(asset(AssetKind::Model, "granite", "3"));
         let content = serde_json::to_value(RowContent::of(&record)).unwrap();
         let mut keys: Vec<String> = content.as_object().unwrap().keys().cloned().collect();
         let mut columns: Vec<String> = content_columns().map(json_key).collect();

@@ -24,7 +24,7 @@ use sea_orm::{
 pub use assets::{ApplyOutcome, upsert_statement};
 pub use audit::{AuditQuery, NewAuditEvent};
 pub use migrate::{MIGRATION_LOCK_KEY, migrate};
-pub use objects::{ObjectRecord, StoredObject};
+pub use objects::{ObjectRecord, ObjectTable, StoredObject};
 pub use query::{
     AssetCursor, AssetQuery, AssetSort, LabelRequirement, NameCursor, Page, escape_like,
 };

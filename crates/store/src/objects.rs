@@ -26,6 +26,13 @@ pub struct ObjectRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// The tables that keep copies of the custom resources, for the read API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectTable {
+    CatalogSources,
+    RefreshJobs,
+}
+
 /// What the API reads back.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoredObject {
@@ -242,50 +249,55 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_sources(
+    /// A page of `table`'s objects in `scope`, in `(namespace, name)` order.
+    pub async fn list_objects(
         &self,
+        table: ObjectTable,
         scope: &NamespaceScope,
         after: Option<&NameCursor>,
         limit: u64,
     ) -> Result<Page<StoredObject, NameCursor>, StoreError> {
-        use catalog_source::Column as C;
-        self.list_objects::<catalog_source::Entity>(scope, C::Namespace, C::Name, after, limit)
-            .await
+        use {catalog_source::Column as S, refresh_job::Column as J};
+        match table {
+            ObjectTable::CatalogSources => {
+                self.list_table::<catalog_source::Entity>(
+                    scope,
+                    S::Namespace,
+                    S::Name,
+                    after,
+                    limit,
+                )
+                .await
+            }
+            ObjectTable::RefreshJobs => {
+                self.list_table::<refresh_job::Entity>(scope, J::Namespace, J::Name, after, limit)
+                    .await
+            }
+        }
     }
 
-    pub async fn get_source(
+    /// One of `table`'s objects by name.
+    pub async fn get_object(
         &self,
+        table: ObjectTable,
         namespace: &Namespace,
         name: &str,
     ) -> Result<Option<StoredObject>, StoreError> {
-        use catalog_source::Column as C;
-        self.get_object::<catalog_source::Entity>(namespace, C::Namespace, C::Name, name)
-            .await
-    }
-
-    pub async fn list_jobs(
-        &self,
-        scope: &NamespaceScope,
-        after: Option<&NameCursor>,
-        limit: u64,
-    ) -> Result<Page<StoredObject, NameCursor>, StoreError> {
-        use refresh_job::Column as C;
-        self.list_objects::<refresh_job::Entity>(scope, C::Namespace, C::Name, after, limit)
-            .await
-    }
-
-    pub async fn get_job(
-        &self,
-        namespace: &Namespace,
-        name: &str,
-    ) -> Result<Option<StoredObject>, StoreError> {
-        use refresh_job::Column as C;
-        self.get_object::<refresh_job::Entity>(namespace, C::Namespace, C::Name, name)
-            .await
+        use {catalog_source::Column as S, refresh_job::Column as J};
+        match table {
+            ObjectTable::CatalogSources => {
+                self.get_from::<catalog_source::Entity>(namespace, S::Namespace, S::Name, name)
+                    .await
+            }
+            ObjectTable::RefreshJobs => {
+                self.get_from::<refresh_job::Entity>(namespace, J::Namespace, J::Name, name)
+                    .await
+            }
+        }
     }
 
     /// A page of one CR table in `(namespace, name)` order, through the RLS-scoped path.
-    async fn list_objects<E>(
+    async fn list_table<E>(
         &self,
         scope: &NamespaceScope,
         namespace_column: E::Column,
@@ -320,7 +332,7 @@ impl Store {
         ))
     }
 
-    async fn get_object<E>(
+    async fn get_from<E>(
         &self,
         namespace: &Namespace,
         namespace_column: E::Column,

@@ -148,3 +148,23 @@ impl Cluster for TestCluster {
         self.inner.record_event(regarding, event).await
     }
 }
+
+/// The actor the controller records in these tests.
+pub const CONTROLLER: &str = "system:serviceaccount:curio-system:curio";
+
+/// A controller context on a fresh PostgreSQL database and an in-memory cluster, fetching URLs
+/// under `policy`.
+pub async fn controller_context(
+    policy: curio::source::policy::AddressPolicy,
+) -> (curio::controller::Context, std::sync::Arc<TestCluster>) {
+    let (store, _) = super::postgres_store().await;
+    let cluster = std::sync::Arc::new(TestCluster::new());
+    let ctx = curio::controller::Context::new(
+        store,
+        cluster.clone(),
+        CONTROLLER.into(),
+        curio::source::http::UrlFetcher::new(policy, std::time::Duration::from_secs(2))
+            .expect("a URL fetcher"),
+    );
+    (ctx, cluster)
+}

@@ -73,17 +73,14 @@ pub fn ns(name: &str) -> Namespace {
 
 pub fn asset(kind: AssetKind, name: &str, version: &str) -> Asset {
     Asset {
-        kind,
-        name: name.into(),
-        version: version.into(),
         display_name: Some(format!("Display {name}")),
         description: Some(format!("Description of {name}")),
         provider: Some("Example".into()),
         license: Some("apache-2.0".into()),
         tags: vec!["llm".into()],
         labels: [("task".to_string(), "text-generation".to_string())].into(),
-        links: vec![],
         metadata: Some(serde_json::json!({"n": name})),
+        ..curio_core::fixtures::asset(kind, name, version)
     }
 }
 

@@ -87,22 +87,16 @@ pub fn apply(diff: &Diff, current: Vec<AssetRecord>) -> Vec<AssetRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Asset, AssetKind};
+    use crate::{
+        catalog::{Asset, AssetKind},
+        fixtures::asset,
+    };
     use proptest::prelude::*;
 
     fn record(name: &str, version: &str, description: &str) -> AssetRecord {
         AssetRecord::from_asset(Asset {
-            kind: AssetKind::Model,
-            name: name.into(),
-            version: version.into(),
-            display_name: None,
             description: Some(description.into()),
-            provider: None,
-            license: None,
-            tags: vec![],
-            labels: Default::default(),
-            links: vec![],
-            metadata: None,
+            ..asset(AssetKind::Model, name, version)
         })
     }
 

@@ -278,6 +278,7 @@ pub fn document_digest<'a, I: IntoIterator<Item = &'a AssetRecord>>(records: I) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::asset;
     use serde_json::json;
 
     /// Stored rows carry these digests; a change of shape or encoding would make every
@@ -286,11 +287,7 @@ mod tests {
     #[test]
     fn the_record_digest_is_stable() {
         let record = AssetRecord::from_asset(Asset {
-            kind: AssetKind::Model,
-            name: "granite".into(),
-            version: "3".into(),
             display_name: Some("Granite".into()),
-            description: None,
             provider: Some("IBM".into()),
             license: Some("apache-2.0".into()),
             tags: vec!["b".into(), "a".into(), "b".into()],
@@ -300,6 +297,7 @@ mod tests {
                 uri: "oci://x".into(),
             }],
             metadata: Some(json!({"z": 1, "a": [1, 2]})),
+            ..asset(AssetKind::Model, "granite", "3")
         })
         .with_stage(Some("production".into()))
         .with_approved(true);
