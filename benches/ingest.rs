@@ -118,32 +118,8 @@ async fn naive_ingest(
             .await?;
     }
     for e in &events {
-        let mut insert = sea_orm::sea_query::Query::insert();
-        insert
-            .into_table(store::entity::audit_event::Entity)
-            .columns([
-                store::entity::audit_event::Column::Namespace,
-                store::entity::audit_event::Column::OccurredAt,
-                store::entity::audit_event::Column::Actor,
-                store::entity::audit_event::Column::ActorGroups,
-                store::entity::audit_event::Column::Verb,
-                store::entity::audit_event::Column::Resource,
-                store::entity::audit_event::Column::ObjectName,
-                store::entity::audit_event::Column::AfterDigest,
-                store::entity::audit_event::Column::Reason,
-            ])
-            .values([
-                e.namespace.as_str().into(),
-                e.occurred_at.into(),
-                e.actor.clone().into(),
-                serde_json::json!(e.actor_groups).into(),
-                e.verb.clone().into(),
-                e.resource.clone().into(),
-                e.object_name.clone().into(),
-                e.after_digest.clone().into(),
-                e.reason.clone().into(),
-            ])?;
-        txn.execute(&insert).await?;
+        txn.execute(&store::audit_insert_statement(std::slice::from_ref(e))?)
+            .await?;
     }
     txn.commit().await?;
     Ok(start.elapsed().as_secs_f64())

@@ -19,7 +19,7 @@ use crate::{
         backoff::retry_delay,
         job_plan::{JobPlan, backoff_limit, plan},
     },
-    store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord},
+    store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord, ObjectTable},
 };
 
 #[derive(Debug, Clone)]
@@ -362,7 +362,11 @@ pub async fn expire(ctx: &Context, job: &RefreshJob) -> Result<(), JobError> {
     let namespace = Namespace::new(job.metadata.namespace.clone().unwrap_or_default())
         .map_err(ReconcileError::from)?;
     ctx.store
-        .delete_job(&namespace, job.metadata.name.as_deref().unwrap_or_default())
+        .delete_object(
+            ObjectTable::RefreshJobs,
+            &namespace,
+            job.metadata.name.as_deref().unwrap_or_default(),
+        )
         .await?;
     Ok(())
 }

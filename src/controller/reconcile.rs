@@ -20,7 +20,7 @@ use crate::{
     catalog::{AssetRecord, Diff, Limits, diff, document_digest, parse_document, validate_assets},
     crd::{CHANGE_REASON_ANNOTATION, CatalogSource, CatalogSourceStatus},
     source::http::UrlFetcher,
-    store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord, Store},
+    store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord, ObjectTable, Store},
 };
 use crate::{
     cluster::{Cluster, ClusterError, EventNote, leader::Leadership},
@@ -652,7 +652,9 @@ pub async fn cleanup_source(
         .store
         .apply_refresh(&id.namespace, &id.name, &change, &events)
         .await?;
-    ctx.store.delete_source(&id.namespace, &id.name).await?;
+    ctx.store
+        .delete_object(ObjectTable::CatalogSources, &id.namespace, &id.name)
+        .await?;
     if !change.is_empty() {
         let _ = ctx
             .cluster

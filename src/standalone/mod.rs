@@ -30,7 +30,7 @@ use crate::{
         backoff::retry_delay,
         job_plan::{JobPlan, plan},
     },
-    store::Namespace,
+    store::{Namespace, ObjectTable},
 };
 use folder::{FileProblem, Folder, FolderError};
 use manifests::Object;
@@ -217,7 +217,11 @@ impl Standalone {
             if !jobs.contains_key(&key(&namespace, &existing.name_any())) {
                 self.cluster.remove_job(&namespace, &existing.name_any());
                 if let Ok(ns) = Namespace::new(namespace) {
-                    let _ = self.ctx.store.delete_job(&ns, &existing.name_any()).await;
+                    let _ = self
+                        .ctx
+                        .store
+                        .delete_object(ObjectTable::RefreshJobs, &ns, &existing.name_any())
+                        .await;
                 }
             }
         }

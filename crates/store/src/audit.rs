@@ -144,39 +144,49 @@ pub(super) async fn insert_batch<C: ConnectionTrait>(
     }
     let mut written = 0;
     for chunk in events.chunks(AUDIT_CHUNK) {
-        let mut insert = Query::insert();
-        insert
-            .into_table(audit_event::Entity)
-            .columns(AUDIT_COLUMNS);
-        for e in chunk {
-            insert
-                .values([
-                    e.namespace.as_str().into(),
-                    e.occurred_at.into(),
-                    e.actor.clone().into(),
-                    serde_json::json!(e.actor_groups).into(),
-                    e.verb.clone().into(),
-                    e.resource.clone().into(),
-                    e.object_name.clone().into(),
-                    e.object_uid.clone().into(),
-                    e.before_digest.clone().into(),
-                    e.after_digest.clone().into(),
-                    e.reason.clone().into(),
-                    e.request_id.clone().into(),
-                    e.client.clone().into(),
-                    e.details.clone().into(),
-                    e.idempotency_key.clone().into(),
-                ])
-                .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
-        }
-        insert.on_conflict(
-            OnConflict::column(audit_event::Column::IdempotencyKey)
-                .do_nothing()
-                .to_owned(),
-        );
-        written += conn.execute(&insert).await?.rows_affected();
+        written += conn
+            .execute(&audit_insert_statement(chunk)?)
+            .await?
+            .rows_affected();
     }
     Ok(written)
+}
+
+/// One multi-row `INSERT … ON CONFLICT (idempotency_key) DO NOTHING` for `events`.
+pub fn audit_insert_statement(
+    events: &[NewAuditEvent],
+) -> Result<sea_orm::sea_query::InsertStatement, StoreError> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(audit_event::Entity)
+        .columns(AUDIT_COLUMNS);
+    for e in events {
+        insert
+            .values([
+                e.namespace.as_str().into(),
+                e.occurred_at.into(),
+                e.actor.clone().into(),
+                serde_json::json!(e.actor_groups).into(),
+                e.verb.clone().into(),
+                e.resource.clone().into(),
+                e.object_name.clone().into(),
+                e.object_uid.clone().into(),
+                e.before_digest.clone().into(),
+                e.after_digest.clone().into(),
+                e.reason.clone().into(),
+                e.request_id.clone().into(),
+                e.client.clone().into(),
+                e.details.clone().into(),
+                e.idempotency_key.clone().into(),
+            ])
+            .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+    }
+    insert.on_conflict(
+        OnConflict::column(audit_event::Column::IdempotencyKey)
+            .do_nothing()
+            .to_owned(),
+    );
+    Ok(insert)
 }
 
 impl Store {

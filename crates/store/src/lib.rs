@@ -22,7 +22,7 @@ use sea_orm::{
 };
 
 pub use assets::{ApplyOutcome, upsert_statement};
-pub use audit::{AuditQuery, NewAuditEvent};
+pub use audit::{AuditQuery, NewAuditEvent, audit_insert_statement};
 pub use migrate::{MIGRATION_LOCK_KEY, migrate};
 pub use objects::{ObjectRecord, ObjectTable, StoredObject};
 pub use query::{

@@ -153,21 +153,31 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_source(&self, namespace: &Namespace, name: &str) -> Result<(), StoreError> {
-        catalog_source::Entity::delete_many()
-            .filter(catalog_source::Column::Namespace.eq(namespace.as_str()))
-            .filter(catalog_source::Column::Name.eq(name))
-            .exec(&self.db)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn delete_job(&self, namespace: &Namespace, name: &str) -> Result<(), StoreError> {
-        refresh_job::Entity::delete_many()
-            .filter(refresh_job::Column::Namespace.eq(namespace.as_str()))
-            .filter(refresh_job::Column::Name.eq(name))
-            .exec(&self.db)
-            .await?;
+    /// Removes `table`'s copy of an object (it was deleted in the cluster).
+    pub async fn delete_object(
+        &self,
+        table: ObjectTable,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        use {catalog_source::Column as S, refresh_job::Column as J};
+        let ns = namespace.as_str();
+        match table {
+            ObjectTable::CatalogSources => {
+                catalog_source::Entity::delete_many()
+                    .filter(S::Namespace.eq(ns))
+                    .filter(S::Name.eq(name))
+                    .exec(&self.db)
+                    .await?
+            }
+            ObjectTable::RefreshJobs => {
+                refresh_job::Entity::delete_many()
+                    .filter(J::Namespace.eq(ns))
+                    .filter(J::Name.eq(name))
+                    .exec(&self.db)
+                    .await?
+            }
+        };
         Ok(())
     }
 
