@@ -16,11 +16,21 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: cmd::Command,
+    /// Log lines as text or JSON [default: text on a terminal, else JSON].
+    #[arg(
+        long,
+        global = true,
+        env = "CURIO_LOG_FORMAT",
+        value_enum,
+        default_value_t = curio::telemetry::LogFormat::Auto,
+        hide_default_value = true
+    )]
+    log_format: curio::telemetry::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    curio::telemetry::init_logging();
+    curio::telemetry::init_logging(cli.log_format);
     cli.command.run().await
 }

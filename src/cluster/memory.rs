@@ -73,6 +73,16 @@ impl MemoryCluster {
     }
 
     /// Replaces every ConfigMap at once (standalone mode's view of its folder).
+    /// A ConfigMap's data as stored now, if any.
+    pub fn get_config_map(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        self.state().config_maps.get(&key(namespace, name)).cloned()
+    }
+
+    /// A Secret's data as stored now, if any.
+    pub fn get_secret(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.state().secrets.get(&key(namespace, name)).cloned()
+    }
+
     pub fn replace_config_maps(&self, all: BTreeMap<Key, BTreeMap<String, String>>) {
         self.state().config_maps = all;
     }
@@ -121,6 +131,18 @@ impl MemoryCluster {
         source
     }
 
+    /// Puts back a source as it was kept (uid, generation and status as given): a restart.
+    pub fn restore_source(&self, mut source: CatalogSource) {
+        let mut state = self.state();
+        source.metadata.resource_version = Some(state.next_version());
+        state.sources.insert(key_of(&source), source);
+    }
+
+    /// The source as stored now, if any.
+    pub fn get_source(&self, namespace: &str, name: &str) -> Option<CatalogSource> {
+        self.state().sources.get(&key(namespace, name)).cloned()
+    }
+
     pub fn remove_source(&self, namespace: &str, name: &str) -> Option<CatalogSource> {
         self.state().sources.remove(&key(namespace, name))
     }
@@ -149,6 +171,18 @@ impl MemoryCluster {
         }
         state.jobs.insert(at, job.clone());
         job
+    }
+
+    /// Puts back a job as it was kept (uid and status as given): a restart.
+    pub fn restore_job(&self, mut job: RefreshJob) {
+        let mut state = self.state();
+        job.metadata.resource_version = Some(state.next_version());
+        state.jobs.insert(key_of(&job), job);
+    }
+
+    /// The job as stored now, if any.
+    pub fn get_job(&self, namespace: &str, name: &str) -> Option<RefreshJob> {
+        self.state().jobs.get(&key(namespace, name)).cloned()
     }
 
     pub fn remove_job(&self, namespace: &str, name: &str) -> Option<RefreshJob> {

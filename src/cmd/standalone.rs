@@ -17,7 +17,7 @@ use curio::{
     controller::{metrics::ControllerMetrics, reconcile::Context},
     server,
     source::{http::UrlFetcher, policy::AddressPolicy},
-    standalone::{self, Standalone, SyncReport, folder::Folder, serve},
+    standalone::{self, Standalone, SyncReport, folder::Folder, lock::DataDirLock, serve},
     telemetry,
 };
 
@@ -40,9 +40,10 @@ pub struct StandaloneArgs {
         value_name = "DIR"
     )]
     data_dir: PathBuf,
-    /// Address to listen on (port 0 picks a free one).
+    /// Address to listen on, HOST:PORT (a name such as localhost, or an IP; port 0 picks a
+    /// free one).
     #[arg(long, env = "CURIO_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: std::net::SocketAddr,
+    listen: String,
     /// Bearer tokens (kube-apiserver --token-auth-file format) [default: DIR/tokens.csv].
     #[arg(long, env = "CURIO_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
@@ -60,13 +61,16 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         .manifests
         .canonicalize()
         .with_context(|| format!("the manifests folder {}", args.manifests.display()))?;
+    // Held until the process ends: two processes on one embedded database would fight.
+    let mut _data_dir_lock = None;
     let database_url = match &args.database_url {
         Some(url) => url.clone(),
         None => {
             std::fs::create_dir_all(&args.data_dir)
                 .with_context(|| format!("creating {}", args.data_dir.display()))?;
-            let path = args.data_dir.canonicalize()?.join("curio.db");
-            format!("sqlite://{}?mode=rwc", path.display())
+            let dir = args.data_dir.canonicalize()?;
+            _data_dir_lock = Some(DataDirLock::acquire(&dir)?);
+            format!("sqlite://{}?mode=rwc", dir.join("curio.db").display())
         }
     };
     curio::store::migrate(&database_url)
@@ -79,9 +83,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         .token_file
         .clone()
         .unwrap_or_else(|| manifests.join("tokens.csv"));
-    let tokens = StaticTokens::load(&token_file)?;
+    let tokens = StaticTokens::load(&token_file).with_context(|| {
+        format!(
+            "the users' bearer tokens (kube-apiserver --token-auth-file format): put a tokens.csv in {} or pass --token-file",
+            manifests.display()
+        )
+    })?;
 
-    let listener = tokio::net::TcpListener::bind(args.listen)
+    let listener = tokio::net::TcpListener::bind(args.listen.as_str())
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let mut local = listener.local_addr()?;
@@ -182,6 +191,15 @@ fn print_banner(banner: &Banner<'_>) {
         banner.token_file.display(),
         banner.tokens.usernames().join(", ")
     );
+    if !banner.report.problems.is_empty() {
+        println!(
+            "Problems in the manifests ({}); fix them and save, no restart needed:",
+            banner.report.problems.len()
+        );
+        for problem in &banner.report.problems {
+            println!("  {problem}");
+        }
+    }
     let commands = serve::try_commands(
         banner.base,
         banner.token_file,

@@ -26,17 +26,30 @@ pub enum FolderError {
 pub type Fingerprint = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
 
 /// A problem with one file, as shown to the user.
+/// Something in the folder that was not applied, and what stays instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileProblem {
     pub path: PathBuf,
+    /// The line of the offending field or document, when known.
+    pub line: Option<usize>,
     pub message: String,
+}
+
+impl std::fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
 }
 
 pub struct Folder {
     root: PathBuf,
     self_url: String,
     /// The last good objects of each file.
-    files: BTreeMap<PathBuf, Vec<Object>>,
+    /// Each file's objects with the line their document starts on.
+    files: BTreeMap<PathBuf, Vec<(usize, Object)>>,
     /// Files that failed on the last load (their last good objects stay in `files`).
     pub problems: Vec<FileProblem>,
 }
@@ -116,30 +129,85 @@ impl Folder {
 
     /// Reads every file again. Removed files drop their objects; files that fail keep their
     /// last good objects and are listed in `problems`.
+    /// Reads every manifest. A refused document leaves the last good version of its object
+    /// (from the file's previous read) in place, if there is one, and says which.
     pub fn load(&mut self) -> Result<(), FolderError> {
         let mut paths = manifests(&self.root)?;
         paths.sort();
         self.files.retain(|path, _| paths.contains(path));
         self.problems.clear();
         for path in paths {
-            let parsed = std::fs::read_to_string(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|text| parse(&text, &self.self_url).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(objects) => {
-                    self.files.insert(path, objects);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) => {
+                    let note = if self.files.contains_key(&path) {
+                        "its last good objects stay"
+                    } else {
+                        "nothing from it is applied"
+                    };
+                    self.problems.push(FileProblem {
+                        path,
+                        line: None,
+                        message: format!("reading it failed: {e}; {note}"),
+                    });
+                    continue;
                 }
-                Err(message) => self.problems.push(FileProblem { path, message }),
+            };
+            let parsed = parse(&text, &self.self_url);
+            let previous = self.files.get(&path);
+            let mut objects = parsed.objects;
+            // A document that cannot even be read cannot say which object it was: keep every
+            // object the file defined before and no longer defines.
+            if parsed.problems.iter().any(|p| p.identity.is_none())
+                && let Some(previous) = previous
+            {
+                for (line, object) in previous {
+                    let defined = object.identity();
+                    if !objects.iter().any(|(_, o)| o.identity() == defined) {
+                        objects.push((*line, object.clone()));
+                    }
+                }
             }
+            for problem in parsed.problems {
+                let kept = problem.identity.as_ref().and_then(|id| {
+                    previous?
+                        .iter()
+                        .find(|(_, o)| o.identity().as_ref() == Some(id))
+                        .cloned()
+                });
+                let note = match (&problem.identity, &kept) {
+                    (Some(id), Some(_)) => format!("{id} keeps its last good version"),
+                    (Some(id), None) => format!("{id} is not applied (no earlier good version)"),
+                    (None, _) if previous.is_some() => {
+                        "the objects this file defined before stay".to_owned()
+                    }
+                    (None, _) => "the document is not applied".to_owned(),
+                };
+                if let Some(kept) = kept
+                    && !objects
+                        .iter()
+                        .any(|(_, o)| o.identity() == kept.1.identity())
+                {
+                    objects.push(kept);
+                }
+                self.problems.push(FileProblem {
+                    path: path.clone(),
+                    line: Some(problem.error.line),
+                    message: format!("{problem}; {note}", problem = problem.error),
+                });
+            }
+            self.files.insert(path, objects);
         }
         Ok(())
     }
 
-    /// Every object of every file, with the file it came from.
-    pub fn objects(&self) -> impl Iterator<Item = (&Path, &Object)> {
-        self.files
-            .iter()
-            .flat_map(|(path, objects)| objects.iter().map(move |o| (path.as_path(), o)))
+    /// Every object with its file and the line its document starts on.
+    pub fn objects(&self) -> impl Iterator<Item = (&Path, usize, &Object)> {
+        self.files.iter().flat_map(|(path, objects)| {
+            objects
+                .iter()
+                .map(move |(line, object)| (path.as_path(), *line, object))
+        })
     }
 }
 
@@ -171,7 +239,7 @@ mod tests {
             folder.problems
         );
         assert!(matches!(
-            folder.objects().next().unwrap().1,
+            folder.objects().next().unwrap().2,
             Object::Namespace(n) if n == "team-a"
         ));
 

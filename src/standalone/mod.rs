@@ -4,11 +4,14 @@
 //! RBAC from the folder.
 
 pub mod folder;
+mod locate;
+pub mod lock;
 pub mod manifests;
 pub mod serve;
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    path::Path,
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -33,7 +36,7 @@ use crate::{
     store::{Namespace, ObjectTable},
 };
 use folder::{FileProblem, Folder, FolderError};
-use manifests::Object;
+use manifests::{Identity, Object};
 
 /// RBAC that can be replaced while requests are being served.
 #[derive(Default)]
@@ -141,7 +144,47 @@ impl Standalone {
         let mut secrets = BTreeMap::new();
         let mut rbac = StaticRbac::default();
         let mut rbac_problems = Vec::new();
-        for (path, object) in self.folder.objects() {
+        // Where each object is defined, to refuse a second definition.
+        let mut defined: BTreeMap<Identity, (&Path, usize)> = BTreeMap::new();
+        let mut duplicated: BTreeSet<Identity> = BTreeSet::new();
+        for (path, line, object) in self.folder.objects() {
+            if let Some(identity) = object.identity() {
+                if let Some((first, first_line)) = defined.get(&identity) {
+                    report.problems.push(FileProblem {
+                        path: path.to_owned(),
+                        line: Some(line),
+                        message: format!(
+                            "line {line}: {identity} is also defined at {}:{first_line}; neither is applied, its last good version stays",
+                            first.display()
+                        ),
+                    });
+                    duplicated.insert(identity);
+                    continue;
+                }
+                defined.insert(identity, (path, line));
+            }
+        }
+        for (path, line, object) in self.folder.objects() {
+            if object.identity().is_some_and(|id| duplicated.contains(&id)) {
+                // Neither definition applies; what is in effect now stays.
+                self.keep_current(
+                    object,
+                    &mut sources,
+                    &mut jobs,
+                    &mut config_maps,
+                    &mut secrets,
+                );
+                if matches!(object, Object::Rbac(_)) {
+                    rbac_problems.push(FileProblem {
+                        path: path.to_owned(),
+                        line: Some(line),
+                        message: format!(
+                            "line {line}: defined twice; the last good RBAC stays until it is fixed"
+                        ),
+                    });
+                }
+                continue;
+            }
             match object {
                 Object::Namespace(_) => {}
                 Object::Source(source) => {
@@ -151,10 +194,34 @@ impl Standalone {
                     );
                 }
                 Object::Job(job) => {
-                    jobs.insert(
-                        key(&job.namespace().unwrap_or_default(), &job.name_any()),
-                        (**job).clone(),
-                    );
+                    let namespace = job.namespace().unwrap_or_default();
+                    let at = key(&namespace, &job.name_any());
+                    let current = self.cluster.get_job(&namespace, &job.name_any());
+                    let changed = current
+                        .as_ref()
+                        .map(|old| crate::crd::strict::job_rules(job, Some(old)));
+                    match changed {
+                        Some(problems) if !problems.is_empty() => {
+                            let message = problems
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("; ");
+                            report.problems.push(FileProblem {
+                                path: path.to_owned(),
+                                line: Some(line),
+                                message: format!(
+                                    "line {line}: RefreshJob {at}: {message}; its last good version stays"
+                                ),
+                            });
+                            if let Some(old) = current {
+                                jobs.insert(at, old);
+                            }
+                        }
+                        _ => {
+                            jobs.insert(at, (**job).clone());
+                        }
+                    }
                 }
                 Object::ConfigMap {
                     namespace,
@@ -174,7 +241,10 @@ impl Standalone {
                     if let Err(e) = add_document(&mut rbac, doc) {
                         rbac_problems.push(FileProblem {
                             path: path.to_owned(),
-                            message: e.to_string(),
+                            line: Some(line),
+                            message: format!(
+                                "line {line}: {e}; the last good RBAC stays until it is fixed"
+                            ),
                         });
                     }
                 }
@@ -228,14 +298,120 @@ impl Standalone {
         report.sources = sources.len();
         report.jobs = jobs.len();
         for source in sources.into_values() {
+            self.restore(
+                ObjectTable::CatalogSources,
+                &source.namespace().unwrap_or_default(),
+                &source.name_any(),
+            )
+            .await;
             self.cluster.apply_source(source);
         }
         for job in jobs.into_values() {
+            self.restore(
+                ObjectTable::RefreshJobs,
+                &job.namespace().unwrap_or_default(),
+                &job.name_any(),
+            )
+            .await;
             self.cluster.apply_job(job);
         }
         // A change anywhere may matter to any source (a ConfigMap, a Secret): look at all.
         self.schedule = Schedule::default();
         Ok(report)
+    }
+
+    /// For an object whose new definition is refused: the version in effect now, if any,
+    /// goes on as the one wanted.
+    fn keep_current(
+        &self,
+        object: &Object,
+        sources: &mut BTreeMap<String, CatalogSource>,
+        jobs: &mut BTreeMap<String, RefreshJob>,
+        config_maps: &mut BTreeMap<(String, String), BTreeMap<String, String>>,
+        secrets: &mut BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>,
+    ) {
+        let Some(id) = object.identity() else { return };
+        let at = (id.namespace.clone(), id.name.clone());
+        match object {
+            Object::Source(_) => {
+                if let Some(current) = self.cluster.get_source(&id.namespace, &id.name) {
+                    sources.insert(key(&id.namespace, &id.name), current);
+                }
+            }
+            Object::Job(_) => {
+                if let Some(current) = self.cluster.get_job(&id.namespace, &id.name) {
+                    jobs.insert(key(&id.namespace, &id.name), current);
+                }
+            }
+            Object::ConfigMap { .. } => {
+                if let Some(current) = self.cluster.get_config_map(&id.namespace, &id.name) {
+                    config_maps.insert(at, current);
+                }
+            }
+            Object::Secret { .. } => {
+                if let Some(current) = self.cluster.get_secret(&id.namespace, &id.name) {
+                    secrets.insert(at, current);
+                }
+            }
+            Object::Namespace(_) | Object::Rbac(_) | Object::Skipped { .. } => {}
+        }
+    }
+
+    /// Before an object first enters the in-memory cluster (a start, or a file added back),
+    /// brings back what the store kept of it: uid, generation and status. So a restart does
+    /// not re-run a finished RefreshJob, nor give a source a new identity, nor write audit rows
+    /// for things that did not happen.
+    async fn restore(&self, table: ObjectTable, namespace: &str, name: &str) {
+        let (present, kind) = match table {
+            ObjectTable::CatalogSources => (
+                self.cluster.get_source(namespace, name).is_some(),
+                "CatalogSource",
+            ),
+            ObjectTable::RefreshJobs => (
+                self.cluster.get_job(namespace, name).is_some(),
+                "RefreshJob",
+            ),
+        };
+        let Ok(ns) = Namespace::new(namespace) else {
+            return;
+        };
+        if present {
+            return;
+        }
+        let stored = match self.ctx.store.get_object(table, &ns, name).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(object = %format!("{namespace}/{name}"), error = %e, "reading the stored copy failed; starting it afresh");
+                return;
+            }
+        };
+        let object = serde_json::json!({
+            "apiVersion": format!("{}/{}", crate::crd::GROUP, crate::crd::VERSION),
+            "kind": kind,
+            "metadata": {
+                "name": stored.name,
+                "namespace": stored.namespace,
+                "uid": stored.uid,
+                "generation": stored.generation,
+                "creationTimestamp": stored
+                    .created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            },
+            "spec": stored.spec,
+            "status": stored.status,
+        });
+        let restored = match table {
+            ObjectTable::CatalogSources => {
+                serde_json::from_value(object).map(|source| self.cluster.restore_source(source))
+            }
+            ObjectTable::RefreshJobs => {
+                serde_json::from_value(object).map(|job| self.cluster.restore_job(job))
+            }
+        };
+        if let Err(e) = restored {
+            tracing::warn!(object = %format!("{namespace}/{name}"), error = %e, "the stored copy does not read back; starting it afresh");
+        }
     }
 
     /// Reconciles every source and runs every job that is due. Right after a sync every
@@ -309,7 +485,7 @@ impl Standalone {
 /// Logs what a sync found: problems (with path and line) and skipped kinds.
 pub fn log_report(report: &SyncReport) {
     for problem in &report.problems {
-        tracing::warn!(file = %problem.path.display(), error = %problem.message, "manifest not applied; its last good version stays");
+        tracing::warn!(file = %problem.path.display(), line = problem.line, problem = %problem.message, "manifest problem");
     }
     for (file, kind, name) in &report.skipped {
         tracing::info!(file = %file, kind = %kind, name = %name, "skipped: standalone mode does not handle this kind");

@@ -16,13 +16,38 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 pub use prometheus_client::registry::Registry;
 
-pub fn init_logging() {
+/// How log lines look.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Text when stderr is a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Readable lines, for people.
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+/// Starts logging to stderr (`RUST_LOG`, default `info`).
+pub fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match format {
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+        LogFormat::Text => false,
+        LogFormat::Json => true,
+    };
+    let registry = tracing_subscriber::registry().with(filter);
     // A second call (tests, embedding) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt::layer().json().with_writer(std::io::stderr))
-        .try_init();
+    let _ = if json {
+        registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .try_init()
+    } else {
+        registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init()
+    };
 }
 
 /// An empty registry with Curio's prefix; each layer's `register` adds its metrics.

@@ -19,6 +19,7 @@ mod controller_jobs;
 mod controller_kube;
 mod controller_reconcile;
 mod crds;
+mod standalone_manifests;
 mod standalone_process;
 mod store_postgres;
 mod store_queries;

@@ -39,6 +39,47 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `examples/standalone` as committed (so edits to the working copy, as the README invites,
+/// never change what this test sees), or as it is when this is not a git checkout.
+fn pristine_examples(to: &Path) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let staging = to.with_extension("git");
+    std::fs::create_dir_all(&staging).unwrap();
+    let archived = Command::new("sh")
+        .arg("-c")
+        .arg("git -C \"$1\" archive HEAD examples/standalone | tar -x -C \"$2\"")
+        .args(["sh"])
+        .arg(repo)
+        .arg(&staging)
+        .status()
+        .is_ok_and(|s| s.success())
+        && staging.join("examples/standalone").is_dir();
+    if archived {
+        copy_dir(&staging.join("examples/standalone"), to);
+    } else {
+        copy_dir(&repo.join("examples/standalone"), to);
+    }
+}
+
+/// A second process on the same data directory exits at once, naming the first one's PID.
+fn second_process_is_refused(manifests: &Path, data: &Path) {
+    let output = Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args(["standalone", "--manifests"])
+        .arg(manifests)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run a second curio standalone");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another curio standalone (PID "),
+        "the message names the holder: {stderr}"
+    );
+}
+
 /// Starts the process on port 0 and reads the address it prints.
 fn start(manifests: &Path, data: &Path, database_url: Option<&str>) -> Standalone {
     let stderr_log = data.join("stderr.log");
@@ -148,13 +189,13 @@ async fn exercise(database_url: Option<&str>) {
     let work = tempfile::tempdir().unwrap();
     let manifests = work.path().join("manifests");
     let data = work.path().join("data");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/standalone"),
-        &manifests,
-    );
+    pristine_examples(&manifests);
     std::fs::create_dir_all(&data).unwrap();
     let process = start(&manifests, &data, database_url);
     let api = Client::new(process.base.clone());
+    if database_url.is_none() {
+        second_process_is_refused(&manifests, &data);
+    }
 
     // Every source Ready with its count.
     let expected = [

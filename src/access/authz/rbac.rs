@@ -24,6 +24,55 @@ pub enum RbacError {
     Unnamed { kind: &'static str },
     #[error("{kind} {name} without metadata.namespace")]
     NoNamespace { kind: &'static str, name: String },
+    /// The apiserver refuses these too; here they would silently grant nothing.
+    #[error("{kind} {name}: roleRef.kind {found:?} is not {expected}")]
+    RoleRefKind {
+        kind: &'static str,
+        name: String,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("{kind} {name}: subject kind {found:?} is not User, Group or ServiceAccount")]
+    SubjectKind {
+        kind: &'static str,
+        name: String,
+        found: String,
+    },
+}
+
+/// Refuses a binding the apiserver would refuse: a role reference or subject of an unknown kind.
+fn check_binding(
+    kind: &'static str,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    role_ref: &k8s_openapi::api::rbac::v1::RoleRef,
+    subjects: Option<&[k8s_openapi::api::rbac::v1::Subject]>,
+    role_kinds: &[&str],
+) -> Result<(), RbacError> {
+    let name = meta.name.clone().unwrap_or_default();
+    if !role_kinds.contains(&role_ref.kind.as_str()) {
+        return Err(RbacError::RoleRefKind {
+            kind,
+            name,
+            found: role_ref.kind.clone(),
+            expected: if role_kinds.len() == 1 {
+                "ClusterRole"
+            } else {
+                "Role or ClusterRole"
+            },
+        });
+    }
+    if let Some(subject) = subjects
+        .into_iter()
+        .flatten()
+        .find(|s| !matches!(s.kind.as_str(), "User" | "Group" | "ServiceAccount"))
+    {
+        return Err(RbacError::SubjectKind {
+            kind,
+            name,
+            found: subject.kind.clone(),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, Default)]
@@ -72,6 +121,13 @@ impl StaticRbac {
 
     pub fn add_role_binding(&mut self, binding: RoleBinding) -> Result<(), RbacError> {
         namespace_of(&binding.metadata, "RoleBinding")?;
+        check_binding(
+            "RoleBinding",
+            &binding.metadata,
+            &binding.role_ref,
+            binding.subjects.as_deref(),
+            &["Role", "ClusterRole"],
+        )?;
         self.role_bindings.push(binding);
         Ok(())
     }
@@ -81,6 +137,13 @@ impl StaticRbac {
         binding: ClusterRoleBinding,
     ) -> Result<(), RbacError> {
         name_of(&binding.metadata, "ClusterRoleBinding")?;
+        check_binding(
+            "ClusterRoleBinding",
+            &binding.metadata,
+            &binding.role_ref,
+            binding.subjects.as_deref(),
+            &["ClusterRole"],
+        )?;
         self.cluster_role_bindings.push(binding);
         Ok(())
     }

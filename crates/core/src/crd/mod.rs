@@ -11,6 +11,8 @@ pub use catalog_source::{
 };
 pub use refresh_job::{JobPhase, RefreshJob, RefreshJobSpec, RefreshJobStatus, SourceRef};
 
+pub mod strict;
+
 pub const GROUP: &str = "curio.dev";
 pub const VERSION: &str = "v1alpha1";
 

@@ -1,0 +1,467 @@
+//! Standalone mode checks manifests as a kube-apiserver with strict field validation and the
+//! CRDs' CEL rules would: each broken manifest below is refused with its file, the line of the
+//! offending field and what is wrong, and nothing else changes. And a restart keeps identities.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use curio::{
+    access::authz::{Attributes, Decision},
+    access::identity::UserInfo,
+    cluster::memory::MemoryCluster,
+    controller::Context,
+    source::{http::UrlFetcher, policy::AddressPolicy},
+    standalone::{Standalone, SyncReport, folder::Folder},
+};
+use kube::ResourceExt;
+
+const TEAM_A: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-a
+---
+apiVersion: curio.dev/v1alpha1
+kind: CatalogSource
+metadata:
+  name: models
+  namespace: team-a
+spec:
+  source:
+    inline:
+      assets:
+      - kind: Model
+        name: granite
+        version: '3'
+---
+apiVersion: curio.dev/v1alpha1
+kind: RefreshJob
+metadata:
+  name: refresh
+  namespace: team-a
+spec:
+  reason: first load
+  sourceRef:
+    name: models
+";
+
+const RBAC: &str = "\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: catalog-viewer
+rules:
+- apiGroups: [curio.dev]
+  resources: [models]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: vera-views
+  namespace: team-a
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: catalog-viewer
+subjects:
+- kind: User
+  name: vera
+";
+
+/// A source header for the cases: the spec follows from line 6.
+const SOURCE: &str = "\
+apiVersion: curio.dev/v1alpha1
+kind: CatalogSource
+metadata:
+  name: extra
+  namespace: team-a
+spec:
+";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    runner: Standalone,
+}
+
+async fn harness(dir: tempfile::TempDir) -> Harness {
+    let root = dir.path().join("manifests");
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("curio.db").display()
+    );
+    curio::store::migrate(&database).await.unwrap();
+    let store = curio::store::connect(&database).await.unwrap();
+    let cluster = Arc::new(MemoryCluster::default());
+    let ctx = Context::new(
+        store,
+        cluster.clone(),
+        "system:curio-standalone".into(),
+        UrlFetcher::new(AddressPolicy::default(), Duration::from_secs(2)).unwrap(),
+    );
+    let runner = Standalone::new(
+        Arc::new(ctx),
+        cluster,
+        Folder::new(root.clone(), "http://127.0.0.1:1".into()),
+    );
+    Harness {
+        _dir: dir,
+        root,
+        runner,
+    }
+}
+
+fn write(root: &Path, file: &str, text: &str) {
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join(file), text).unwrap();
+}
+
+/// What the folder put in effect: sources, jobs, and what vera may do.
+fn state(runner: &Standalone) -> String {
+    let mut out = Vec::new();
+    for s in runner.cluster.all_sources() {
+        out.push(format!(
+            "source {}/{} uid={:?} gen={:?} spec={}",
+            s.namespace().unwrap_or_default(),
+            s.name_any(),
+            s.metadata.uid,
+            s.metadata.generation,
+            serde_json::to_string(&s.spec).unwrap()
+        ));
+    }
+    for j in runner.cluster.all_jobs() {
+        out.push(format!(
+            "job {}/{} uid={:?} spec={}",
+            j.namespace().unwrap_or_default(),
+            j.name_any(),
+            j.metadata.uid,
+            serde_json::to_string(&j.spec).unwrap()
+        ));
+    }
+    let vera = UserInfo::authenticated("vera".into(), None, vec![]);
+    let may = runner.rbac.current().decide(&Attributes {
+        user: vera,
+        verb: "list",
+        resource: "models".into(),
+        namespace: "team-a".into(),
+        name: None,
+    });
+    out.push(format!("vera lists models: {}", may == Decision::Allow));
+    out.sort();
+    out.join("\n")
+}
+
+async fn sync(h: &mut Harness) -> SyncReport {
+    h.runner.sync().await.expect("the folder reads")
+}
+
+struct Case {
+    what: &'static str,
+    /// Written to `file` (a new file unless it is one of the base files).
+    file: &'static str,
+    /// The file the problem is reported in, when not `file`.
+    reported_in: Option<&'static str>,
+    text: String,
+    line: usize,
+    message: &'static str,
+}
+
+fn case(what: &'static str, text: String, line: usize, message: &'static str) -> Case {
+    Case {
+        what,
+        file: "case.yaml",
+        reported_in: None,
+        text,
+        line,
+        message,
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let source = |spec: &str| format!("{SOURCE}{spec}");
+    let inline = "  source:\n    inline:\n      assets: []\n";
+    vec![
+        case(
+            "a misspelled spec field",
+            source(&format!("{inline}  intervall: 5m\n")),
+            10,
+            "CatalogSource team-a/extra: spec.intervall: unknown field",
+        ),
+        case(
+            "a misspelled source",
+            source("  sorce:\n    inline:\n      assets: []\n"),
+            7,
+            "spec.sorce: unknown field",
+        ),
+        case(
+            "a misspelled approval in a curation rule",
+            source(&format!("{inline}  curation:\n  - match: '*'\n    aproved: true\n")),
+            12,
+            "spec.curation[0].aproved: unknown field",
+        ),
+        case(
+            "a misspelled field in an inline asset",
+            source(
+                "  source:\n    inline:\n      assets:\n      - kind: Model\n        name: a\n      - kind: Model\n        name: b\n        licence: mit\n",
+            ),
+            14,
+            "spec.source.inline.assets[1].licence: unknown field",
+        ),
+        case(
+            "a misspelled metadata field",
+            format!("apiVersion: curio.dev/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: extra\n  namespace: team-a\n  lables: {{a: b}}\nspec:\n{inline}"),
+            6,
+            "metadata.lables: unknown field",
+        ),
+        case(
+            "a misspelled top-level field",
+            format!("{SOURCE}{inline}status: {{}}\nspek: {{}}\n"),
+            11,
+            "spek: unknown field",
+        ),
+        case(
+            "a misspelled curio.dev kind",
+            "apiVersion: curio.dev/v1alpha1\nkind: CatalogSorce\nmetadata:\n  name: extra\n  namespace: team-a\nspec: {}\n".into(),
+            1,
+            "curio.dev has no kind \"CatalogSorce\"",
+        ),
+        case(
+            "a wrong apiVersion",
+            "apiVersion: curio.dev/v1\nkind: CatalogSource\nmetadata:\n  name: extra\n  namespace: team-a\nspec: {}\n".into(),
+            1,
+            "apiVersion must be curio.dev/v1alpha1",
+        ),
+        case(
+            "two source types (CEL)",
+            source("  source:\n    configMap:\n      name: c\n    url:\n      url: https://example.com/c.yaml\n"),
+            7,
+            "exactly one of inline, configMap or url",
+        ),
+        case(
+            "an interval under ten seconds (CEL)",
+            source(&format!("{inline}  interval: 1s\n")),
+            10,
+            "at least 10s",
+        ),
+        case(
+            "a RefreshJob with no target (CEL)",
+            "apiVersion: curio.dev/v1alpha1\nkind: RefreshJob\nmetadata:\n  name: extra\n  namespace: team-a\nspec:\n  reason: nothing\n".into(),
+            6,
+            "exactly one of sourceRef or selector",
+        ),
+        Case {
+            what: "an edited RefreshJob spec (immutable, CEL transition rule)",
+            file: "team-a.yaml",
+            reported_in: None,
+            text: TEAM_A.replace("reason: first load", "reason: changed my mind"),
+            line: 19,
+            message: "immutable",
+        },
+        case(
+            "a role reference of a misspelled kind",
+            RBAC.replace("kind: ClusterRole\n  name: catalog-viewer\nsubjects", "kind: Clusterrole\n  name: catalog-viewer\nsubjects"),
+            10,
+            "roleRef.kind \"Clusterrole\" is not Role or ClusterRole",
+        ),
+        case(
+            "a subject of a misspelled kind",
+            RBAC.replace("- kind: User", "- kind: user"),
+            10,
+            "subject kind \"user\"",
+        ),
+        // Files are read in path order: the second definition is team-a.yaml's.
+        Case {
+            reported_in: Some("team-a.yaml"),
+            ..case(
+                "a second definition of a source",
+                TEAM_A.split("---\n").nth(1).unwrap().to_owned(),
+                6,
+                "CatalogSource team-a/models is also defined at",
+            )
+        },
+        case(
+            "broken YAML",
+            source("  source: {inline: {assets: [}\n"),
+            7,
+            "",
+        ),
+        case(
+            "a document without a kind",
+            "apiVersion: v1\nmetadata:\n  name: x\n".into(),
+            1,
+            "a document without a kind",
+        ),
+        case(
+            "a source without a name",
+            format!("apiVersion: curio.dev/v1alpha1\nkind: CatalogSource\nmetadata:\n  namespace: team-a\nspec:\n{inline}"),
+            1,
+            "a CatalogSource without metadata.name",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn broken_manifests_are_refused_with_file_line_and_reason_and_change_nothing() {
+    let mut h = harness(tempfile::tempdir().unwrap()).await;
+    write(&h.root, "team-a.yaml", TEAM_A);
+    write(&h.root, "rbac.yaml", RBAC);
+    let report = sync(&mut h).await;
+    assert_eq!(report.problems, [], "the base folder is clean");
+    h.runner.reconcile_due().await;
+    let baseline = state(&h.runner);
+    assert!(baseline.contains("vera lists models: true"), "{baseline}");
+    let cases = cases();
+    assert!(cases.len() >= 15);
+    for case in &cases {
+        let rbac_case = case.text.contains("RoleBinding");
+        // RBAC cases replace the RBAC file, so the old binding is what must stay in effect.
+        let file = if rbac_case { "rbac.yaml" } else { case.file };
+        write(&h.root, file, &case.text);
+        let report = sync(&mut h).await;
+        let found: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+        let problem = report
+            .problems
+            .iter()
+            .find(|p| {
+                p.path.ends_with(case.reported_in.unwrap_or(file))
+                    && p.message.contains(case.message)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no problem in {file} saying {:?}: {found:#?}",
+                    case.what, case.message
+                )
+            });
+        assert_eq!(problem.line, Some(case.line), "{}: {problem}", case.what);
+        assert!(
+            problem
+                .message
+                .starts_with(&format!("line {}: ", case.line)),
+            "{}: {problem}",
+            case.what
+        );
+        assert_eq!(
+            state(&h.runner),
+            baseline,
+            "{}: something else changed",
+            case.what
+        );
+        // Put the folder back.
+        match file {
+            "team-a.yaml" => write(&h.root, file, TEAM_A),
+            "rbac.yaml" => write(&h.root, file, RBAC),
+            _ => std::fs::remove_file(h.root.join(file)).unwrap(),
+        }
+        let report = sync(&mut h).await;
+        assert_eq!(
+            report.problems,
+            [],
+            "{}: the fixed folder is clean",
+            case.what
+        );
+        assert_eq!(state(&h.runner), baseline, "{}", case.what);
+    }
+}
+
+#[tokio::test]
+async fn a_problem_says_whether_a_last_good_version_stays() {
+    let mut h = harness(tempfile::tempdir().unwrap()).await;
+    write(&h.root, "team-a.yaml", TEAM_A);
+    sync(&mut h).await;
+    write(
+        &h.root,
+        "team-a.yaml",
+        &TEAM_A.replace("  source:\n    inline:", "  sorce:\n    inline:"),
+    );
+    let report = sync(&mut h).await;
+    assert!(
+        report.problems[0]
+            .message
+            .ends_with("CatalogSource team-a/models keeps its last good version"),
+        "{:?}",
+        report.problems
+    );
+    write(&h.root, "new.yaml", &format!("{SOURCE}  sorce: {{}}\n"));
+    let report = sync(&mut h).await;
+    let new = report
+        .problems
+        .iter()
+        .find(|p| p.path.ends_with("new.yaml"))
+        .unwrap();
+    assert!(
+        new.message
+            .ends_with("CatalogSource team-a/extra is not applied (no earlier good version)"),
+        "{new}"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_identities_and_runs_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("curio.db");
+    let mut h = harness(dir).await;
+    write(&h.root, "team-a.yaml", TEAM_A);
+    sync(&mut h).await;
+    h.runner.reconcile_due().await;
+    let job = h.runner.cluster.get_job("team-a", "refresh").unwrap();
+    assert_eq!(
+        job.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .map(|p| format!("{p:?}"))
+            .as_deref(),
+        Some("Succeeded")
+    );
+    let before = state(&h.runner);
+    let events = |store: &curio::store::Store| {
+        let store = store.clone();
+        async move {
+            let scope = curio::store::NamespaceScope::single(
+                curio::store::Namespace::new("team-a").unwrap(),
+            );
+            store
+                .list_audit_events(&scope, &Default::default(), None, 1000)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    let audited = events(&h.runner.ctx.store).await;
+    assert!(audited > 0);
+
+    // A new process on the same database and folder.
+    let root = h.root.clone();
+    let store = curio::store::connect(&format!("sqlite://{}?mode=rwc", database.display()))
+        .await
+        .unwrap();
+    let cluster = Arc::new(MemoryCluster::default());
+    let ctx = Context::new(
+        store.clone(),
+        cluster.clone(),
+        "system:curio-standalone".into(),
+        UrlFetcher::new(AddressPolicy::default(), Duration::from_secs(2)).unwrap(),
+    );
+    let mut again = Standalone::new(
+        Arc::new(ctx),
+        cluster,
+        Folder::new(root, "http://127.0.0.1:1".into()),
+    );
+    again.sync().await.unwrap();
+    again.reconcile_due().await;
+    assert_eq!(state(&again), before, "same uids, generations and specs");
+    let job = again.cluster.get_job("team-a", "refresh").unwrap();
+    assert_eq!(
+        job.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .map(|p| format!("{p:?}"))
+            .as_deref(),
+        Some("Succeeded"),
+        "the finished job is not run again"
+    );
+    assert_eq!(
+        events(&store).await,
+        audited,
+        "the audit trail gains no rows"
+    );
+}
