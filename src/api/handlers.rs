@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     ApiState,
-    authorize::{require, require_some_kind},
+    authorize::{allowed, require, require_some_kind},
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
@@ -484,6 +484,12 @@ pub async fn discovery(
             .ok_or_else(|| ApiError::BadRequest("namespace is required".into()))?,
     )?;
     let kinds = require_some_kind(&state, &user, ns.as_str()).await?;
+    // Problems name the namespace's objects: shown to those who may read its sources.
+    let problems = if allowed(&state, &user, "list", "catalogsources", ns.as_str()).await? {
+        state.notices.in_namespace(ns.as_str())
+    } else {
+        Vec::new()
+    };
     let plugins: Vec<Value> = kinds
         .iter()
         .map(|kind| {
@@ -496,11 +502,14 @@ pub async fn discovery(
             })
         })
         .collect();
-    let body = json!({
+    let mut body = json!({
         "apiVersion": API_VERSION,
         "kind": "Discovery",
         "namespace": ns.as_str(),
         "plugins": plugins,
     });
+    if !problems.is_empty() {
+        body["problems"] = json!(problems);
+    }
     Ok(cacheable(&headers, &body))
 }

@@ -6,6 +6,7 @@ pub mod continuation;
 mod error;
 mod handlers;
 pub mod metrics;
+pub mod notices;
 mod params;
 mod respond;
 pub mod selector;
@@ -38,6 +39,8 @@ pub struct ApiState {
     pub access_metrics: AccessMetrics,
     /// Rendered at `/metrics`: every layer of the process registered into it.
     pub registry: Arc<Registry>,
+    /// Configuration problems shown in discovery (standalone mode's manifests).
+    pub notices: Arc<dyn notices::Notices>,
 }
 
 impl ApiState {
@@ -52,6 +55,7 @@ impl ApiState {
             metrics: ApiMetrics::register(&mut registry),
             access_metrics: AccessMetrics::register(&mut registry),
             registry: Arc::new(registry),
+            notices: Arc::new(notices::NoNotices),
         }
     }
 }

@@ -117,6 +117,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         metrics: api_metrics,
         access_metrics,
         registry: Arc::new(registry),
+        notices: Arc::new(api::notices::NoNotices),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -131,6 +131,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         metrics: api_metrics,
         access_metrics,
         registry: Arc::new(registry),
+        notices: runner.problems.clone(),
     })
     .merge(serve::files_router(
         manifests.join(standalone::folder::FILES_DIR),

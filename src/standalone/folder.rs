@@ -25,7 +25,6 @@ pub enum FolderError {
 /// (length, modification time) per file: cheap to take every second.
 pub type Fingerprint = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
 
-/// A problem with one file, as shown to the user.
 /// Something in the folder that was not applied, and what stays instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileProblem {
@@ -33,6 +32,9 @@ pub struct FileProblem {
     /// The line of the offending field or document, when known.
     pub line: Option<usize>,
     pub message: String,
+    /// The namespace of the object concerned, when it could be read: the API shows a problem
+    /// to those who may read that namespace's sources.
+    pub namespace: Option<String>,
 }
 
 impl std::fmt::Display for FileProblem {
@@ -149,6 +151,7 @@ impl Folder {
                         path,
                         line: None,
                         message: format!("reading it failed: {e}; {note}"),
+                        namespace: None,
                     });
                     continue;
                 }
@@ -194,6 +197,11 @@ impl Folder {
                     path: path.clone(),
                     line: Some(problem.error.line),
                     message: format!("{problem}; {note}", problem = problem.error),
+                    namespace: problem
+                        .identity
+                        .as_ref()
+                        .map(|id| id.namespace.clone())
+                        .filter(|ns| !ns.is_empty()),
                 });
             }
             self.files.insert(path, objects);

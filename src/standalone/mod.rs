@@ -24,6 +24,7 @@ use crate::{
     access::authz::{
         Attributes, Authorizer, AuthzError, Decision, StaticRbac, manifests::add_document,
     },
+    api::notices::{Notice, Notices},
     cluster::memory::MemoryCluster,
     controller::{
         Context, JobResult, JobSettings, Report, cleanup_source, interval, refetch_source, run_job,
@@ -67,6 +68,42 @@ impl Authorizer for SharedRbac {
     }
 }
 
+/// The latest sync's problems, for the API's discovery documents.
+pub struct SharedProblems {
+    root: std::path::PathBuf,
+    current: RwLock<Vec<FileProblem>>,
+}
+
+impl SharedProblems {
+    fn replace(&self, problems: Vec<FileProblem>) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = problems;
+    }
+}
+
+impl Notices for SharedProblems {
+    fn in_namespace(&self, namespace: &str) -> Vec<Notice> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .filter(|p| p.namespace.as_deref() == Some(namespace))
+            .map(|p| Notice {
+                file: p
+                    .path
+                    .strip_prefix(&self.root)
+                    .unwrap_or(&p.path)
+                    .display()
+                    .to_string(),
+                line: p.line,
+                message: p.message.clone(),
+            })
+            .collect()
+    }
+}
+
 /// What one pass over the folder found, for the log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SyncReport {
@@ -100,6 +137,8 @@ pub struct Standalone {
     pub ctx: Arc<Context>,
     pub cluster: Arc<MemoryCluster>,
     pub rbac: Arc<SharedRbac>,
+    /// What the last sync refused, for the API.
+    pub problems: Arc<SharedProblems>,
     folder: Folder,
     jobs: JobSettings,
     retry_base: Duration,
@@ -118,6 +157,10 @@ impl Standalone {
             ctx,
             cluster,
             rbac: Arc::new(SharedRbac::default()),
+            problems: Arc::new(SharedProblems {
+                root: folder.root().to_owned(),
+                current: RwLock::default(),
+            }),
             folder,
             jobs: JobSettings::default(),
             retry_base: Duration::from_secs(2),
@@ -157,6 +200,7 @@ impl Standalone {
                             "line {line}: {identity} is also defined at {}:{first_line}; neither is applied, its last good version stays",
                             first.display()
                         ),
+                        namespace: Some(identity.namespace.clone()).filter(|ns| !ns.is_empty()),
                     });
                     duplicated.insert(identity);
                     continue;
@@ -181,6 +225,7 @@ impl Standalone {
                         message: format!(
                             "line {line}: defined twice; the last good RBAC stays until it is fixed"
                         ),
+                        namespace: None,
                     });
                 }
                 continue;
@@ -213,6 +258,7 @@ impl Standalone {
                                 message: format!(
                                     "line {line}: RefreshJob {at}: {message}; its last good version stays"
                                 ),
+                                namespace: Some(namespace.clone()),
                             });
                             if let Some(old) = current {
                                 jobs.insert(at, old);
@@ -245,6 +291,7 @@ impl Standalone {
                             message: format!(
                                 "line {line}: {e}; the last good RBAC stays until it is fixed"
                             ),
+                            namespace: None,
                         });
                     }
                 }
@@ -317,6 +364,7 @@ impl Standalone {
         }
         // A change anywhere may matter to any source (a ConfigMap, a Secret): look at all.
         self.schedule = Schedule::default();
+        self.problems.replace(report.problems.clone());
         Ok(report)
     }
 

@@ -366,6 +366,53 @@ async fn exercise(database_url: Option<&str>) {
         "True"
     );
 
+    // A misspelled field is refused at its line; discovery shows the problem to those who may
+    // read the namespace's sources, and to nobody else.
+    let agents_file = manifests.join("team-a/agents.yaml");
+    let agents = std::fs::read_to_string(&agents_file).unwrap();
+    std::fs::write(
+        &agents_file,
+        agents.replacen("spec:\n", "spec:\n  intervall: 5m\n", 1),
+    )
+    .unwrap();
+    let problems = |token: &'static str| {
+        let api = &api;
+        async move {
+            let (code, body) = api
+                .get(Some(token), "/api/v1/discovery?namespace=team-a", &[])
+                .await;
+            (
+                code,
+                body["problems"].as_array().cloned().unwrap_or_default(),
+            )
+        }
+    };
+    eventually("the misspelled field in discovery", || async {
+        problems("alice-token").await.1.iter().any(|p| {
+            p["file"] == "team-a/agents.yaml"
+                && p["line"].as_u64().is_some()
+                && p["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("spec.intervall: unknown field"))
+        })
+    })
+    .await;
+    assert_eq!(
+        problems("mo-token").await,
+        (200, vec![]),
+        "mo may not read sources"
+    );
+    assert_eq!(problems("bob-token").await.0, 403, "another tenant");
+    let (code, body) = api
+        .get(None, "/api/v1/discovery?namespace=team-a", &[])
+        .await;
+    assert_eq!((code, body.get("problems")), (403, None), "anonymous");
+    std::fs::write(&agents_file, agents).unwrap();
+    eventually("the fixed file clears the problem", || async {
+        problems("alice-token").await.1.is_empty()
+    })
+    .await;
+
     // Deleting a source's file removes its assets.
     std::fs::remove_file(manifests.join("team-b/agents.yaml")).unwrap();
     eventually("team-b's agents gone", || {
