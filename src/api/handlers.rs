@@ -244,9 +244,15 @@ pub async fn get_asset(
         .list_assets(&scope, &query, AssetSort::UpdatedDesc, None, 1)
         .await?;
     let asset = page.items.first().ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "{plural} \"{name}\" not found in namespace \"{ns}\""
-        ))
+        // Say what was looked for: a name, and the version or source asked for.
+        let mut wanted = format!("{plural} \"{name}\"");
+        if let Some(version) = &query.version {
+            wanted.push_str(&format!(" version \"{version}\""));
+        }
+        if !query.sources.is_empty() {
+            wanted.push_str(&format!(" from source {}", query.sources.join(" or ")));
+        }
+        ApiError::NotFound(format!("{wanted} not found in namespace \"{ns}\""))
     })?;
     Ok(cacheable(&headers, asset))
 }

@@ -90,13 +90,13 @@ pub fn asset_query(params: &RawParams) -> Result<AssetQuery, ApiError> {
     Ok(AssetQuery {
         kinds: None,
         kinds_by_namespace: None,
-        source: text(params, "source", 253)?,
-        tag: text(params, "tag", 63)?,
+        sources: list(params, "source")?,
+        tags: list(params, "tag")?,
         labels: match params.get("labelSelector") {
             Some(selector) => parse_selector(selector)?,
             None => Vec::new(),
         },
-        stage: text(params, "stage", 63)?,
+        stages: list(params, "stage")?,
         approved,
         text: text(params, "q", 256)?,
         name: None,
@@ -125,7 +125,8 @@ fn time(params: &RawParams, key: &str) -> Result<Option<chrono::DateTime<chrono:
         .transpose()
 }
 
-/// A comma-separated list of short values (at most 20, each at most 253 characters).
+/// A comma-separated list of short values, any of which matches (at most 20, each at most 253
+/// characters). Used alike by every filter that takes one.
 fn list(params: &RawParams, key: &str) -> Result<Vec<String>, ApiError> {
     let Some(raw) = params.get(key) else {
         return Ok(Vec::new());

@@ -340,8 +340,12 @@ async fn reconcile(
         Err(e) => return fail(ctx, source, &id, e.into()).await,
     };
     let message = format!(
-        "{count} assets (added {}, updated {}, removed {}, unchanged {})",
-        outcome.added, outcome.updated, outcome.removed, outcome.unchanged
+        "{} (added {}, updated {}, removed {}, unchanged {})",
+        assets(count),
+        outcome.added,
+        outcome.updated,
+        outcome.removed,
+        outcome.unchanged
     );
     let status = CatalogSourceStatus {
         observed_generation: Some(id.generation),
@@ -662,10 +666,18 @@ pub async fn cleanup_source(
                 &reference(source),
                 EventNote::normal(
                     "AssetsRemoved",
-                    format!("removed {} assets of the deleted source", outcome.removed),
+                    format!("removed {} of the deleted source", assets(outcome.removed)),
                 ),
             )
             .await;
     }
     Ok(outcome)
+}
+/// "1 asset", "3 assets".
+fn assets<N: std::fmt::Display + PartialEq + From<u8>>(count: N) -> String {
+    if count == N::from(1) {
+        "1 asset".to_owned()
+    } else {
+        format!("{count} assets")
+    }
 }

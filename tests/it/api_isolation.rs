@@ -497,3 +497,40 @@ async fn lists_filter_sort_page_and_revalidate() {
         .unwrap();
     assert_eq!(again.status().as_u16(), 304);
 }
+
+#[tokio::test]
+async fn filters_take_any_of_a_list_and_a_404_names_the_version() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let count = |body: &Value| body["items"].as_array().map_or(0, Vec::len);
+    let path = "/api/v1/namespaces/team-a/assets";
+    let (_, all) = client.get(Some("alice-token"), path, &[]).await;
+    let (_, llm) = client
+        .get(Some("alice-token"), &format!("{path}?tag=llm"), &[])
+        .await;
+    let (_, either) = client
+        .get(Some("alice-token"), &format!("{path}?tag=embedding,llm"), &[])
+        .await;
+    let (_, neither) = client
+        .get(Some("alice-token"), &format!("{path}?tag=embedding,vision"), &[])
+        .await;
+    assert!(count(&all) > 0);
+    assert_eq!(count(&llm), count(&all), "every seeded asset is tagged llm");
+    assert_eq!(count(&either), count(&llm), "a list matches any of its tags");
+    assert_eq!(count(&neither), 0);
+    let (code, body) = client
+        .get(
+            Some("alice-token"),
+            "/api/v1/namespaces/team-a/models/granite-team-a?version=9.9",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 404);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("version \"9.9\"")),
+        "{body}"
+    );
+}

@@ -75,7 +75,7 @@ async fn check_filters(store: Store) {
         ["granite", "llama", "whisper"]
     );
     assert_eq!(
-        names(&store, q(|q| q.tag = Some("llm".into()))).await,
+        names(&store, q(|q| q.tags = vec!["llm".into()])).await,
         ["granite", "llama"]
     );
     assert_eq!(
@@ -141,7 +141,7 @@ async fn check_filters(store: Store) {
         ["granite"]
     );
     assert_eq!(
-        names(&store, q(|q| q.stage = Some("production".into()))).await,
+        names(&store, q(|q| q.stages = vec!["production".into()])).await,
         ["pct_50-bot"]
     );
     assert_eq!(
@@ -176,13 +176,13 @@ async fn check_filters(store: Store) {
             .is_empty()
     );
     assert_eq!(
-        names(&store, q(|q| q.source = Some("src".into())))
+        names(&store, q(|q| q.sources = vec!["src".into()]))
             .await
             .len(),
         5
     );
     assert!(
-        names(&store, q(|q| q.source = Some("nope".into())))
+        names(&store, q(|q| q.sources = vec!["nope".into()]))
             .await
             .is_empty()
     );

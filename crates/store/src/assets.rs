@@ -319,8 +319,8 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
             out.push(any.into());
         }
     }
-    if let Some(source) = &query.source {
-        out.push(asset::Column::Source.eq(source.as_str()));
+    if !query.sources.is_empty() {
+        out.push(asset::Column::Source.is_in(query.sources.iter().map(String::as_str)));
     }
     if let Some(name) = &query.name {
         out.push(asset::Column::Name.eq(name.as_str()));
@@ -328,22 +328,26 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
     if let Some(version) = &query.version {
         out.push(asset::Column::Version.eq(version.as_str()));
     }
-    if let Some(stage) = &query.stage {
-        out.push(asset::Column::Stage.eq(stage.as_str()));
+    if !query.stages.is_empty() {
+        out.push(asset::Column::Stage.is_in(query.stages.iter().map(String::as_str)));
     }
     if let Some(approved) = query.approved {
         out.push(asset::Column::Approved.eq(approved));
     }
-    if let Some(tag) = &query.tag {
-        out.push(if pg {
-            custom(pg, "tags @> ?", [serde_json::json!([tag])])
-        } else {
-            custom(
-                pg,
-                "EXISTS (SELECT 1 FROM json_each(assets.tags) WHERE json_each.value = ?)",
-                [tag.clone()],
-            )
-        });
+    if !query.tags.is_empty() {
+        let mut any = Condition::any();
+        for tag in &query.tags {
+            any = any.add(if pg {
+                custom(pg, "tags @> ?", [serde_json::json!([tag])])
+            } else {
+                custom(
+                    pg,
+                    "EXISTS (SELECT 1 FROM json_each(assets.tags) WHERE json_each.value = ?)",
+                    [tag.clone()],
+                )
+            });
+        }
+        out.push(any.into());
     }
     for requirement in &query.labels {
         out.push(label_condition(pg, requirement));

@@ -24,10 +24,13 @@ pub struct AssetQuery {
     /// Per namespace, the only kinds to return from it (how per-kind RBAC narrows a list that
     /// spans namespaces). `None`: no per-namespace narrowing.
     pub kinds_by_namespace: Option<std::collections::BTreeMap<String, Vec<AssetKind>>>,
-    pub source: Option<String>,
-    pub tag: Option<String>,
+    /// Any of these sources (empty: any source).
+    pub sources: Vec<String>,
+    /// Carrying any of these tags (empty: no narrowing).
+    pub tags: Vec<String>,
     pub labels: Vec<LabelRequirement>,
-    pub stage: Option<String>,
+    /// In any of these stages (empty: any stage).
+    pub stages: Vec<String>,
     pub approved: Option<bool>,
     /// Case-insensitive substring of name, display name or description; `%` and `_` literal.
     pub text: Option<String>,
