@@ -17,4 +17,7 @@ pub mod runtime;
 
 // What other layers (standalone mode, tests) drive: one reconcile, one job attempt, cleanup.
 pub use job::{JobResult, JobSettings, expire, run_job};
-pub use reconcile::{Context, Report, cleanup_source, interval, reconcile_source, refetch_source};
+pub use reconcile::{
+    Context, Report, cleanup_source, interval, reconcile_source, refetch_source,
+    write_source_status,
+};

@@ -500,6 +500,16 @@ async fn fail(
     })
 }
 
+/// Writes a status to the cluster and the API's copy of the source to the store, whether or
+/// not it changed (standalone mode's own conditions go through here).
+pub async fn write_source_status(
+    ctx: &Context,
+    source: &CatalogSource,
+    status: &CatalogSourceStatus,
+) -> Result<(), ReconcileError> {
+    write_status(ctx, source, &identity(source)?, status).await
+}
+
 /// Writes the status to the cluster and the API's copy of the source to the store. A status
 /// equal to the one the source carries is not written again.
 async fn publish(
@@ -511,6 +521,15 @@ async fn publish(
     if source.status.as_ref() == Some(status) {
         return Ok(());
     }
+    write_status(ctx, source, id, status).await
+}
+
+async fn write_status(
+    ctx: &Context,
+    source: &CatalogSource,
+    id: &Identity,
+    status: &CatalogSourceStatus,
+) -> Result<(), ReconcileError> {
     ctx.ensure_leader()?;
     ctx.cluster.write_source_status(source, status).await?;
     ctx.store

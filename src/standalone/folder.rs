@@ -7,7 +7,7 @@ use std::{
     time::SystemTime,
 };
 
-use super::manifests::{Object, parse};
+use super::manifests::{Identity, Object, parse};
 
 /// Files under this subfolder are content served by the process, not manifests.
 pub const FILES_DIR: &str = "files";
@@ -32,9 +32,9 @@ pub struct FileProblem {
     /// The line of the offending field or document, when known.
     pub line: Option<usize>,
     pub message: String,
-    /// The namespace of the object concerned, when it could be read: the API shows a problem
-    /// to those who may read that namespace's sources.
-    pub namespace: Option<String>,
+    /// The object concerned, when it could be read: the API shows a problem to those who may
+    /// read that namespace's sources, and a refused source says so in its status.
+    pub object: Option<Identity>,
 }
 
 impl std::fmt::Display for FileProblem {
@@ -151,7 +151,7 @@ impl Folder {
                         path,
                         line: None,
                         message: format!("reading it failed: {e}; {note}"),
-                        namespace: None,
+                        object: None,
                     });
                     continue;
                 }
@@ -197,11 +197,7 @@ impl Folder {
                     path: path.clone(),
                     line: Some(problem.error.line),
                     message: format!("{problem}; {note}", problem = problem.error),
-                    namespace: problem
-                        .identity
-                        .as_ref()
-                        .map(|id| id.namespace.clone())
-                        .filter(|ns| !ns.is_empty()),
+                    object: problem.identity.clone(),
                 });
             }
             self.files.insert(path, objects);

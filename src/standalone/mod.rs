@@ -17,6 +17,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use tokio::time::Instant;
 
@@ -28,10 +29,12 @@ use crate::{
     cluster::memory::MemoryCluster,
     controller::{
         Context, JobResult, JobSettings, Report, cleanup_source, interval, refetch_source, run_job,
+        write_source_status,
     },
     crd::{CatalogSource, RefreshJob},
     decisions::{
         backoff::retry_delay,
+        conditions::ACCEPTED,
         job_plan::{JobPlan, plan},
     },
     store::{Namespace, ObjectTable},
@@ -89,7 +92,7 @@ impl Notices for SharedProblems {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .iter()
-            .filter(|p| p.namespace.as_deref() == Some(namespace))
+            .filter(|p| p.object.as_ref().is_some_and(|o| o.namespace == namespace))
             .map(|p| Notice {
                 file: p
                     .path
@@ -200,7 +203,7 @@ impl Standalone {
                             "line {line}: {identity} is also defined at {}:{first_line}; neither is applied, its last good version stays",
                             first.display()
                         ),
-                        namespace: Some(identity.namespace.clone()).filter(|ns| !ns.is_empty()),
+                        object: Some(identity.clone()),
                     });
                     duplicated.insert(identity);
                     continue;
@@ -225,7 +228,7 @@ impl Standalone {
                         message: format!(
                             "line {line}: defined twice; the last good RBAC stays until it is fixed"
                         ),
-                        namespace: None,
+                        object: None,
                     });
                 }
                 continue;
@@ -258,7 +261,11 @@ impl Standalone {
                                 message: format!(
                                     "line {line}: RefreshJob {at}: {message}; its last good version stays"
                                 ),
-                                namespace: Some(namespace.clone()),
+                                object: Some(Identity {
+                                    kind: "RefreshJob".into(),
+                                    namespace: namespace.clone(),
+                                    name: job.name_any(),
+                                }),
                             });
                             if let Some(old) = current {
                                 jobs.insert(at, old);
@@ -291,7 +298,7 @@ impl Standalone {
                             message: format!(
                                 "line {line}: {e}; the last good RBAC stays until it is fixed"
                             ),
-                            namespace: None,
+                            object: None,
                         });
                     }
                 }
@@ -364,8 +371,61 @@ impl Standalone {
         }
         // A change anywhere may matter to any source (a ConfigMap, a Secret): look at all.
         self.schedule = Schedule::default();
+        self.mark_refused_sources(&report.problems).await;
         self.problems.replace(report.problems.clone());
         Ok(report)
+    }
+
+    /// A source whose manifest is refused keeps its last good version and says why in its
+    /// status (`Accepted=False`); an accepted one has no such condition. The next reconcile
+    /// writes the status, condition included, to the store the API reads.
+    async fn mark_refused_sources(&self, problems: &[FileProblem]) {
+        for source in self.cluster.all_sources() {
+            let namespace = source.namespace().unwrap_or_default();
+            let name = source.name_any();
+            let refused: Vec<String> = problems
+                .iter()
+                .filter(|p| {
+                    p.object.as_ref().is_some_and(|o| {
+                        o.kind == "CatalogSource" && o.namespace == namespace && o.name == name
+                    })
+                })
+                .map(|p| {
+                    let file = p
+                        .path
+                        .strip_prefix(self.folder.root())
+                        .unwrap_or(&p.path)
+                        .display()
+                        .to_string();
+                    format!("{file}: {}", p.message)
+                })
+                .collect();
+            let condition = (!refused.is_empty()).then(|| Condition {
+                type_: ACCEPTED.into(),
+                status: "False".into(),
+                reason: "InvalidManifest".into(),
+                message: refused.join("; "),
+                observed_generation: source.metadata.generation,
+                last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+            });
+            let had = source
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == ACCEPTED))
+                .cloned();
+            // Keep the transition time while the same problem stands.
+            let unchanged =
+                matches!((&had, &condition), (Some(a), Some(b)) if a.message == b.message);
+            if unchanged || (had.is_none() && condition.is_none()) {
+                continue;
+            }
+            let mut status = source.status.clone().unwrap_or_default();
+            status.conditions.retain(|c| c.type_ != ACCEPTED);
+            status.conditions.extend(condition);
+            if let Err(e) = write_source_status(&self.ctx, &source, &status).await {
+                tracing::warn!(source = %format!("{namespace}/{name}"), error = %e, "recording the manifest's state in the status failed");
+            }
+        }
     }
 
     /// For an object whose new definition is refused: the version in effect now, if any,

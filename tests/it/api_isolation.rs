@@ -510,14 +510,26 @@ async fn filters_take_any_of_a_list_and_a_404_names_the_version() {
         .get(Some("alice-token"), &format!("{path}?tag=llm"), &[])
         .await;
     let (_, either) = client
-        .get(Some("alice-token"), &format!("{path}?tag=embedding,llm"), &[])
+        .get(
+            Some("alice-token"),
+            &format!("{path}?tag=embedding,llm"),
+            &[],
+        )
         .await;
     let (_, neither) = client
-        .get(Some("alice-token"), &format!("{path}?tag=embedding,vision"), &[])
+        .get(
+            Some("alice-token"),
+            &format!("{path}?tag=embedding,vision"),
+            &[],
+        )
         .await;
     assert!(count(&all) > 0);
     assert_eq!(count(&llm), count(&all), "every seeded asset is tagged llm");
-    assert_eq!(count(&either), count(&llm), "a list matches any of its tags");
+    assert_eq!(
+        count(&either),
+        count(&llm),
+        "a list matches any of its tags"
+    );
     assert_eq!(count(&neither), 0);
     let (code, body) = client
         .get(

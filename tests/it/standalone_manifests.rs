@@ -381,6 +381,54 @@ async fn a_problem_says_whether_a_last_good_version_stays() {
         "{:?}",
         report.problems
     );
+    // The refused source says so in its status, which the API reads from the store.
+    h.runner.reconcile_due().await;
+    let accepted = |status: Option<serde_json::Value>| {
+        status
+            .and_then(|s| s["conditions"].as_array().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c["type"] == "Accepted")
+    };
+    let stored = |h: &Harness| {
+        let store = h.runner.ctx.store.clone();
+        async move {
+            store
+                .get_object(
+                    curio::store::ObjectTable::CatalogSources,
+                    &curio::store::Namespace::new("team-a").unwrap(),
+                    "models",
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .status
+        }
+    };
+    let condition = accepted(stored(&h).await).expect("an Accepted condition");
+    assert_eq!(condition["status"], "False");
+    assert_eq!(condition["reason"], "InvalidManifest");
+    assert!(
+        condition["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("team-a.yaml: line 12: ") && m.contains("spec.sorce")),
+        "{condition}"
+    );
+    let ready = stored(&h).await.unwrap()["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
+    assert!(ready, "the last good version is still served");
+    write(&h.root, "team-a.yaml", TEAM_A);
+    sync(&mut h).await;
+    h.runner.reconcile_due().await;
+    assert_eq!(
+        accepted(stored(&h).await),
+        None,
+        "accepted again: no condition"
+    );
+
     write(&h.root, "new.yaml", &format!("{SOURCE}  sorce: {{}}\n"));
     let report = sync(&mut h).await;
     let new = report

@@ -6,6 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
+/// Set by standalone mode while a source's manifest is refused (`False`, with the reason), and
+/// removed once it is accepted again. Not the reconcile's: it keeps it as it finds it.
+pub const ACCEPTED: &str = "Accepted";
 
 /// What the last reconcile came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +80,13 @@ pub fn conditions(
             condition.last_transition_time = before.last_transition_time.clone();
         }
     }
+    // Conditions of other types belong to someone else: keep them as they are.
+    next.extend(
+        previous
+            .iter()
+            .filter(|c| ![READY, RECONCILING, STALLED].contains(&c.type_.as_str()))
+            .cloned(),
+    );
     next
 }
 
@@ -171,5 +181,27 @@ mod tests {
             at(120),
         );
         assert_eq!(find(&failed, READY).unwrap().last_transition_time, at(120));
+    }
+
+    #[test]
+    fn conditions_of_other_types_are_kept() {
+        let accepted = Condition {
+            type_: ACCEPTED.into(),
+            status: "False".into(),
+            reason: "InvalidManifest".into(),
+            message: "spec.sorce: unknown field".into(),
+            observed_generation: Some(1),
+            last_transition_time: at(0),
+        };
+        let c = conditions(
+            std::slice::from_ref(&accepted),
+            &Outcome::Ready {
+                message: "1 asset".into(),
+            },
+            1,
+            at(5),
+        );
+        assert_eq!(find(&c, ACCEPTED), Some(&accepted));
+        assert_eq!(find(&c, READY).map(|c| c.status.as_str()), Some("True"));
     }
 }
