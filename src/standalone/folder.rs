@@ -39,10 +39,8 @@ pub struct FileProblem {
 
 impl std::fmt::Display for FileProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
+        // The message starts with its line ("line 9: …") when it has one.
+        write!(f, "{}: {}", self.path.display(), self.message)
     }
 }
 

@@ -109,11 +109,12 @@ pub fn parse(text: &str, self_url: &str) -> Parsed {
         let doc: Value = match serde_saphyr::from_str(&document) {
             Ok(doc) => doc,
             Err(e) => {
-                let message = e.to_string();
+                let message = first_line(&e.to_string());
+                let (line, detail) = syntax_detail(&message);
                 parsed.problems.push(DocumentProblem {
                     error: ManifestError {
-                        line: first + line_of(&message).unwrap_or(1) - 1,
-                        message: first_line(&message),
+                        line: first + line.unwrap_or(1) - 1,
+                        message: detail,
                     },
                     identity: None,
                 });
@@ -147,6 +148,20 @@ pub fn parse(text: &str, self_url: &str) -> Parsed {
 /// A parser's message without the snippet some parsers append after its first line.
 fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or_default().trim().to_owned()
+}
+
+/// A YAML parser's message as (its line, what is wrong): `error: line 3 column 18: unclosed
+/// bracket` → (3, `column 18: unclosed bracket`), so the line is said once.
+fn syntax_detail(message: &str) -> (Option<usize>, String) {
+    let text = message.strip_prefix("error: ").unwrap_or(message);
+    let line = line_of(text);
+    let detail = text
+        .strip_prefix("line ")
+        .map(|rest| rest.trim_start_matches(|c: char| c.is_ascii_digit()))
+        .map(|rest| rest.trim_start_matches([',', ' ']))
+        .unwrap_or(text);
+    let detail = detail.strip_prefix(": ").unwrap_or(detail);
+    (line, detail.to_owned())
 }
 
 /// The first "line N" a parser message mentions.
@@ -425,5 +440,16 @@ metadata: {name: web}
                 .as_deref(),
             Some("CatalogSource default/s")
         );
+    }
+
+    #[test]
+    fn a_syntax_error_says_its_line_once() {
+        assert_eq!(
+            syntax_detail("error: line 3 column 18: unclosed bracket '['"),
+            (Some(3), "column 18: unclosed bracket '['".to_owned())
+        );
+        let parsed = parse("kind: ConfigMap\nmetadata: {name: [oops\n", "");
+        let message = parsed.problems[0].error.to_string();
+        assert_eq!(message.matches("line ").count(), 1, "{message}");
     }
 }
