@@ -39,19 +39,8 @@ pub async fn require(
     }
 }
 
-/// Whether `user` may `verb` `resource` in `namespace`: false on a denial, an error (503)
-/// when there is no decision.
-pub async fn allowed(
-    state: &ApiState,
-    user: &UserInfo,
-    verb: &'static str,
-    resource: &str,
-    namespace: &str,
-) -> Result<bool, ApiError> {
-    check(state, user, verb, resource, namespace, None).await
-}
-
-async fn check(
+/// Whether `user` may: false on a denial, an error (503) when there is no decision.
+pub async fn check(
     state: &ApiState,
     user: &UserInfo,
     verb: &'static str,

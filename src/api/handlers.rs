@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     ApiState,
-    authorize::{allowed, require, require_some_kind},
+    authorize::{check, require, require_some_kind},
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
@@ -491,7 +491,7 @@ pub async fn discovery(
     )?;
     let kinds = require_some_kind(&state, &user, ns.as_str()).await?;
     // Problems name the namespace's objects: shown to those who may read its sources.
-    let problems = if allowed(&state, &user, "list", "catalogsources", ns.as_str()).await? {
+    let problems = if check(&state, &user, "list", "catalogsources", ns.as_str(), None).await? {
         state.notices.in_namespace(ns.as_str())
     } else {
         Vec::new()

@@ -352,21 +352,11 @@ impl Standalone {
         report.sources = sources.len();
         report.jobs = jobs.len();
         for source in sources.into_values() {
-            self.restore(
-                ObjectTable::CatalogSources,
-                &source.namespace().unwrap_or_default(),
-                &source.name_any(),
-            )
-            .await;
+            self.restore(ObjectTable::CatalogSources, &source).await;
             self.cluster.apply_source(source);
         }
         for job in jobs.into_values() {
-            self.restore(
-                ObjectTable::RefreshJobs,
-                &job.namespace().unwrap_or_default(),
-                &job.name_any(),
-            )
-            .await;
+            self.restore(ObjectTable::RefreshJobs, &job).await;
             self.cluster.apply_job(job);
         }
         // A change anywhere may matter to any source (a ConfigMap, a Secret): look at all.
@@ -469,7 +459,8 @@ impl Standalone {
     /// brings back what the store kept of it: uid, generation and status. So a restart does
     /// not re-run a finished RefreshJob, nor give a source a new identity, nor write audit rows
     /// for things that did not happen.
-    async fn restore(&self, table: ObjectTable, namespace: &str, name: &str) {
+    async fn restore(&self, table: ObjectTable, object: &impl ResourceExt) {
+        let (namespace, name) = (&object.namespace().unwrap_or_default(), &object.name_any());
         let (present, kind) = match table {
             ObjectTable::CatalogSources => (
                 self.cluster.get_source(namespace, name).is_some(),

@@ -84,14 +84,11 @@ struct Harness {
     runner: Standalone,
 }
 
-async fn harness(dir: tempfile::TempDir) -> Harness {
-    let root = dir.path().join("manifests");
-    let database = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("curio.db").display()
-    );
-    curio::store::migrate(&database).await.unwrap();
-    let store = curio::store::connect(&database).await.unwrap();
+/// A standalone runner on the folder `root` and the SQLite database `database`: a process.
+async fn runner(root: &Path, database: &Path) -> Standalone {
+    let url = format!("sqlite://{}?mode=rwc", database.display());
+    curio::store::migrate(&url).await.unwrap();
+    let store = curio::store::connect(&url).await.unwrap();
     let cluster = Arc::new(MemoryCluster::default());
     let ctx = Context::new(
         store,
@@ -99,11 +96,16 @@ async fn harness(dir: tempfile::TempDir) -> Harness {
         "system:curio-standalone".into(),
         UrlFetcher::new(AddressPolicy::default(), Duration::from_secs(2)).unwrap(),
     );
-    let runner = Standalone::new(
+    Standalone::new(
         Arc::new(ctx),
         cluster,
-        Folder::new(root.clone(), "http://127.0.0.1:1".into()),
-    );
+        Folder::new(root.to_owned(), "http://127.0.0.1:1".into()),
+    )
+}
+
+async fn harness(dir: tempfile::TempDir) -> Harness {
+    let root = dir.path().join("manifests");
+    let runner = runner(&root, &dir.path().join("curio.db")).await;
     Harness {
         _dir: dir,
         root,
@@ -118,26 +120,29 @@ fn write(root: &Path, file: &str, text: &str) {
 
 /// What the folder put in effect: sources, jobs, and what vera may do.
 fn state(runner: &Standalone) -> String {
-    let mut out = Vec::new();
-    for s in runner.cluster.all_sources() {
-        out.push(format!(
-            "source {}/{} uid={:?} gen={:?} spec={}",
-            s.namespace().unwrap_or_default(),
-            s.name_any(),
-            s.metadata.uid,
-            s.metadata.generation,
-            serde_json::to_string(&s.spec).unwrap()
-        ));
+    fn line(kind: &str, object: &impl ResourceExt, spec: String) -> String {
+        let meta = object.meta();
+        format!(
+            "{kind} {}/{} uid={:?} gen={:?} spec={spec}",
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+            meta.uid,
+            meta.generation,
+        )
     }
-    for j in runner.cluster.all_jobs() {
-        out.push(format!(
-            "job {}/{} uid={:?} spec={}",
-            j.namespace().unwrap_or_default(),
-            j.name_any(),
-            j.metadata.uid,
-            serde_json::to_string(&j.spec).unwrap()
-        ));
-    }
+    let mut out: Vec<String> = runner
+        .cluster
+        .all_sources()
+        .iter()
+        .map(|s| line("source", s, serde_json::to_string(&s.spec).unwrap()))
+        .collect();
+    out.extend(
+        runner
+            .cluster
+            .all_jobs()
+            .iter()
+            .map(|j| line("job", j, serde_json::to_string(&j.spec).unwrap())),
+    );
     let vera = UserInfo::authenticated("vera".into(), None, vec![]);
     let may = runner.rbac.current().decide(&Attributes {
         user: vera,
@@ -451,18 +456,14 @@ async fn a_restart_keeps_identities_and_runs_nothing_twice() {
     write(&h.root, "team-a.yaml", TEAM_A);
     sync(&mut h).await;
     h.runner.reconcile_due().await;
-    let job = h.runner.cluster.get_job("team-a", "refresh").unwrap();
-    assert_eq!(
-        job.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .map(|p| format!("{p:?}"))
-            .as_deref(),
-        Some("Succeeded")
-    );
+    let phase = |runner: &Standalone| {
+        let job = runner.cluster.get_job("team-a", "refresh").unwrap();
+        job.status.and_then(|s| s.phase).map(|p| format!("{p:?}"))
+    };
+    assert_eq!(phase(&h.runner).as_deref(), Some("Succeeded"));
     let before = state(&h.runner);
-    let events = |store: &curio::store::Store| {
-        let store = store.clone();
+    let events = |runner: &Standalone| {
+        let store = runner.ctx.store.clone();
         async move {
             let scope = curio::store::NamespaceScope::single(
                 curio::store::Namespace::new("team-a").unwrap(),
@@ -474,41 +475,21 @@ async fn a_restart_keeps_identities_and_runs_nothing_twice() {
                 .len()
         }
     };
-    let audited = events(&h.runner.ctx.store).await;
+    let audited = events(&h.runner).await;
     assert!(audited > 0);
 
     // A new process on the same database and folder.
-    let root = h.root.clone();
-    let store = curio::store::connect(&format!("sqlite://{}?mode=rwc", database.display()))
-        .await
-        .unwrap();
-    let cluster = Arc::new(MemoryCluster::default());
-    let ctx = Context::new(
-        store.clone(),
-        cluster.clone(),
-        "system:curio-standalone".into(),
-        UrlFetcher::new(AddressPolicy::default(), Duration::from_secs(2)).unwrap(),
-    );
-    let mut again = Standalone::new(
-        Arc::new(ctx),
-        cluster,
-        Folder::new(root, "http://127.0.0.1:1".into()),
-    );
+    let mut again = runner(&h.root, &database).await;
     again.sync().await.unwrap();
     again.reconcile_due().await;
     assert_eq!(state(&again), before, "same uids, generations and specs");
-    let job = again.cluster.get_job("team-a", "refresh").unwrap();
     assert_eq!(
-        job.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .map(|p| format!("{p:?}"))
-            .as_deref(),
+        phase(&again).as_deref(),
         Some("Succeeded"),
         "the finished job is not run again"
     );
     assert_eq!(
-        events(&store).await,
+        events(&again).await,
         audited,
         "the audit trail gains no rows"
     );
