@@ -62,7 +62,7 @@ impl FromRequestParts<ApiState> for Caller {
         let token = authorization
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
@@ -88,5 +88,26 @@ impl FromRequestParts<ApiState> for Caller {
                 ))
             }
         }
+    }
+}
+
+/// The token of a `Bearer` Authorization value; the scheme is case-insensitive (RFC 9110 §11.1),
+/// as kube-apiserver reads it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
     }
 }

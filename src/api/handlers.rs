@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::HeaderMap,
     response::Response,
 };
@@ -16,7 +16,7 @@ use super::{
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
-    params::{self, RawParams},
+    params::{self, Params, RawParams},
     respond::{cacheable, no_store},
 };
 use crate::{
@@ -147,7 +147,7 @@ pub async fn list_namespace_assets(
     State(state): State<ApiState>,
     Caller(user): Caller,
     Path(ns): Path<String>,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::reject_unknown(&params, ASSET_LIST_PARAMS)?;
@@ -186,7 +186,7 @@ pub async fn list_kind(
     State(state): State<ApiState>,
     Caller(user): Caller,
     Path((ns, plural)): Path<(String, String)>,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&plural)?;
@@ -217,7 +217,7 @@ pub async fn get_asset(
     State(state): State<ApiState>,
     Caller(user): Caller,
     Path((ns, plural, name)): Path<(String, String, String)>,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let kind = kind_of(&plural)?;
@@ -261,7 +261,7 @@ pub async fn get_asset(
 fn namespaces_param(params: &RawParams) -> Result<Vec<Namespace>, ApiError> {
     let raw = params
         .get("namespaces")
-        .filter(|v| !v.trim().is_empty())
+        .filter(|v| !v.trim_matches(' ').is_empty())
         .ok_or_else(|| {
             ApiError::BadRequest(
                 "namespaces is required: a comma-separated list of namespaces".into(),
@@ -269,7 +269,8 @@ fn namespaces_param(params: &RawParams) -> Result<Vec<Namespace>, ApiError> {
         })?;
     let mut namespaces = Vec::new();
     for part in raw.split(',') {
-        let ns = namespace(part.trim())?;
+        // The one namespace parser; only the ASCII spaces a list may have around its commas go.
+        let ns = namespace(part.trim_matches(' '))?;
         if !namespaces.contains(&ns) {
             namespaces.push(ns);
         }
@@ -287,7 +288,7 @@ fn namespaces_param(params: &RawParams) -> Result<Vec<Namespace>, ApiError> {
 pub async fn list_cross_namespace(
     State(state): State<ApiState>,
     Caller(user): Caller,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let mut allowed = ASSET_LIST_PARAMS.to_vec();
@@ -344,7 +345,7 @@ pub async fn list_objects<K: ObjectKind>(
     State(state): State<ApiState>,
     Caller(user): Caller,
     Path(ns): Path<String>,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::reject_unknown(&params, &["limit", "continue"])?;
@@ -373,7 +374,7 @@ pub async fn get_object<K: ObjectKind>(
     State(state): State<ApiState>,
     Caller(user): Caller,
     Path((ns, name)): Path<(String, String)>,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::reject_unknown(&params, &[])?;
@@ -417,7 +418,7 @@ pub async fn list_audit_events(
     State(state): State<ApiState>,
     Caller(user): Caller,
     Path(ns): Path<String>,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
     params::reject_unknown(&params, &params::AUDIT_LIST_PARAMS)?;
     let ns = namespace(&ns)?;
@@ -430,7 +431,7 @@ pub async fn list_audit_events(
 pub async fn list_cross_namespace_audit_events(
     State(state): State<ApiState>,
     Caller(user): Caller,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
 ) -> Result<Response, ApiError> {
     let mut allowed = params::AUDIT_LIST_PARAMS.to_vec();
     allowed.push("namespaces");
@@ -480,7 +481,7 @@ async fn audit_page(
 pub async fn discovery(
     State(state): State<ApiState>,
     Caller(user): Caller,
-    Query(params): Query<RawParams>,
+    Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params::reject_unknown(&params, &["namespace"])?;

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use axum::{extract::FromRequestParts, http::request::Parts};
+
 use super::{error::ApiError, selector::parse_selector};
 use crate::{
     catalog::AssetKind,
@@ -13,6 +15,27 @@ pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 500;
 
 pub type RawParams = BTreeMap<String, String>;
+
+/// The query string as one value per parameter. A parameter given twice is a 400 rather than a
+/// silent choice of one value; a list is one parameter with comma-separated values.
+pub struct Params(pub RawParams);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let mut params = RawParams::new();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if params.insert(key.to_string(), value.into_owned()).is_some() {
+                return Err(ApiError::BadRequest(format!(
+                    "query parameter {key:?} is given more than once; give a list as comma-separated values"
+                )));
+            }
+        }
+        Ok(Self(params))
+    }
+}
 
 pub fn reject_unknown(params: &RawParams, allowed: &[&str]) -> Result<(), ApiError> {
     if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {

@@ -539,3 +539,95 @@ async fn filters_take_any_of_a_list_and_a_404_names_the_version() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn requests_are_read_one_way_whatever_their_spelling() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    let get = |path: &str, authorization: &str| {
+        client
+            .http
+            .get(format!("{}{path}", client.base))
+            .header("Authorization", authorization.to_owned())
+            .send()
+    };
+    // The bearer scheme is case-insensitive, as kube-apiserver reads it.
+    let models = "/api/v1/namespaces/team-a/models";
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = get(models, &format!("{scheme} alice-token")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{scheme}");
+    }
+    // A single-valued parameter given twice is refused, not silently narrowed.
+    client
+        .expect_all(&[
+            Expect::new(
+                Some("alice-token"),
+                format!("{models}?limit=1&limit=2"),
+                400,
+            )
+            .why("limit twice"),
+            Expect::new(
+                Some("alice-token"),
+                "/api/v1/assets?namespaces=team-a&namespaces=team-b",
+                400,
+            )
+            .why("namespaces twice"),
+            // One namespace parser for paths and lists: unicode space is not trimmed anywhere.
+            Expect::new(
+                Some("alice-token"),
+                "/api/v1/namespaces/team-a%E2%80%83/models",
+                400,
+            ),
+            Expect::new(
+                Some("alice-token"),
+                "/api/v1/assets?namespaces=team-a%E2%80%83",
+                400,
+            ),
+            Expect::new(
+                Some("alice-token"),
+                "/api/v1/assets?namespaces=team-a,%20team-a",
+                200,
+            )
+            .why("ASCII spaces around list commas are fine"),
+        ])
+        .await;
+}
+
+#[tokio::test]
+async fn made_up_identity_headers_make_a_bounded_number_of_series() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    // 25 requests × 40 names: under the server's limit of headers per request.
+    for batch in 0..25 {
+        let mut request = client
+            .http
+            .get(format!("{}/api/v1/namespaces/team-a/models", client.base))
+            .bearer_auth("alice-token");
+        for i in 0..20 {
+            request = request
+                .header(format!("x-remote-made-up-{batch}-{i}"), "x")
+                .header(format!("impersonate-made-up-{batch}-{i}"), "x");
+        }
+        assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+    }
+    let metrics = client
+        .http
+        .get(format!("{}/metrics", client.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("curio_identity_headers_ignored_total{"))
+        .collect();
+    assert!(
+        !series.is_empty() && series.len() <= 8,
+        "1,000 made-up header names, {} series: {series:#?}",
+        series.len()
+    );
+}
