@@ -37,7 +37,9 @@ pub struct ApiState {
     pub authz: Arc<dyn Authorizer>,
     pub metrics: ApiMetrics,
     pub access_metrics: AccessMetrics,
-    /// Rendered at `/metrics`: every layer of the process registered into it.
+    /// Every layer of the process registered into it; served on a listener of its own (see
+    /// [`crate::telemetry::metrics_router`]), never on the API port, where anyone could read
+    /// tenant namespaces off the series.
     pub registry: Arc<Registry>,
     /// Configuration problems shown in discovery (standalone mode's manifests).
     pub notices: Arc<dyn notices::Notices>,
@@ -108,7 +110,6 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route(
             "/openapi.json",
             get(move || {
@@ -134,10 +135,6 @@ async fn readyz(State(state): State<ApiState>) -> Response {
             ApiError::Unavailable("the database is unreachable".into()).into_response()
         }
     }
-}
-
-async fn metrics(State(state): State<ApiState>) -> Response {
-    crate::telemetry::metrics_response(&state.registry)
 }
 
 const REQUEST_ID: &str = "x-request-id";

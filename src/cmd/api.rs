@@ -16,6 +16,13 @@ pub struct ApiArgs {
     /// Address to listen on.
     #[arg(long, env = "CURIO_API_LISTEN", default_value = "0.0.0.0:8080")]
     listen: std::net::SocketAddr,
+    /// Address of /metrics (Prometheus), kept off the API port: its series name tenants.
+    #[arg(
+        long,
+        env = "CURIO_API_METRICS_ADDRESS",
+        default_value = "0.0.0.0:9091"
+    )]
+    metrics_address: std::net::SocketAddr,
     /// postgres://… or sqlite://…
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: String,
@@ -110,13 +117,23 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             access_metrics.clone(),
         )),
     };
+    let registry = Arc::new(registry);
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_address)
+        .await
+        .with_context(|| format!("binding {}", args.metrics_address))?;
+    tracing::info!(address = %args.metrics_address, "serving /metrics");
+    let metrics = tokio::spawn(server::serve_http(
+        metrics_listener,
+        telemetry::metrics_router(registry.clone()),
+        shutdown_signal(),
+    ));
     let router = api::router(api::ApiState {
         store,
         authn,
         authz,
         metrics: api_metrics,
         access_metrics,
-        registry: Arc::new(registry),
+        registry,
         notices: Arc::new(api::notices::NoNotices),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -143,6 +160,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             server::serve_http(listener, router, shutdown_signal()).await?;
         }
     }
+    metrics.await.context("the metrics server panicked")??;
     Ok(ExitCode::SUCCESS)
 }
 

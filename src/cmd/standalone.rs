@@ -47,6 +47,10 @@ pub struct StandaloneArgs {
     /// Bearer tokens (kube-apiserver --token-auth-file format) [default: DIR/tokens.csv].
     #[arg(long, env = "CURIO_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Serve /metrics (Prometheus) on this address, HOST:PORT; off when not given. Never on the
+    /// API's address, where anyone could read tenant namespaces off the series.
+    #[arg(long, env = "CURIO_METRICS_ADDRESS", value_name = "HOST:PORT")]
+    metrics_address: Option<String>,
     /// How often the folder is checked for changes.
     #[arg(long, env = "CURIO_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: std::time::Duration,
@@ -105,6 +109,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let controller_metrics = ControllerMetrics::register(&mut registry);
     let access_metrics = AccessMetrics::register(&mut registry);
     let api_metrics = api::ApiMetrics::register(&mut registry);
+    let registry = Arc::new(registry);
     let cluster = Arc::new(MemoryCluster::default());
     let ctx = Context::new(
         store.clone(),
@@ -130,13 +135,29 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         authz: runner.rbac.clone(),
         metrics: api_metrics,
         access_metrics,
-        registry: Arc::new(registry),
+        registry: registry.clone(),
         notices: runner.problems.clone(),
     })
     .merge(serve::files_router(
         manifests.join(standalone::folder::FILES_DIR),
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let metrics = match &args.metrics_address {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address.as_str())
+                .await
+                .with_context(|| format!("binding the metrics address {address}"))?;
+            let mut stop = stop_rx.clone();
+            Some(tokio::spawn(server::serve_http(
+                listener,
+                telemetry::metrics_router(registry),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
     let server = tokio::spawn(async move {
         let mut stop = stop_rx;
         server::serve_http(listener, router, async move {
@@ -160,6 +181,9 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     runner.run(args.poll_interval, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     server.await.context("the API server panicked")??;
+    if let Some(metrics) = metrics {
+        metrics.await.context("the metrics server panicked")??;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

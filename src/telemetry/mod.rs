@@ -91,6 +91,17 @@ macro_rules! register {
 }
 pub(crate) use register;
 
+/// `GET /metrics` alone, for a listener of its own.
+pub fn metrics_router(registry: std::sync::Arc<Registry>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move { metrics_response(&registry) }
+        }),
+    )
+}
+
 pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Reconciles and jobs run from milliseconds to minutes.

@@ -194,7 +194,10 @@ async fn lists_show_exactly_the_readable_kinds() {
 async fn spoofed_identity_and_impersonation_headers_are_ignored() {
     let (store, _) = postgres_store().await;
     seed(&store).await;
-    let client = Client::new(spawn(static_state(store)).await);
+    let state = static_state(store);
+    // The process's metrics, as its separate metrics listener serves them.
+    let registry = state.registry.clone();
+    let client = Client::new(spawn(state).await);
     let spoof = [
         ("X-Remote-User", "bob"),
         ("X-Remote-Group", "system:masters"),
@@ -222,15 +225,7 @@ async fn spoofed_identity_and_impersonation_headers_are_ignored() {
                 .why("the real identity still works"),
         ])
         .await;
-    let metrics = client
-        .http
-        .get(format!("{}/metrics", client.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = curio::telemetry::render(&registry);
     assert!(
         metrics.contains("curio_identity_headers_ignored_total{header=\"x-remote-user\"}"),
         "{metrics}"
@@ -598,7 +593,10 @@ async fn requests_are_read_one_way_whatever_their_spelling() {
 async fn made_up_identity_headers_make_a_bounded_number_of_series() {
     let (store, _) = postgres_store().await;
     seed(&store).await;
-    let client = Client::new(spawn(static_state(store)).await);
+    let state = static_state(store);
+    // The process's metrics, as its separate metrics listener serves them.
+    let registry = state.registry.clone();
+    let client = Client::new(spawn(state).await);
     // 25 requests × 40 names: under the server's limit of headers per request.
     for batch in 0..25 {
         let mut request = client
@@ -612,15 +610,7 @@ async fn made_up_identity_headers_make_a_bounded_number_of_series() {
         }
         assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
     }
-    let metrics = client
-        .http
-        .get(format!("{}/metrics", client.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = curio::telemetry::render(&registry);
     let series: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("curio_identity_headers_ignored_total{"))
@@ -630,4 +620,16 @@ async fn made_up_identity_headers_make_a_bounded_number_of_series() {
         "1,000 made-up header names, {} series: {series:#?}",
         series.len()
     );
+}
+
+#[tokio::test]
+async fn the_api_port_serves_no_metrics() {
+    let (store, _) = postgres_store().await;
+    let client = Client::new(spawn(static_state(store)).await);
+    client
+        .expect_all(&[
+            Expect::new(None, "/metrics", 404).why("anonymous"),
+            Expect::new(Some("alice-token"), "/metrics", 404).why("a tenant admin"),
+        ])
+        .await;
 }
