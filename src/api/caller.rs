@@ -6,10 +6,14 @@
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
-use super::{ApiState, error::ApiError};
+use super::{ApiState, error::ApiError, ratelimit::named_namespaces};
 use crate::access::identity::{UserInfo, VerifiedProxy};
 
 pub struct Caller(pub UserInfo);
+
+/// At most this many namespaces of one request are counted against their buckets (a list
+/// route allows 100).
+const MAX_COUNTED_NAMESPACES: usize = 100;
 
 const REMOTE_USER: &str = "x-remote-user";
 const REMOTE_GROUP: &str = "x-remote-group";
@@ -22,71 +26,89 @@ impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
-        let metrics = &state.access_metrics;
-        let from_proxy = parts.extensions.get::<VerifiedProxy>().is_some();
-        if let Some(user) = parts
-            .headers
-            .get(REMOTE_USER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|_| from_proxy)
+        let user = authenticate(parts, state).await?;
+        let namespaces =
+            named_namespaces(parts.uri.path(), parts.uri.query(), MAX_COUNTED_NAMESPACES);
+        if let Err(limited) = state
+            .rate_limits
+            .check(&user.username, namespaces.iter().map(String::as_str))
         {
-            {
-                let groups = parts
-                    .headers
-                    .get_all(REMOTE_GROUP)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .map(|g| g.trim().to_owned())
-                    .filter(|g| !g.is_empty())
-                    .collect();
-                metrics.authn("success", "proxy");
-                return Ok(Caller(UserInfo::authenticated(
-                    user.to_owned(),
-                    None,
-                    groups,
-                )));
-            }
+            state.metrics.rate_limited(limited.scope);
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "too many requests for this {}; retry after {} ms",
+                    limited.scope.as_str(),
+                    limited.retry_after.as_millis()
+                ),
+                retry_after: limited.retry_after,
+            });
         }
-        for name in parts.headers.keys() {
-            let name = name.as_str();
-            // Impersonation is never honoured; proxy headers only from a verified proxy.
-            if is_identity_header(name) && !(from_proxy && name.starts_with("x-remote-")) {
-                metrics.identity_header_ignored(name);
-            }
+        Ok(Caller(user))
+    }
+}
+
+/// Who is asking: a verified proxy's user, a token's user, or anonymous.
+async fn authenticate(parts: &Parts, state: &ApiState) -> Result<UserInfo, ApiError> {
+    let metrics = &state.access_metrics;
+    let from_proxy = parts.extensions.get::<VerifiedProxy>().is_some();
+    if let Some(user) = parts
+        .headers
+        .get(REMOTE_USER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| from_proxy)
+    {
+        {
+            let groups = parts
+                .headers
+                .get_all(REMOTE_GROUP)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .map(|g| g.trim().to_owned())
+                .filter(|g| !g.is_empty())
+                .collect();
+            metrics.authn("success", "proxy");
+            return Ok(UserInfo::authenticated(user.to_owned(), None, groups));
         }
-        let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            metrics.authn("anonymous", "no_credentials");
-            return Ok(Caller(UserInfo::anonymous()));
-        };
-        let token = authorization
-            .to_str()
-            .ok()
-            .and_then(bearer_token)
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                metrics.authn("failure", "malformed_header");
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        match state.authn.authenticate(token).await {
-            Ok(Some(user)) => {
-                metrics.authn("success", "token");
-                Ok(Caller(user))
-            }
-            Ok(None) => {
-                metrics.authn("failure", "invalid_token");
-                Err(ApiError::Unauthorized(
-                    "the bearer token is not valid".into(),
-                ))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "authentication backend failed");
-                metrics.authn("error", "backend");
-                Err(ApiError::Unavailable(
-                    "authentication is unavailable; try again".into(),
-                ))
-            }
+    }
+    for name in parts.headers.keys() {
+        let name = name.as_str();
+        // Impersonation is never honoured; proxy headers only from a verified proxy.
+        if is_identity_header(name) && !(from_proxy && name.starts_with("x-remote-")) {
+            metrics.identity_header_ignored(name);
+        }
+    }
+    let Some(authorization) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        metrics.authn("anonymous", "no_credentials");
+        return Ok(UserInfo::anonymous());
+    };
+    let token = authorization
+        .to_str()
+        .ok()
+        .and_then(bearer_token)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            metrics.authn("failure", "malformed_header");
+            ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+        })?;
+    match state.authn.authenticate(token).await {
+        Ok(Some(user)) => {
+            metrics.authn("success", "token");
+            Ok(user)
+        }
+        Ok(None) => {
+            metrics.authn("failure", "invalid_token");
+            Err(ApiError::Unauthorized(
+                "the bearer token is not valid".into(),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "authentication backend failed");
+            metrics.authn("error", "backend");
+            Err(ApiError::Unavailable(
+                "authentication is unavailable; try again".into(),
+            ))
         }
     }
 }

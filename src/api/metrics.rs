@@ -19,10 +19,18 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Which rate limit refused a request: `user` or `namespace` (no names: a label never takes a
+/// value the client chose).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    pub scope: String,
+}
+
 #[derive(Clone, Debug)]
 pub struct ApiMetrics {
     requests: Family<RequestLabels, Counter>,
     request_duration: HistogramFamily<RouteLabels>,
+    rate_limited: Family<LimitLabels, Counter>,
 }
 
 impl Default for ApiMetrics {
@@ -30,6 +38,7 @@ impl Default for ApiMetrics {
         Self {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(latency_histogram),
+            rate_limited: Family::default(),
         }
     }
 }
@@ -39,7 +48,16 @@ impl ApiMetrics {
         register!(registry, Self::default(), {
             requests: "api_requests", "API requests by route, method and code";
             request_duration: "api_request_duration_seconds", "API request duration by route";
+            rate_limited: "api_requests_rate_limited", "Requests refused by a rate limit, by the limit's scope (user, namespace)";
         })
+    }
+
+    pub fn rate_limited(&self, scope: super::ratelimit::Scope) {
+        self.rate_limited
+            .get_or_create(&LimitLabels {
+                scope: scope.as_str().to_owned(),
+            })
+            .inc();
     }
 
     pub fn request(&self, route: String, method: String, code: u16, seconds: f64) {

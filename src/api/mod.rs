@@ -8,6 +8,7 @@ mod handlers;
 pub mod metrics;
 pub mod notices;
 mod params;
+pub mod ratelimit;
 mod respond;
 pub mod selector;
 
@@ -43,6 +44,7 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Configuration problems shown in discovery (standalone mode's manifests).
     pub notices: Arc<dyn notices::Notices>,
+    pub rate_limits: Arc<ratelimit::RateLimits>,
 }
 
 impl ApiState {
@@ -58,6 +60,7 @@ impl ApiState {
             access_metrics: AccessMetrics::register(&mut registry),
             registry: Arc::new(registry),
             notices: Arc::new(notices::NoNotices),
+            rate_limits: Arc::new(ratelimit::RateLimits::unlimited()),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct ApiArgs {
         default_value = "0.0.0.0:9091"
     )]
     metrics_address: std::net::SocketAddr,
+    #[command(flatten)]
+    rate_limits: super::RateLimitArgs,
     /// postgres://… or sqlite://…
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: String,
@@ -135,6 +137,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         access_metrics,
         registry,
         notices: Arc::new(api::notices::NoNotices),
+        rate_limits: args.rate_limits.rate_limits(),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

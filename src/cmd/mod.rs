@@ -77,3 +77,50 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+/// Request rate limits of the read API (0 turns one off).
+#[derive(clap::Args)]
+pub struct RateLimitArgs {
+    /// Requests a second one user may make (sustained).
+    #[arg(long, env = "CURIO_USER_REQUESTS_PER_SECOND", default_value_t = 100)]
+    user_requests_per_second: u32,
+    /// Requests one user may make at once above the sustained rate.
+    #[arg(long, env = "CURIO_USER_REQUEST_BURST", default_value_t = 200)]
+    user_request_burst: u32,
+    /// Requests a second that may name one namespace, all users together (sustained).
+    #[arg(
+        long,
+        env = "CURIO_NAMESPACE_REQUESTS_PER_SECOND",
+        default_value_t = 300
+    )]
+    namespace_requests_per_second: u32,
+    /// Requests naming one namespace at once above the sustained rate.
+    #[arg(long, env = "CURIO_NAMESPACE_REQUEST_BURST", default_value_t = 600)]
+    namespace_request_burst: u32,
+}
+
+impl RateLimitArgs {
+    /// The limits, with a task that forgets idle buckets every minute.
+    fn rate_limits(&self) -> std::sync::Arc<curio::api::ratelimit::RateLimits> {
+        use curio::api::ratelimit::{RateLimit, RateLimits};
+        let limits = std::sync::Arc::new(RateLimits::new(
+            RateLimit::new(self.user_requests_per_second, self.user_request_burst),
+            RateLimit::new(
+                self.namespace_requests_per_second,
+                self.namespace_request_burst,
+            ),
+        ));
+        let weak = std::sync::Arc::downgrade(&limits);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                match weak.upgrade() {
+                    Some(limits) => limits.forget_idle(),
+                    None => return,
+                }
+            }
+        });
+        limits
+    }
+}

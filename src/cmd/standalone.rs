@@ -51,6 +51,8 @@ pub struct StandaloneArgs {
     /// API's address, where anyone could read tenant namespaces off the series.
     #[arg(long, env = "CURIO_METRICS_ADDRESS", value_name = "HOST:PORT")]
     metrics_address: Option<String>,
+    #[command(flatten)]
+    rate_limits: super::RateLimitArgs,
     /// How often the folder is checked for changes.
     #[arg(long, env = "CURIO_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: std::time::Duration,
@@ -137,6 +139,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         access_metrics,
         registry: registry.clone(),
         notices: runner.problems.clone(),
+        rate_limits: args.rate_limits.rate_limits(),
     })
     .merge(serve::files_router(
         manifests.join(standalone::folder::FILES_DIR),

@@ -10,6 +10,7 @@ mod common;
 mod api_audit;
 mod api_contract;
 mod api_isolation;
+mod api_ratelimit;
 mod api_reviews;
 mod api_tls;
 mod audit_retention;
