@@ -152,3 +152,39 @@ where
         latencies_ms,
     })
 }
+
+/// Open loop: `make(n)` started `rate` times a second for `duration`, whatever the answers'
+/// latency; the latencies (ms, sorted) of those that succeeded, and how many failed.
+pub async fn fixed_rate<F, Fut>(
+    rate: u32,
+    duration: Duration,
+    make: F,
+) -> anyhow::Result<(Vec<f64>, usize)>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut n = 0;
+    while started.elapsed() < duration {
+        ticker.tick().await;
+        let request = make(n);
+        n += 1;
+        pending.push(tokio::spawn(async move {
+            let t = Instant::now();
+            request.await.map(|()| t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let (mut latencies, mut failed) = (Vec::new(), 0);
+    for p in pending {
+        match p.await? {
+            Ok(ms) => latencies.push(ms),
+            Err(_) => failed += 1,
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    Ok((latencies, failed))
+}
