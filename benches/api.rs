@@ -22,14 +22,15 @@ use curio::{
         authz::{CacheOptions, CachedAuthorizer, SubjectAccessReviewer},
         metrics::AccessMetrics,
     },
-    api::{self, ApiState},
+    api::ApiState,
     catalog::{Asset, AssetKind, AssetRecord, diff},
-    server,
     store::Namespace,
 };
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 use serde_json::json;
-use support::{BenchDatabase, allowing_review_server, closed_loop, percentile};
+use support::{
+    BenchDatabase, allowing_review_server, closed_loop, fixed_rate, percentile, serve_api,
+};
 
 // The same allocator as the curio binary.
 #[global_allocator]
@@ -99,14 +100,7 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(StaticTokens::parse("bench-token,bench,1,\"readers\"\n")?),
         Arc::new(authz),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let api_base = format!("http://{}", listener.local_addr()?);
-    let router = api::router(state);
-    tokio::spawn(async move {
-        server::serve_http(listener, router, std::future::pending())
-            .await
-            .ok()
-    });
+    let api_base = serve_api(state).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY * 2)
         .build()?;
@@ -186,28 +180,12 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     // Open loop at a fixed 1,000 requests/s for the latency target.
-    let rate_run = Duration::from_secs(5);
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut pending = Vec::new();
-    let mut n = 0;
-    while started.elapsed() < rate_run {
-        ticker.tick().await;
-        let r = request.clone();
-        let path = list_url(n);
-        n += 1;
-        pending.push(tokio::spawn(async move {
-            let t = Instant::now();
-            r(path).await.map(|()| t.elapsed().as_secs_f64() * 1000.0)
-        }));
-    }
-    let mut fixed = Vec::new();
-    for p in pending {
-        fixed.push(p.await??);
-    }
+    let r = request.clone();
+    let (fixed, failed) =
+        fixed_rate(1_000, Duration::from_secs(5), move |n| r(list_url(n))).await?;
+    anyhow::ensure!(failed == 0, "{failed} requests failed at the fixed rate");
     let achieved = fixed.len() as f64 / started.elapsed().as_secs_f64();
-    fixed.sort_by(|a, b| a.total_cmp(b));
 
     println!("concurrency: {CONCURRENCY} tasks");
     println!("api_list_rps: {:.0} req/s", list.rps);

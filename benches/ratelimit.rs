@@ -17,16 +17,15 @@ use curio::{
         authz::{StaticRbac, manifests::add_document},
     },
     api::{
-        self, ApiState,
+        ApiState,
         ratelimit::{RateLimit, RateLimits},
     },
     catalog::{AssetKind, AssetRecord, diff},
-    server,
     store::Namespace,
 };
 use curio_core::fixtures::asset;
 use serde_json::json;
-use support::{BenchDatabase, fixed_rate, percentile};
+use support::{BenchDatabase, fixed_rate, percentile, serve_api};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -79,14 +78,7 @@ async fn main() -> anyhow::Result<()> {
         None,
         RateLimit::new(NAMESPACE_LIMIT, NAMESPACE_LIMIT),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let router = api::router(state);
-    tokio::spawn(async move {
-        server::serve_http(listener, router, std::future::pending())
-            .await
-            .ok()
-    });
+    let base = serve_api(state).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()?;

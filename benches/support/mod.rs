@@ -188,3 +188,16 @@ where
     latencies.sort_by(|a, b| a.total_cmp(b));
     Ok((latencies, failed))
 }
+
+/// The read API on a loopback port; its base URL.
+pub async fn serve_api(state: curio::api::ApiState) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = curio::api::router(state);
+    tokio::spawn(async move {
+        curio::server::serve_http(listener, router, std::future::pending())
+            .await
+            .ok()
+    });
+    Ok(base)
+}
