@@ -460,7 +460,8 @@ impl Standalone {
     /// not re-run a finished RefreshJob, nor give a source a new identity, nor write audit rows
     /// for things that did not happen.
     async fn restore(&self, table: ObjectTable, object: &impl ResourceExt) {
-        let (namespace, name) = (&object.namespace().unwrap_or_default(), &object.name_any());
+        let namespace = &object.namespace().unwrap_or_default();
+        let name = &object.name_any();
         let (present, kind) = match table {
             ObjectTable::CatalogSources => (
                 self.cluster.get_source(namespace, name).is_some(),
