@@ -93,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
         )),
         cluster: None,
         allow_http: false,
+        policies: None,
         metrics: AdmissionMetrics::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

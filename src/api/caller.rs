@@ -33,7 +33,14 @@ impl FromRequestParts<ApiState> for Caller {
             .rate_limits
             .check(&user.username, namespaces.iter().map(String::as_str))
         {
-            state.metrics.rate_limited(limited.scope);
+            // Only a namespace that exists becomes a label: the path is the client's.
+            let namespace = limited.namespace.as_deref().filter(|ns| {
+                state
+                    .policies
+                    .as_ref()
+                    .is_some_and(|p| p.knows_namespace(ns))
+            });
+            state.metrics.rate_limited(limited.scope, namespace);
             return Err(ApiError::TooManyRequests {
                 message: format!(
                     "too many requests for this {}; retry after {} ms",

@@ -24,6 +24,8 @@ pub struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
     pub scope: String,
+    /// The namespace whose bucket ran dry, if it exists (`other` if not; empty for users).
+    pub namespace: String,
 }
 
 #[derive(Clone, Debug)]
@@ -48,14 +50,22 @@ impl ApiMetrics {
         register!(registry, Self::default(), {
             requests: "api_requests", "API requests by route, method and code";
             request_duration: "api_request_duration_seconds", "API request duration by route";
-            rate_limited: "api_requests_rate_limited", "Requests refused by a rate limit, by the limit's scope (user, namespace)";
+            rate_limited: "api_requests_rate_limited", "Requests refused by a rate limit, by the limit's scope (user, namespace) and namespace (existing ones only; never a user name)";
         })
     }
 
-    pub fn rate_limited(&self, scope: super::ratelimit::Scope) {
+    /// Counts a refusal. `namespace` must be one that exists (never a name from the request
+    /// as such): anything else is counted as `other`.
+    pub fn rate_limited(&self, scope: super::ratelimit::Scope, namespace: Option<&str>) {
+        let namespace = match (scope, namespace) {
+            (super::ratelimit::Scope::User, _) => String::new(),
+            (_, Some(namespace)) => namespace.to_owned(),
+            (_, None) => "other".to_owned(),
+        };
         self.rate_limited
             .get_or_create(&LimitLabels {
                 scope: scope.as_str().to_owned(),
+                namespace,
             })
             .inc();
     }

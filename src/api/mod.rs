@@ -45,6 +45,9 @@ pub struct ApiState {
     /// Configuration problems shown in discovery (standalone mode's manifests).
     pub notices: Arc<dyn notices::Notices>,
     pub rate_limits: Arc<ratelimit::RateLimits>,
+    /// The CatalogPolicies and namespaces, where the process knows them: a rate-limited
+    /// namespace becomes a metric label only if it exists.
+    pub policies: Option<crate::cluster::policies::Policies>,
 }
 
 impl ApiState {
@@ -61,6 +64,7 @@ impl ApiState {
             registry: Arc::new(registry),
             notices: Arc::new(notices::NoNotices),
             rate_limits: Arc::new(ratelimit::RateLimits::unlimited()),
+            policies: None,
         }
     }
 }

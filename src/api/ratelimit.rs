@@ -1,13 +1,22 @@
 //! Request rate limits per user and per namespace (token buckets, `governor`), so one caller or
 //! one tenant's burst cannot starve the others. Checked once a request is authenticated, before
-//! any authorization or store work. Over the limit: 429 with `Retry-After`.
+//! any authorization or store work. Over the limit: 429 with `Retry-After`. A namespace whose
+//! CatalogPolicy sets `apiRateLimits` gets a bucket of that size instead of the flags' one.
 
-use std::{num::NonZeroU32, time::Duration};
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
 
 use governor::{
-    DefaultKeyedRateLimiter, Quota,
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
+use tokio::sync::watch;
+
+use crate::cluster::policies::Policies;
 
 /// A sustained rate and the burst allowed above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,15 +58,78 @@ impl Scope {
 }
 
 /// Over the limit: which one, and when to try again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limited {
     pub scope: Scope,
+    /// The namespace whose bucket ran dry (namespace scope).
+    pub namespace: Option<String>,
     pub retry_after: Duration,
+}
+
+/// Per-namespace rates from CatalogPolicies, and a bucket for each namespace that has one.
+struct PolicyRates {
+    policies: Policies,
+    changes: watch::Receiver<u64>,
+    /// Each looked-up namespace's rate, for the policies as of the version it holds.
+    rates: RwLock<(u64, HashMap<String, Option<RateLimit>>)>,
+    buckets: Mutex<HashMap<String, (RateLimit, Arc<DefaultDirectRateLimiter>)>>,
+}
+
+impl PolicyRates {
+    /// The rate a policy sets for `namespace`; `None` for namespaces that do not exist (so a
+    /// client cannot grow these tables with made-up names) or that no policy gives a rate.
+    fn rate_for(&self, namespace: &str) -> Option<RateLimit> {
+        let version = *self.changes.borrow();
+        {
+            let rates = self
+                .rates
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if rates.0 == version
+                && let Some(rate) = rates.1.get(namespace)
+            {
+                return *rate;
+            }
+        }
+        if !self.policies.knows_namespace(namespace) {
+            return None;
+        }
+        let rate = self
+            .policies
+            .for_namespace(namespace)
+            .namespace_rate
+            .and_then(|bound| RateLimit::new(bound.value.0, bound.value.1));
+        let mut rates = self
+            .rates
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if rates.0 != version {
+            *rates = (version, HashMap::new());
+        }
+        rates.1.insert(namespace.to_owned(), rate);
+        rate
+    }
+
+    fn bucket(&self, namespace: &str, rate: RateLimit) -> Arc<DefaultDirectRateLimiter> {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match buckets.get(namespace) {
+            Some((current, bucket)) if *current == rate => bucket.clone(),
+            _ => {
+                let bucket = Arc::new(RateLimiter::direct(rate.0));
+                buckets.insert(namespace.to_owned(), (rate, bucket.clone()));
+                bucket
+            }
+        }
+    }
 }
 
 pub struct RateLimits {
     users: Option<DefaultKeyedRateLimiter<String>>,
     namespaces: Option<DefaultKeyedRateLimiter<String>>,
+    policy_rates: Option<PolicyRates>,
     clock: DefaultClock,
 }
 
@@ -66,7 +138,22 @@ impl RateLimits {
         Self {
             users: per_user.map(RateLimit::limiter),
             namespaces: per_namespace.map(RateLimit::limiter),
+            policy_rates: None,
             clock: DefaultClock::default(),
+        }
+    }
+
+    /// Namespaces whose CatalogPolicies set `apiRateLimits` get those instead of
+    /// `per_namespace`.
+    pub fn with_policies(self, policies: Policies) -> Self {
+        Self {
+            policy_rates: Some(PolicyRates {
+                changes: policies.changes(),
+                policies,
+                rates: RwLock::new((0, HashMap::new())),
+                buckets: Mutex::new(HashMap::new()),
+            }),
+            ..self
         }
     }
 
@@ -80,20 +167,34 @@ impl RateLimits {
         user: &str,
         namespaces: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Limited> {
-        let over = |scope, limiter: &DefaultKeyedRateLimiter<String>, key: &str| {
-            limiter
-                .check_key(&key.to_owned())
-                .map_err(|not_until| Limited {
-                    scope,
-                    retry_after: not_until.wait_time_from(self.clock.now()),
-                })
-        };
+        let now = self.clock.now();
         if let Some(users) = &self.users {
-            over(Scope::User, users, user)?;
+            users
+                .check_key(&user.to_owned())
+                .map_err(|not_until| Limited {
+                    scope: Scope::User,
+                    namespace: None,
+                    retry_after: not_until.wait_time_from(now),
+                })?;
         }
-        if let Some(buckets) = &self.namespaces {
-            for namespace in namespaces {
-                over(Scope::Namespace, buckets, namespace)?;
+        for namespace in namespaces {
+            let refused = |not_until: governor::NotUntil<_>| Limited {
+                scope: Scope::Namespace,
+                namespace: Some(namespace.to_owned()),
+                retry_after: not_until.wait_time_from(now),
+            };
+            let policy_rate = self
+                .policy_rates
+                .as_ref()
+                .and_then(|rates| Some((rates, rates.rate_for(namespace)?)));
+            match (policy_rate, &self.namespaces) {
+                (Some((rates, rate)), _) => {
+                    rates.bucket(namespace, rate).check().map_err(refused)?;
+                }
+                (None, Some(buckets)) => {
+                    buckets.check_key(&namespace.to_owned()).map_err(refused)?;
+                }
+                (None, None) => {}
             }
         }
         Ok(())
@@ -158,6 +259,59 @@ mod tests {
         let over = limits.check("vera", ["team-a"]).unwrap_err();
         assert_eq!(over.scope, Scope::Namespace);
         assert!(RateLimits::unlimited().check("x", ["y"]).is_ok());
+    }
+
+    #[test]
+    fn a_policy_gives_its_namespaces_their_own_rate_and_only_real_namespaces_count() {
+        use crate::cluster::policies::StaticPolicies;
+        let view = Arc::new(StaticPolicies::default());
+        view.set_namespace_labels("gold", [("tier".to_owned(), "gold".to_owned())].into());
+        view.set_namespace_labels("plain", Default::default());
+        view.replace_policies(vec![
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogPolicy",
+                "metadata": {"name": "gold"},
+                "spec": {"namespaceSelector": {"matchLabels": {"tier": "gold"}},
+                         "apiRateLimits": {"namespaceRequestsPerSecond": 1, "namespaceBurst": 5}}
+            }))
+            .unwrap(),
+        ]);
+        let minute = Duration::from_secs(60);
+        let limits = RateLimits::new(None, RateLimit::every(minute, 2))
+            .with_policies(Policies::new(view.clone(), false));
+        for _ in 0..5 {
+            assert!(
+                limits.check("u", ["gold"]).is_ok(),
+                "the policy's burst is 5"
+            );
+        }
+        let over = limits.check("u", ["gold"]).unwrap_err();
+        assert_eq!(
+            (over.scope, over.namespace.as_deref()),
+            (Scope::Namespace, Some("gold"))
+        );
+        assert!(limits.check("u", ["plain"]).is_ok());
+        assert!(limits.check("u", ["plain"]).is_ok());
+        assert!(
+            limits.check("u", ["plain"]).is_err(),
+            "the flags' burst is 2"
+        );
+        // A made-up namespace gets the flags' bucket, and no policy table entry.
+        assert!(limits.check("u", ["made-up"]).is_ok());
+        assert!(
+            !limits
+                .policy_rates
+                .as_ref()
+                .unwrap()
+                .rates
+                .read()
+                .unwrap()
+                .1
+                .contains_key("made-up")
+        );
+        // The policy loosens: the namespace gets a new, full bucket at once.
+        view.replace_policies(Vec::new());
+        assert!(limits.check("u", ["gold"]).is_ok());
     }
 
     #[test]

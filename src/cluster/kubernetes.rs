@@ -12,7 +12,10 @@ use kube::{
 };
 
 use super::{Cluster, ClusterError, EventNote};
-use crate::crd::{CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus};
+use crate::crd::{
+    CatalogPolicy, CatalogPolicyStatus, CatalogSource, CatalogSourceStatus, RefreshJob,
+    RefreshJobStatus,
+};
 
 /// Event notes are capped at 1 kB by the API.
 const MAX_NOTE: usize = 1000;
@@ -116,6 +119,24 @@ impl Cluster for KubeCluster {
                     e,
                 )
             })?;
+        Ok(())
+    }
+
+    async fn write_policy_status(
+        &self,
+        name: &str,
+        status: &CatalogPolicyStatus,
+    ) -> Result<(), ClusterError> {
+        let api: Api<CatalogPolicy> = Api::all(self.client.clone());
+        // A merge patch of the status alone: the controller owns it, and a spec edit in
+        // between must not be a conflict.
+        let mut status_value = serde_json::to_value(status).unwrap_or_default();
+        // An empty list is left out when serialized; a merge patch must still clear it.
+        status_value["namespaces"] = serde_json::json!(status.namespaces);
+        let patch = serde_json::json!({ "status": status_value });
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|e| classify(format!("writing the status of CatalogPolicy {name}"), e))?;
         Ok(())
     }
 

@@ -18,7 +18,9 @@ use kube::{
 };
 
 use super::{Cluster, ClusterError, EventNote};
-use crate::crd::{CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus};
+use crate::crd::{
+    CatalogPolicyStatus, CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus,
+};
 
 /// (namespace, name)
 pub type Key = (String, String);
@@ -30,6 +32,7 @@ struct State {
     sources: BTreeMap<Key, CatalogSource>,
     jobs: BTreeMap<Key, RefreshJob>,
     events: Vec<(ObjectReference, EventNote)>,
+    policy_statuses: BTreeMap<String, CatalogPolicyStatus>,
     version: u64,
 }
 
@@ -194,6 +197,10 @@ impl MemoryCluster {
     }
 
     /// Events recorded so far, oldest first.
+    pub fn policy_status(&self, name: &str) -> Option<CatalogPolicyStatus> {
+        self.state().policy_statuses.get(name).cloned()
+    }
+
     pub fn events(&self) -> Vec<(ObjectReference, EventNote)> {
         self.state().events.clone()
     }
@@ -314,6 +321,17 @@ impl Cluster for MemoryCluster {
         if state.jobs.get(&at).map(|j| &j.metadata.uid) == Some(&job.metadata.uid) {
             state.jobs.remove(&at);
         }
+        Ok(())
+    }
+
+    async fn write_policy_status(
+        &self,
+        name: &str,
+        status: &CatalogPolicyStatus,
+    ) -> Result<(), ClusterError> {
+        self.state()
+            .policy_statuses
+            .insert(name.to_owned(), status.clone());
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 pub mod kubernetes;
 pub mod leader;
 pub mod memory;
+pub mod policies;
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,9 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::Selector;
 
-use crate::crd::{CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus};
+use crate::crd::{
+    CatalogPolicyStatus, CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus,
+};
 
 /// The cause behind a cluster error, kept for the error chain.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
@@ -123,5 +126,11 @@ pub trait Cluster: Send + Sync + 'static {
         &self,
         regarding: &ObjectReference,
         event: EventNote,
+    ) -> Result<(), ClusterError>;
+    /// Replaces a (cluster-scoped) CatalogPolicy's status.
+    async fn write_policy_status(
+        &self,
+        name: &str,
+        status: &CatalogPolicyStatus,
     ) -> Result<(), ClusterError>;
 }

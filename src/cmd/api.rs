@@ -119,6 +119,13 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             access_metrics.clone(),
         )),
     };
+    // With a cluster at hand, CatalogPolicies set namespaces' rate limits.
+    let policies = cluster.as_ref().map(|client| {
+        curio::cluster::policies::Policies::new(
+            curio::cluster::policies::WatchedPolicies::start(client),
+            false,
+        )
+    });
     let registry = Arc::new(registry);
     let metrics_listener = tokio::net::TcpListener::bind(args.metrics_address)
         .await
@@ -137,7 +144,8 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         access_metrics,
         registry,
         notices: Arc::new(api::notices::NoNotices),
-        rate_limits: args.rate_limits.rate_limits(),
+        rate_limits: args.rate_limits.rate_limits(policies.clone()),
+        policies,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -10,6 +10,7 @@ use curio::{
     cluster::{
         kubernetes::KubeCluster,
         leader::{LeaderMetrics, LeaseConfig, LeaseElector},
+        policies::{Policies, WatchedPolicies},
     },
     controller::{
         health::{self, HealthState, PoolMetrics},
@@ -88,6 +89,11 @@ pub struct ControllerArgs {
     retry_cap: std::time::Duration,
     #[command(flatten)]
     webhook: WebhookArgs,
+    /// The kill switch: pause every namespace's refreshes (sources keep their last good
+    /// catalog and say `Reconciling=False/PausedByPolicy`; RefreshJobs wait). Restart without
+    /// it to resume; jobs then start at the pool's normal pace.
+    #[arg(long, env = "CURIO_PAUSE_REFRESHES")]
+    pause_refreshes: bool,
     /// Audit events older than this are deleted (by the leader, in batches).
     #[arg(long, env = "CURIO_AUDIT_RETENTION", default_value = "90d", value_parser = humantime::parse_duration)]
     audit_retention: std::time::Duration,
@@ -216,6 +222,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         LeaseConfig::new(&args.lease_name, &me.lease_namespace, &me.replica),
         leader_metrics,
     );
+    // Every replica watches the policies: the webhook (served by all) judges by them too.
+    let policies = Policies::new(WatchedPolicies::start(&client), args.pause_refreshes);
+    controller_metrics
+        .kill_switch
+        .set(i64::from(args.pause_refreshes));
+    if args.pause_refreshes {
+        tracing::warn!("--pause-refreshes: every namespace's refreshes are paused");
+    }
     let ctx = Context::new(
         store.clone(),
         Arc::new(KubeCluster::new(client.clone(), Some(me.replica.clone()))),
@@ -223,7 +237,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         urls,
     )
     .with_metrics(controller_metrics.clone())
-    .with_leadership(leadership.clone());
+    .with_leadership(leadership.clone())
+    .with_policies(policies.clone());
 
     let stopping = CancellationToken::new();
     let health = serve_health(
@@ -251,6 +266,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         &client,
         &store,
         &me,
+        policies,
         admission_metrics,
         stopping.clone(),
     )
@@ -367,6 +383,7 @@ async fn start_webhook(
     client: &kube::Client,
     store: &Store,
     me: &Identity,
+    policies: Policies,
     metrics: AdmissionMetrics,
     stopping: CancellationToken,
 ) -> anyhow::Result<Option<JoinHandle<Result<(), ServeError>>>> {
@@ -386,6 +403,7 @@ async fn start_webhook(
             Some(me.replica.clone()),
         ))),
         allow_http: args.webhook_allow_http_urls,
+        policies: Some(policies),
         metrics,
     });
     let listener = tokio::net::TcpListener::bind(args.webhook_address)

@@ -100,16 +100,24 @@ pub struct RateLimitArgs {
 }
 
 impl RateLimitArgs {
-    /// The limits, with a task that forgets idle buckets every minute.
-    fn rate_limits(&self) -> std::sync::Arc<curio::api::ratelimit::RateLimits> {
+    /// The limits (namespaces' CatalogPolicies override the namespace flags), with a task
+    /// that forgets idle buckets every minute.
+    fn rate_limits(
+        &self,
+        policies: Option<curio::cluster::policies::Policies>,
+    ) -> std::sync::Arc<curio::api::ratelimit::RateLimits> {
         use curio::api::ratelimit::{RateLimit, RateLimits};
-        let limits = std::sync::Arc::new(RateLimits::new(
+        let mut limits = RateLimits::new(
             RateLimit::new(self.user_requests_per_second, self.user_request_burst),
             RateLimit::new(
                 self.namespace_requests_per_second,
                 self.namespace_request_burst,
             ),
-        ));
+        );
+        if let Some(policies) = policies {
+            limits = limits.with_policies(policies);
+        }
+        let limits = std::sync::Arc::new(limits);
         let weak = std::sync::Arc::downgrade(&limits);
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));

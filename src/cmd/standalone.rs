@@ -124,7 +124,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     )
     .with_metrics(controller_metrics);
     let mut runner = Standalone::new(
-        Arc::new(ctx),
+        ctx,
         cluster.clone(),
         Folder::new(manifests.clone(), base.clone()),
     );
@@ -139,7 +139,10 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         access_metrics,
         registry: registry.clone(),
         notices: runner.problems.clone(),
-        rate_limits: args.rate_limits.rate_limits(),
+        rate_limits: args
+            .rate_limits
+            .rate_limits(Some(runner.ctx.policies.clone())),
+        policies: Some(runner.ctx.policies.clone()),
     })
     .merge(serve::files_router(
         manifests.join(standalone::folder::FILES_DIR),

@@ -83,6 +83,7 @@ pub async fn fetch(
     cluster: &dyn Cluster,
     urls: &UrlFetcher,
     max_bytes: usize,
+    ceiling: Option<usize>,
 ) -> Result<Content, FetchError> {
     let namespace = source.metadata.namespace.clone().unwrap_or_default();
     match &source.spec.source {
@@ -115,7 +116,7 @@ pub async fn fetch(
         }
         SourceSpec {
             url: Some(spec), ..
-        } => fetch_url(source, spec, cluster, urls, &namespace, max_bytes).await,
+        } => fetch_url(source, spec, cluster, urls, &namespace, max_bytes, ceiling).await,
         _ => Err(FetchError::Unsupported(
             "exactly one of inline, configMap or url must be set".into(),
         )),
@@ -170,6 +171,7 @@ async fn fetch_url(
     urls: &UrlFetcher,
     namespace: &str,
     max_bytes: usize,
+    ceiling: Option<usize>,
 ) -> Result<Content, FetchError> {
     let request = UrlRequest {
         url: &spec.url,
@@ -181,7 +183,8 @@ async fn fetch_url(
         max_bytes: spec
             .max_size_bytes
             .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(max_bytes),
+            .unwrap_or(max_bytes)
+            .min(ceiling.unwrap_or(usize::MAX)),
         credentials: credentials(cluster, namespace, spec).await?,
         if_none_match: reusable_etag(source),
     };

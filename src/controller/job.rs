@@ -258,6 +258,9 @@ async fn refresh_targets(
                 totals.audit_events += outcome.audit_events;
             }
             Report::Suspended | Report::UpToDate => {}
+            // Paused after the pool let the job start: retried like a failure, so the
+            // request is not lost.
+            Report::Paused => failures.push(format!("{name}: refreshes are paused by policy")),
             Report::Failed { message, .. } => failures.push(format!("{name}: {message}")),
         }
     }

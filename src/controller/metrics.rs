@@ -49,6 +49,11 @@ pub struct ControllerMetrics {
     pub fetch_bytes: Family<KindLabels, Counter>,
     pub fetches: Family<FetchLabels, Counter>,
     pub audit_events_purged: Counter,
+    pub paused_reconciles: Counter,
+    /// 1 while the controller's kill switch pauses every namespace.
+    pub kill_switch: Gauge,
+    /// Namespaces with CatalogSources that a policy or the kill switch pauses.
+    pub paused_namespaces: Gauge,
 }
 
 impl Default for ControllerMetrics {
@@ -63,6 +68,9 @@ impl Default for ControllerMetrics {
             fetch_bytes: Family::default(),
             fetches: Family::default(),
             audit_events_purged: Counter::default(),
+            paused_reconciles: Counter::default(),
+            kill_switch: Gauge::default(),
+            paused_namespaces: Gauge::default(),
         }
     }
 }
@@ -79,6 +87,9 @@ impl ControllerMetrics {
             fetch_bytes: "fetch_bytes", "Catalog bytes fetched, by source kind";
             fetches: "fetches", "Catalog fetches by source kind and outcome (fetched, not_modified, or a failure reason)";
             audit_events_purged: "audit_events_purged", "Audit events deleted by the retention worker";
+            paused_reconciles: "paused_reconciles", "CatalogSource reconciles that did nothing because refreshes are paused";
+            kill_switch: "refresh_kill_switch", "1 while --pause-refreshes pauses every namespace's refreshes";
+            paused_namespaces: "paused_namespaces", "Namespaces with CatalogSources whose refreshes a CatalogPolicy or the kill switch pauses";
         })
     }
 }

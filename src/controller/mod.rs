@@ -1,7 +1,7 @@
 //! The controller: turns CatalogSources into catalog rows and runs RefreshJobs.
 //!
 //! `reconcile` (fetch → parse → validate → curate → diff → one store transaction), `job`
-//! (RefreshJob attempts), `pool` (the fair, bounded job pool), `retention` (audit retention),
+//! (RefreshJob attempts), `pool` (the fair, bounded job pool), `policy_status` (CatalogPolicy usage), `retention` (audit retention),
 //! `runtime` (the leader-gated kube-runtime controllers) and `health`. The decisions it makes
 //! live in `curio_core::decisions`; the cluster it talks to is behind `crate::cluster::Cluster`.
 
@@ -10,6 +10,7 @@ pub mod health;
 pub mod job;
 pub mod locks;
 pub mod metrics;
+pub mod policy_status;
 pub mod pool;
 pub mod reconcile;
 pub mod retention;

@@ -5,15 +5,23 @@
 use std::{
     future::Future,
     sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use tokio::{sync::Notify, task::JoinSet};
 
-use crate::decisions::fairness::FairQueue;
+use crate::decisions::fairness::{FairQueue, Gate};
+
+/// How often queued jobs held back by a gate (a paused namespace) are looked at again.
+const GATE_RECHECK: Duration = Duration::from_secs(2);
+
+/// A namespace's gate, from its policy.
+pub type GateFn = Arc<dyn Fn(&str) -> Gate + Send + Sync>;
 
 pub struct JobPool<J> {
     queue: Arc<Mutex<FairQueue<J>>>,
     wake: Arc<Notify>,
+    gate: GateFn,
 }
 
 impl<J> Clone for JobPool<J> {
@@ -21,6 +29,7 @@ impl<J> Clone for JobPool<J> {
         Self {
             queue: self.queue.clone(),
             wake: self.wake.clone(),
+            gate: self.gate.clone(),
         }
     }
 }
@@ -40,7 +49,14 @@ impl<J: Send + 'static> JobPool<J> {
                 per_namespace_limit,
             ))),
             wake: Arc::new(Notify::new()),
+            gate: Arc::new(|_| Gate::default()),
         }
+    }
+
+    /// Holds back the jobs of namespaces `gate` pauses, and keeps each to its own limit.
+    /// Held-back jobs start, at the pool's normal pace, once their gate opens.
+    pub fn with_gate(self, gate: GateFn) -> Self {
+        Self { gate, ..self }
     }
 
     pub fn submit(&self, namespace: &str, job: J) {
@@ -64,7 +80,7 @@ impl<J: Send + 'static> JobPool<J> {
         let mut running = JoinSet::new();
         loop {
             loop {
-                let Some((namespace, job)) = lock(&self.queue).start_next() else {
+                let Some((namespace, job)) = lock(&self.queue).start_next_gated(&*self.gate) else {
                     break;
                 };
                 let work = runner(namespace.clone(), job);
@@ -76,9 +92,11 @@ impl<J: Send + 'static> JobPool<J> {
                     wake.notify_one();
                 });
             }
+            let waiting = lock(&self.queue).queued() > 0;
             tokio::select! {
                 () = self.wake.notified() => {}
                 Some(_) = running.join_next(), if !running.is_empty() => {}
+                () = tokio::time::sleep(GATE_RECHECK), if waiting => {}
                 () = &mut shutdown => break,
             }
         }
@@ -134,6 +152,65 @@ mod tests {
         let (running, queued) = pool.depth();
         assert_eq!(running, 0, "shutdown waits for running jobs");
         assert!(queued > 400, "queued jobs are left for the next leader");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_namespace_waits_and_resumes_at_the_pools_pace() {
+        let paused = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let gate_paused = paused.clone();
+        let pool = JobPool::new(2, 2).with_gate(Arc::new(move |ns: &str| Gate {
+            paused: ns == "frozen" && gate_paused.load(std::sync::atomic::Ordering::SeqCst),
+            limit: None,
+        }));
+        for i in 0..6 {
+            pool.submit("frozen", i);
+        }
+        let starts = Arc::new(Mutex::new(Vec::<tokio::time::Instant>::new()));
+        let log = starts.clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let dispatcher = {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                pool.run(
+                    move |_ns, _job: i32| {
+                        log.lock().unwrap().push(tokio::time::Instant::now());
+                        async { tokio::time::sleep(Duration::from_secs(1)).await }
+                    },
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(
+            starts.lock().unwrap().is_empty(),
+            "nothing starts while paused"
+        );
+        assert_eq!(pool.depth(), (0, 6));
+        paused.store(false, std::sync::atomic::Ordering::SeqCst);
+        let resumed_at = tokio::time::Instant::now();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let starts = starts.lock().unwrap().clone();
+        assert_eq!(starts.len(), 6, "every job ran after the resume");
+        // Paced, not a burst: two at a time (the global limit), a job's run time apart.
+        let offsets: Vec<u64> = starts
+            .iter()
+            .map(|s| s.duration_since(resumed_at).as_secs())
+            .collect();
+        let first = offsets[0];
+        assert!(
+            first <= GATE_RECHECK.as_secs(),
+            "resumed within a recheck: {offsets:?}"
+        );
+        assert_eq!(
+            offsets,
+            [first, first, first + 1, first + 1, first + 2, first + 2],
+            "two at a time, one second apart"
+        );
+        stop_tx.send(()).unwrap();
+        dispatcher.await.unwrap();
     }
 
     #[tokio::test]

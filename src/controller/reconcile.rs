@@ -23,11 +23,12 @@ use crate::{
     store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord, ObjectTable, Store},
 };
 use crate::{
-    cluster::{Cluster, ClusterError, EventNote, leader::Leadership},
+    cluster::{Cluster, ClusterError, EventNote, leader::Leadership, policies::Policies},
     decisions::{
-        conditions::{Outcome, READY, conditions},
+        conditions::{Outcome, READY, conditions, is_paused},
         curation::Curation,
         duration::parse_go_duration,
+        policy::{self, EffectivePolicy},
     },
 };
 
@@ -43,6 +44,8 @@ pub struct Context {
     pub leadership: Option<watch::Receiver<Leadership>>,
     /// One reconcile at a time per source, whether a watch or a job asked for it.
     pub source_locks: KeyedLocks,
+    /// The CatalogPolicies in force and the global kill switch.
+    pub policies: Policies,
 }
 
 impl Context {
@@ -61,7 +64,13 @@ impl Context {
             metrics: ControllerMetrics::default(),
             leadership: None,
             source_locks: KeyedLocks::default(),
+            policies: Policies::default(),
         }
+    }
+
+    /// Enforces `policies` (limits, pauses) instead of none.
+    pub fn with_policies(self, policies: Policies) -> Self {
+        Self { policies, ..self }
     }
 
     /// Counts into `metrics` (registered by the caller) instead of unregistered ones.
@@ -123,6 +132,8 @@ pub enum Report {
     /// Refreshed recently, spec already handled: nothing fetched.
     UpToDate,
     Suspended,
+    /// A CatalogPolicy or the kill switch pauses refreshes; status says so.
+    Paused,
     /// Status says why; `transient` failures are retried with backoff, others wait for a change.
     Failed {
         transient: bool,
@@ -208,6 +219,7 @@ pub fn needs_refresh(source: &CatalogSource, now: Timestamp) -> bool {
     source.spec.source.config_map.is_some()
         || status.observed_generation != source.metadata.generation
         || !is_ready(status)
+        || is_paused(&status.conditions)
         || interval_due(source, now)
 }
 
@@ -279,6 +291,26 @@ async fn reconcile(
     if source.spec.suspend {
         return Ok(Report::Suspended);
     }
+    let policy = ctx.policies.for_namespace(id.namespace.as_str());
+    if let Some(by) = &policy.paused_by {
+        return pause(ctx, source, &id, by).await;
+    }
+    // Limits the spec breaks by itself, checked before the up-to-date shortcut so a policy
+    // that tightens shows on sources that were fine before.
+    let violations = policy::check_spec(&policy, &source.spec);
+    if !violations.is_empty() {
+        let text: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        return fail(
+            ctx,
+            source,
+            &id,
+            Failure::stalled("PolicyViolation", text.join("; ")),
+        )
+        .await;
+    }
+    if let Some(failure) = over_source_limit(ctx, source, &id, &policy).await {
+        return fail(ctx, source, &id, failure).await;
+    }
     let time = Timestamp::now();
     if *trigger == Trigger::Watch && !force && !needs_refresh(source, time) {
         return Ok(Report::UpToDate);
@@ -288,7 +320,7 @@ async fn reconcile(
         Trigger::Job(job) => Some(job.handle()),
         Trigger::Watch => previous.last_handled_refresh.clone(),
     };
-    let (records, etag) = match desired_records(ctx, source).await {
+    let (records, etag) = match desired_records(ctx, source, &policy).await {
         Ok(Desired::Records { records, etag }) => (records, etag),
         Ok(Desired::Unchanged) => {
             // 304: the catalog is as last applied, and an unchanged remote writes nothing.
@@ -313,6 +345,25 @@ async fn reconcile(
         Ok(stored) => stored,
         Err(e) => return fail(ctx, source, &id, e.into()).await,
     };
+    if policy.max_assets_per_namespace.is_some() || policy.max_assets_per_source.is_some() {
+        let elsewhere = match ctx
+            .store
+            .assets_outside_source(&id.namespace, &id.name)
+            .await
+        {
+            Ok(count) => count,
+            Err(e) => return fail(ctx, source, &id, e.into()).await,
+        };
+        if let Some(violation) = policy::check_catalog_size(&policy, records.len(), elsewhere) {
+            return fail(
+                ctx,
+                source,
+                &id,
+                Failure::stalled("QuotaExceeded", violation.to_string()),
+            )
+            .await;
+        }
+    }
     let content_digest = document_digest(&records);
     let count = records.len() as i64;
     let change = diff(&stored, records);
@@ -399,14 +450,18 @@ fn source_kind(source: &CatalogSource) -> &'static str {
     }
 }
 
-async fn desired_records(ctx: &Context, source: &CatalogSource) -> Result<Desired, Failure> {
-    let fetched = fetch(
-        source,
-        ctx.cluster.as_ref(),
-        &ctx.urls,
-        ctx.limits.max_bytes,
-    )
-    .await;
+async fn desired_records(
+    ctx: &Context,
+    source: &CatalogSource,
+    policy: &EffectivePolicy,
+) -> Result<Desired, Failure> {
+    // A policy's maxDocumentBytes caps every document, a URL's own maxSizeBytes included.
+    let ceiling = policy
+        .max_document_bytes
+        .as_ref()
+        .and_then(|limit| usize::try_from(limit.value).ok());
+    let max_bytes = ceiling.map_or(ctx.limits.max_bytes, |c| c.min(ctx.limits.max_bytes));
+    let fetched = fetch(source, ctx.cluster.as_ref(), &ctx.urls, max_bytes, ceiling).await;
     let kind = source_kind(source);
     let outcome = match &fetched {
         Ok(Content::NotModified) => "not_modified",
@@ -434,7 +489,11 @@ async fn desired_records(ctx: &Context, source: &CatalogSource) -> Result<Desire
                 .fetch_bytes
                 .get_or_create(&KindLabels { kind: kind.into() })
                 .inc_by(bytes.len() as u64);
-            let assets = parse_document(&bytes, ctx.limits)
+            let limits = Limits {
+                max_bytes,
+                ..ctx.limits
+            };
+            let assets = parse_document(&bytes, limits)
                 .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))?;
             (assets, etag)
         }
@@ -452,6 +511,83 @@ async fn desired_records(ctx: &Context, source: &CatalogSource) -> Result<Desire
         records: curation.apply(assets),
         etag,
     })
+}
+
+/// A source created after its namespace reached `maxSources` (sources that were there when
+/// the policy came keep their place: the oldest ones, by creation time, fill the quota).
+async fn over_source_limit(
+    ctx: &Context,
+    source: &CatalogSource,
+    id: &Identity,
+    policy: &EffectivePolicy,
+) -> Option<Failure> {
+    policy.max_sources.as_ref()?;
+    let everything = kube::core::Selector::default();
+    let siblings = match ctx
+        .cluster
+        .sources(id.namespace.as_str(), &everything)
+        .await
+    {
+        Ok(siblings) => siblings,
+        Err(e) => {
+            return Some(Failure {
+                transient: true,
+                reason: "ClusterUnavailable".into(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let key = |s: &CatalogSource| {
+        (
+            s.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            s.metadata.name.clone().unwrap_or_default(),
+        )
+    };
+    let mine = key(source);
+    let older = siblings
+        .iter()
+        .filter(|s| s.metadata.deletion_timestamp.is_none() && key(s) < mine)
+        .count();
+    policy::check_new_source(policy, older)
+        .map(|violation| Failure::stalled("QuotaExceeded", violation.to_string()))
+}
+
+/// Status (and an Event, once) for a paused source; nothing is fetched and the last good
+/// catalog stays.
+async fn pause(
+    ctx: &Context,
+    source: &CatalogSource,
+    id: &Identity,
+    by: &str,
+) -> Result<Report, ReconcileError> {
+    ctx.metrics.paused_reconciles.inc();
+    let previous = source.status.clone().unwrap_or_default();
+    let message = if by == policy::GLOBAL_PAUSE {
+        "refreshes are paused for every namespace (the controller's kill switch)".to_owned()
+    } else {
+        format!("refreshes are paused by CatalogPolicy {by:?}")
+    };
+    let status = CatalogSourceStatus {
+        conditions: conditions(
+            &previous.conditions,
+            &Outcome::Paused {
+                message: message.clone(),
+            },
+            id.generation,
+            now(),
+        ),
+        message: Some(format!("{message}; serving the last good catalog")),
+        ..previous.clone()
+    };
+    let first = !is_paused(&previous.conditions);
+    publish(ctx, source, id, &status).await?;
+    if first {
+        let _ = ctx
+            .cluster
+            .record_event(&reference(source), EventNote::normal("Paused", message))
+            .await;
+    }
+    Ok(Report::Paused)
 }
 
 /// Status and Event for a failure; the assets already in the store stay as they are.

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use super::{
     job::{JobResult, JobSettings, expire, run_job},
     metrics::{KindLabels, NamespaceLabels, ReconcileLabels},
-    pool::JobPool,
+    policy_status,
+    pool::{GateFn, JobPool},
     reconcile::{Context, ReconcileError, Report, cleanup_source, interval, reconcile_source},
 };
 use crate::{
@@ -40,9 +41,14 @@ use crate::{
     crd::{CatalogSource, FINALIZER, RefreshJob},
     decisions::{
         backoff::retry_delay,
+        fairness::Gate,
         job_plan::{JobPlan, plan},
+        policy::refresh_interval,
     },
 };
+
+/// How often policy statuses are brought up to date (and on every policy change).
+const POLICY_STATUS_PERIOD: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -176,8 +182,25 @@ async fn until_lost(leadership: &mut watch::Receiver<Leadership>) {
 
 /// One term: the source and job controllers and the job pool, until `stop`.
 async fn run_term(client: Client, ctx: Arc<Context>, settings: Settings, stop: CancellationToken) {
+    // Policies decide what may run: nothing starts before they have been read once.
+    while !ctx.policies.is_ready() {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+    let gate_policies = ctx.policies.clone();
+    let gate: GateFn = Arc::new(move |namespace: &str| {
+        let policy = gate_policies.for_namespace(namespace);
+        Gate {
+            paused: policy.paused_by.is_some(),
+            limit: policy
+                .max_concurrent_refresh_jobs
+                .and_then(|limit| usize::try_from(limit.value).ok()),
+        }
+    });
     let term = Arc::new(Term {
-        pool: JobPool::new(settings.jobs_global, settings.jobs_per_namespace),
+        pool: JobPool::new(settings.jobs_global, settings.jobs_per_namespace).with_gate(gate),
         client: client.clone(),
         ctx,
         settings: settings.clone(),
@@ -193,6 +216,13 @@ async fn run_term(client: Client, ctx: Arc<Context>, settings: Settings, stop: C
         settings.namespaces.iter().cloned().map(Some).collect()
     };
     let mut controllers = Vec::new();
+    {
+        let ctx = term.ctx.clone();
+        let stop = stop.clone();
+        controllers.push(
+            async move { policy_status::run(&ctx, POLICY_STATUS_PERIOD, stop).await }.boxed(),
+        );
+    }
     for scope in &scopes {
         controllers.push(source_controller(term.clone(), scope.clone(), stop.clone()).boxed());
         controllers.push(job_controller(term.clone(), scope.clone(), stop.clone()).boxed());
@@ -257,6 +287,9 @@ async fn source_controller(term: Arc<Term>, namespace: Option<String>, stop: Can
                     .collect::<Vec<_>>()
             },
         )
+        // A policy or namespace label change may pause, resume or limit any source: look at
+        // all of them again (the controller's concurrency paces the ones that refetch).
+        .reconcile_all_on(changes(term.ctx.policies.changes()))
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(reconcile_source_object, source_error_policy, term.clone())
         .for_each(|result| async move {
@@ -265,6 +298,13 @@ async fn source_controller(term: Arc<Term>, namespace: Option<String>, stop: Can
             }
         })
         .await;
+}
+
+/// One item per change `receiver` is told of (not its current value).
+fn changes(receiver: watch::Receiver<u64>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.changed().await.ok().map(|()| ((), receiver))
+    })
 }
 
 async fn job_controller(term: Arc<Term>, namespace: Option<String>, stop: CancellationToken) {
@@ -352,13 +392,17 @@ pub async fn reconcile_with_finalizer(
 /// The next reconcile: at the interval when the source has one, else on the next change.
 async fn apply_source(ctx: &Context, source: &CatalogSource) -> Result<Action, RuntimeError> {
     let report = reconcile_source(ctx, source).await?;
-    let every = interval(source);
+    let policy = ctx
+        .policies
+        .for_namespace(&source.namespace().unwrap_or_default());
+    let every = refresh_interval(&policy, interval(source));
     Ok(match report {
         Report::Applied(_) => every.map_or_else(Action::await_change, Action::requeue),
         Report::UpToDate => every.map_or_else(Action::await_change, |every| {
             Action::requeue(time_until_due(source, every))
         }),
-        Report::Suspended => Action::await_change(),
+        // A policy change (resume) triggers the next look.
+        Report::Suspended | Report::Paused => Action::await_change(),
         Report::Failed {
             transient: true,
             reason,

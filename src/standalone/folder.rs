@@ -242,7 +242,7 @@ mod tests {
         );
         assert!(matches!(
             folder.objects().next().unwrap().2,
-            Object::Namespace(n) if n == "team-a"
+            Object::Namespace { name, .. } if name == "team-a"
         ));
 
         std::fs::remove_file(&file).unwrap();

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::locate;
 use crate::crd::{
-    CatalogSource, RefreshJob,
+    CatalogPolicy, CatalogSource, RefreshJob,
     strict::{self, FieldProblem, ResourceKind},
 };
 
@@ -18,8 +18,12 @@ pub const SELF_URL_VARIABLE: &str = "${CURIO_URL}";
 
 #[derive(Debug, Clone)]
 pub enum Object {
-    Namespace(String),
+    Namespace {
+        name: String,
+        labels: BTreeMap<String, String>,
+    },
     Source(Box<CatalogSource>),
+    Policy(Box<CatalogPolicy>),
     Job(Box<RefreshJob>),
     ConfigMap {
         namespace: String,
@@ -173,7 +177,10 @@ fn line_of(message: &str) -> Option<usize> {
 
 /// The kinds that live outside namespaces.
 fn cluster_scoped(kind: &str) -> bool {
-    matches!(kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding")
+    matches!(
+        kind,
+        "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "CatalogPolicy"
+    )
 }
 
 fn identity(doc: &Value) -> Option<Identity> {
@@ -204,7 +211,8 @@ impl Object {
             })
         };
         match self {
-            Object::Namespace(name) => id("Namespace", None, Some(name.clone())),
+            Object::Namespace { name, .. } => id("Namespace", None, Some(name.clone())),
+            Object::Policy(p) => id("CatalogPolicy", None, p.metadata.name.clone()),
             Object::Source(s) => id(
                 "CatalogSource",
                 s.metadata.namespace.clone(),
@@ -266,12 +274,18 @@ fn object(mut doc: Value) -> Result<Object, Vec<Refusal>> {
     let api_version = text_field(&doc, "/apiVersion").unwrap_or_default();
     if api_version.starts_with("curio.dev/") && ResourceKind::from_kind(&kind).is_none() {
         return Err(Refusal::whole(format!(
-            "{kind} {namespace}/{name}: curio.dev has no kind {kind:?} (CatalogSource or RefreshJob)"
+            "{kind} {namespace}/{name}: curio.dev has no kind {kind:?} (CatalogSource, RefreshJob or CatalogPolicy)"
         )));
     }
     Ok(match kind.as_str() {
-        "Namespace" => Object::Namespace(name),
-        "CatalogSource" | "RefreshJob" => {
+        "Namespace" => Object::Namespace {
+            labels: match doc.pointer("/metadata/labels") {
+                Some(labels) => serde_json::from_value(labels.clone()).map_err(describe)?,
+                None => BTreeMap::new(),
+            },
+            name,
+        },
+        "CatalogSource" | "RefreshJob" | "CatalogPolicy" => {
             if api_version != "curio.dev/v1alpha1" {
                 return Err(Refusal::whole(format!(
                     "{kind} {namespace}/{name}: apiVersion must be curio.dev/v1alpha1, not {api_version:?}"
@@ -312,7 +326,7 @@ fn object(mut doc: Value) -> Result<Object, Vec<Refusal>> {
     })
 }
 
-/// A CatalogSource or RefreshJob, checked as a kube-apiserver with strict field validation and
+/// A CatalogSource, RefreshJob or CatalogPolicy, checked as a kube-apiserver with strict field validation and
 /// the CRD's CEL rules would check it.
 fn curio_object(
     kind: &str,
@@ -353,6 +367,14 @@ fn curio_object(
             }
             Ok(Object::Job(Box::new(job)))
         }
+        ResourceKind::CatalogPolicy => {
+            let policy: CatalogPolicy = serde_json::from_value(doc).map_err(describe)?;
+            let broken = strict::policy_rules(&policy);
+            if !broken.is_empty() {
+                return Err(at(broken));
+            }
+            Ok(Object::Policy(Box::new(policy)))
+        }
     }
 }
 
@@ -390,7 +412,7 @@ metadata: {name: web}
         let parsed = parse(text, "http://127.0.0.1:8080");
         assert_eq!(parsed.problems, []);
         let objects: Vec<Object> = parsed.objects.into_iter().map(|(_, o)| o).collect();
-        assert!(matches!(&objects[0], Object::Namespace(n) if n == "team-a"));
+        assert!(matches!(&objects[0], Object::Namespace { name, .. } if name == "team-a"));
         let Object::Source(source) = &objects[1] else {
             panic!("{:?}", objects[1])
         };
@@ -417,7 +439,7 @@ metadata: {name: web}
         assert!(parsed.problems[0].error.line >= 4, "{:?}", parsed.problems);
         assert_eq!(parsed.problems[0].identity, None);
         assert!(
-            matches!(&parsed.objects[..], [(1, Object::Namespace(n))] if n == "a"),
+            matches!(&parsed.objects[..], [(1, Object::Namespace { name, .. })] if name == "a"),
             "the good document still applies"
         );
 

@@ -26,12 +26,15 @@ use crate::{
         Attributes, Authorizer, AuthzError, Decision, StaticRbac, manifests::add_document,
     },
     api::notices::{Notice, Notices},
-    cluster::memory::MemoryCluster,
+    cluster::{
+        memory::MemoryCluster,
+        policies::{Policies, PolicyView, StaticPolicies},
+    },
     controller::{
         Context, JobResult, JobSettings, Report, cleanup_source, interval, refetch_source, run_job,
         write_source_status,
     },
-    crd::{CatalogSource, RefreshJob},
+    crd::{CatalogPolicy, CatalogSource, RefreshJob},
     decisions::{
         backoff::retry_delay,
         conditions::ACCEPTED,
@@ -115,6 +118,7 @@ pub struct SyncReport {
     pub skipped: Vec<(String, String, String)>,
     pub sources: usize,
     pub jobs: usize,
+    pub policies: usize,
     pub removed_sources: Vec<String>,
 }
 
@@ -142,6 +146,8 @@ pub struct Standalone {
     pub rbac: Arc<SharedRbac>,
     /// What the last sync refused, for the API.
     pub problems: Arc<SharedProblems>,
+    /// The folder's CatalogPolicies and Namespace labels, which `ctx.policies` reads.
+    pub policies: Arc<StaticPolicies>,
     folder: Folder,
     jobs: JobSettings,
     retry_base: Duration,
@@ -154,10 +160,15 @@ fn key(namespace: &str, name: &str) -> String {
 }
 
 impl Standalone {
-    /// `ctx.cluster` must be `cluster`.
-    pub fn new(ctx: Arc<Context>, cluster: Arc<MemoryCluster>, folder: Folder) -> Self {
+    /// `ctx.cluster` must be `cluster`. The folder's policies replace `ctx`'s (its kill switch
+    /// setting stays).
+    pub fn new(ctx: Context, cluster: Arc<MemoryCluster>, folder: Folder) -> Self {
+        let policies = Arc::new(StaticPolicies::default());
+        let paused_globally = ctx.policies.paused_globally();
+        let ctx = ctx.with_policies(Policies::new(policies.clone(), paused_globally));
         Self {
-            ctx,
+            ctx: Arc::new(ctx),
+            policies,
             cluster,
             rbac: Arc::new(SharedRbac::default()),
             problems: Arc::new(SharedProblems {
@@ -188,6 +199,8 @@ impl Standalone {
         let mut jobs: BTreeMap<String, RefreshJob> = BTreeMap::new();
         let mut config_maps = BTreeMap::new();
         let mut secrets = BTreeMap::new();
+        let mut policies: BTreeMap<String, CatalogPolicy> = BTreeMap::new();
+        let mut namespace_labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         let mut rbac = StaticRbac::default();
         let mut rbac_problems = Vec::new();
         // Where each object is defined, to refuse a second definition.
@@ -220,6 +233,7 @@ impl Standalone {
                     &mut jobs,
                     &mut config_maps,
                     &mut secrets,
+                    &mut policies,
                 );
                 if matches!(object, Object::Rbac(_)) {
                     rbac_problems.push(FileProblem {
@@ -234,7 +248,12 @@ impl Standalone {
                 continue;
             }
             match object {
-                Object::Namespace(_) => {}
+                Object::Namespace { name, labels } => {
+                    namespace_labels.insert(name.clone(), labels.clone());
+                }
+                Object::Policy(policy) => {
+                    policies.insert(policy.name_any(), (**policy).clone());
+                }
                 Object::Source(source) => {
                     sources.insert(
                         key(&source.namespace().unwrap_or_default(), &source.name_any()),
@@ -317,6 +336,14 @@ impl Standalone {
         }
         self.cluster.replace_config_maps(config_maps);
         self.cluster.replace_secrets(secrets);
+        for (namespace, labels) in namespace_labels {
+            self.policies.set_namespace_labels(&namespace, labels);
+        }
+        // A refused policy keeps its last good version (above); the policies are in force
+        // before any source of this sync is reconciled.
+        report.policies = policies.len();
+        self.policies
+            .replace_policies(policies.into_values().collect());
 
         for existing in self.cluster.all_sources() {
             let at = key(
@@ -427,6 +454,7 @@ impl Standalone {
         jobs: &mut BTreeMap<String, RefreshJob>,
         config_maps: &mut BTreeMap<(String, String), BTreeMap<String, String>>,
         secrets: &mut BTreeMap<(String, String), BTreeMap<String, Vec<u8>>>,
+        policies: &mut BTreeMap<String, CatalogPolicy>,
     ) {
         let Some(id) = object.identity() else { return };
         let at = (id.namespace.clone(), id.name.clone());
@@ -451,7 +479,17 @@ impl Standalone {
                     secrets.insert(at, current);
                 }
             }
-            Object::Namespace(_) | Object::Rbac(_) | Object::Skipped { .. } => {}
+            Object::Policy(_) => {
+                if let Some(current) = self
+                    .policies
+                    .policies()
+                    .into_iter()
+                    .find(|p| p.name_any() == id.name)
+                {
+                    policies.insert(id.name.clone(), current);
+                }
+            }
+            Object::Namespace { .. } | Object::Rbac(_) | Object::Skipped { .. } => {}
         }
     }
 
@@ -542,6 +580,16 @@ impl Standalone {
             if !self.schedule.due(&at, now) {
                 continue;
             }
+            if self
+                .ctx
+                .policies
+                .for_namespace(&namespace)
+                .paused_by
+                .is_some()
+            {
+                // Held, not failed: looked at again on the next pass.
+                continue;
+            }
             let next = match plan(&job, k8s_openapi::jiff::Timestamp::now()) {
                 JobPlan::Finished { expires_in } => expires_in.map(|d| now + d),
                 JobPlan::Start { .. } | JobPlan::Resume { .. } | JobPlan::Expired => {
@@ -596,6 +644,7 @@ pub fn log_report(report: &SyncReport) {
     tracing::info!(
         sources = report.sources,
         jobs = report.jobs,
+        policies = report.policies,
         "manifests applied"
     );
 }

@@ -25,7 +25,9 @@ use super::review::{
 };
 use crate::{
     access::authz::{Attributes, Authorizer, Decision},
-    cluster::{Cluster, EventNote},
+    cluster::{Cluster, EventNote, policies::Policies},
+    crd::CatalogSource,
+    decisions::policy,
     store::Store,
 };
 
@@ -44,6 +46,8 @@ pub struct Webhook {
     pub cluster: Option<Arc<dyn Cluster>>,
     /// Lets URL sources use plain http.
     pub allow_http: bool,
+    /// The CatalogPolicies a source must keep to (`None`: none are enforced at admission).
+    pub policies: Option<Policies>,
     /// Shared with the controller, whose metrics address serves them.
     pub metrics: AdmissionMetrics,
 }
@@ -253,7 +257,64 @@ impl Webhook {
                 }
             }
         }
-        Verdict::Admit
+        match self.policy_refusal(request).await {
+            Some(message) => Verdict::Forbidden(format!(
+                "{} {}/{}: {message}",
+                request.resource.plural(),
+                request.namespace,
+                request.name
+            )),
+            None => Verdict::Admit,
+        }
+    }
+
+    /// Why the namespace's CatalogPolicies refuse a created or changed source, if they do.
+    /// Fails closed: policies not read yet, or sources that cannot be counted, refuse.
+    async fn policy_refusal(&self, request: &Request) -> Option<String> {
+        let policies = self.policies.as_ref()?;
+        if request.resource != Resource::CatalogSources || request.operation == Operation::Delete {
+            return None;
+        }
+        let source: CatalogSource = serde_json::from_value(request.object.clone()?).ok()?;
+        if !policies.is_ready() {
+            return Some("CatalogPolicies have not been read yet; try again in a moment".into());
+        }
+        let effective = policies.for_namespace(&request.namespace);
+        if effective.policies.is_empty() && effective.paused_by.is_none() {
+            return None;
+        }
+        let mut refusals: Vec<String> = policy::check_spec(&effective, &source.spec)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if request.operation == Operation::Create && effective.max_sources.is_some() {
+            let everything = kube::core::Selector::default();
+            let counted = match &self.cluster {
+                Some(cluster) => tokio::time::timeout(
+                    LOOKUP_TIMEOUT,
+                    cluster.sources(&request.namespace, &everything),
+                )
+                .await
+                .map_err(|_| "timed out".to_owned())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+                None => Err("no cluster to count them in".to_owned()),
+            };
+            match counted {
+                Ok(existing) => {
+                    let existing = existing
+                        .iter()
+                        .filter(|s| s.metadata.deletion_timestamp.is_none())
+                        .count();
+                    if let Some(violation) = policy::check_new_source(&effective, existing) {
+                        refusals.push(violation.to_string());
+                    }
+                }
+                Err(e) => refusals.push(format!(
+                    "cannot count the namespace's CatalogSources for maxSources: {e}"
+                )),
+            }
+        }
+        (!refusals.is_empty()).then(|| refusals.join("; "))
     }
 
     async fn warnings(&self, request: &Request, plan: &Plan) -> Vec<String> {

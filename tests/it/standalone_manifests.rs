@@ -97,7 +97,7 @@ async fn runner(root: &Path, database: &Path) -> Standalone {
         UrlFetcher::new(AddressPolicy::default(), Duration::from_secs(2)).unwrap(),
     );
     Standalone::new(
-        Arc::new(ctx),
+        ctx,
         cluster,
         Folder::new(root.to_owned(), "http://127.0.0.1:1".into()),
     )

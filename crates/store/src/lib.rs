@@ -13,6 +13,7 @@ mod migrate;
 mod objects;
 mod query;
 mod scope;
+mod usage;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub use query::{
     AssetCursor, AssetQuery, AssetSort, LabelRequirement, NameCursor, Page, escape_like,
 };
 pub use scope::{Namespace, NamespaceScope, ScopeError};
+pub use usage::Usage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -13,7 +13,7 @@ use std::{
 use async_trait::async_trait;
 use curio::{
     cluster::{Cluster, ClusterError, EventNote, memory::MemoryCluster},
-    crd::{CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus},
+    crd::{CatalogPolicyStatus, CatalogSource, CatalogSourceStatus, RefreshJob, RefreshJobStatus},
 };
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::Selector;
@@ -146,6 +146,14 @@ impl Cluster for TestCluster {
         event: EventNote,
     ) -> Result<(), ClusterError> {
         self.inner.record_event(regarding, event).await
+    }
+
+    async fn write_policy_status(
+        &self,
+        name: &str,
+        status: &CatalogPolicyStatus,
+    ) -> Result<(), ClusterError> {
+        self.inner.write_policy_status(name, status).await
     }
 }
 

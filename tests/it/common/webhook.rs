@@ -141,6 +141,16 @@ pub async fn serve(
     authorizer: Arc<dyn Authorizer>,
     cluster: Option<Arc<dyn Cluster>>,
 ) -> Served {
+    serve_with_policies(store, authorizer, cluster, None).await
+}
+
+/// [`serve`], enforcing `policies` at admission.
+pub async fn serve_with_policies(
+    store: Store,
+    authorizer: Arc<dyn Authorizer>,
+    cluster: Option<Arc<dyn Cluster>>,
+    policies: Option<curio::cluster::policies::Policies>,
+) -> Served {
     let issued = certs::issue(&["localhost".to_owned()], chrono::Utc::now()).unwrap();
     let cert = tls::SwappableCert::new(
         tls::certified_key(issued.cert_pem.as_bytes(), issued.key_pem.as_bytes()).unwrap(),
@@ -152,6 +162,7 @@ pub async fn serve(
         authorizer,
         cluster,
         allow_http: false,
+        policies,
         metrics,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,10 +1,16 @@
-//! The custom resources, `CatalogSource` and `RefreshJob` (group `curio.dev`, `v1alpha1`).
+//! The custom resources, `CatalogSource`, `RefreshJob` and the cluster-scoped `CatalogPolicy`
+//! (group `curio.dev`, `v1alpha1`).
 //! The CRD manifests in `crds/` are generated from these types by `curio crds`.
 
+mod catalog_policy;
 mod catalog_source;
 pub mod generate;
 mod refresh_job;
 
+pub use catalog_policy::{
+    ApiRateLimits, CatalogPolicy, CatalogPolicySpec, CatalogPolicyStatus, NamespaceUsage,
+    PolicyLimits, SourceType, UrlHostRules,
+};
 pub use catalog_source::{
     AssetFilter, CatalogSource, CatalogSourceSpec, CatalogSourceStatus, ConfigMapSource,
     CurationRule, InlineSource, SecretRef, SourceSpec, UrlSource,

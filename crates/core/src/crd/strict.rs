@@ -5,7 +5,7 @@
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::{CatalogSource, RefreshJob};
+use super::{CatalogPolicy, CatalogSource, RefreshJob};
 
 /// One problem in one object: where (a field path such as
 /// `spec.source.inline.assets[3].licence`) and what.
@@ -109,15 +109,20 @@ fn walk(schema: &Value, value: &Value, path: &str, problems: &mut Vec<FieldProbl
     }
 }
 
-/// The two kinds of the `curio.dev` group.
+/// The kinds of the `curio.dev` group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResourceKind {
     CatalogSource,
     RefreshJob,
+    CatalogPolicy,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 2] = [ResourceKind::CatalogSource, ResourceKind::RefreshJob];
+    pub const ALL: [ResourceKind; 3] = [
+        ResourceKind::CatalogSource,
+        ResourceKind::RefreshJob,
+        ResourceKind::CatalogPolicy,
+    ];
 
     pub fn from_kind(kind: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == kind)
@@ -127,6 +132,7 @@ impl ResourceKind {
         match self {
             ResourceKind::CatalogSource => "CatalogSource",
             ResourceKind::RefreshJob => "RefreshJob",
+            ResourceKind::CatalogPolicy => "CatalogPolicy",
         }
     }
 
@@ -135,6 +141,7 @@ impl ResourceKind {
         let crd = match self {
             ResourceKind::CatalogSource => CatalogSource::crd(),
             ResourceKind::RefreshJob => RefreshJob::crd(),
+            ResourceKind::CatalogPolicy => CatalogPolicy::crd(),
         };
         crd.spec
             .versions
@@ -158,6 +165,11 @@ pub fn job_rules(job: &RefreshJob, previous: Option<&RefreshJob>) -> Vec<FieldPr
         Some(old) => cel_problems(job.validate_cel_update(old)),
         None => cel_problems(job.validate_cel()),
     }
+}
+
+/// The CRD's CEL rules on `policy`.
+pub fn policy_rules(policy: &CatalogPolicy) -> Vec<FieldProblem> {
+    cel_problems(policy.validate_cel())
 }
 
 fn cel_problems(result: Result<(), kube::core::cel::ValidationErrors>) -> Vec<FieldProblem> {

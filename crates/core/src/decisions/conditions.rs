@@ -9,6 +9,8 @@ pub const STALLED: &str = "Stalled";
 /// Set by standalone mode while a source's manifest is refused (`False`, with the reason), and
 /// removed once it is accepted again. Not the reconcile's: it keeps it as it finds it.
 pub const ACCEPTED: &str = "Accepted";
+/// The reason on `Reconciling=False` while a policy or the kill switch pauses refreshes.
+pub const PAUSED_BY_POLICY: &str = "PausedByPolicy";
 
 /// What the last reconcile came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +24,17 @@ pub enum Outcome {
     /// A failure only a change can fix (invalid document, missing ConfigMap key): stalled
     /// until the spec or the referenced object changes.
     Stalled { reason: String, message: String },
+    /// Refreshes are paused by a policy or the kill switch: `Reconciling=False` with reason
+    /// [`PAUSED_BY_POLICY`]. `Ready` (and `Stalled`) stay as they were: the last good catalog
+    /// is still served.
+    Paused { message: String },
+}
+
+/// Whether the conditions say a policy paused the source.
+pub fn is_paused(conditions: &[Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == RECONCILING && c.status == "False" && c.reason == PAUSED_BY_POLICY)
 }
 
 fn condition(
@@ -71,6 +84,32 @@ pub fn conditions(
             condition(READY, "False", reason, message, generation, &now),
             condition(STALLED, "True", reason, message, generation, &now),
         ],
+        Outcome::Paused { message } => {
+            let mut kept: Vec<Condition> = previous
+                .iter()
+                .filter(|c| [READY, STALLED].contains(&c.type_.as_str()))
+                .cloned()
+                .collect();
+            if !kept.iter().any(|c| c.type_ == READY) {
+                kept.push(condition(
+                    READY,
+                    "Unknown",
+                    PAUSED_BY_POLICY,
+                    message,
+                    generation,
+                    &now,
+                ));
+            }
+            kept.push(condition(
+                RECONCILING,
+                "False",
+                PAUSED_BY_POLICY,
+                message,
+                generation,
+                &now,
+            ));
+            kept
+        }
     };
     for condition in &mut next {
         if let Some(before) = previous
@@ -203,5 +242,52 @@ mod tests {
         );
         assert_eq!(find(&c, ACCEPTED), Some(&accepted));
         assert_eq!(find(&c, READY).map(|c| c.status.as_str()), Some("True"));
+    }
+
+    #[test]
+    fn pausing_keeps_ready_and_says_why_until_the_next_outcome() {
+        let ready = conditions(
+            &[],
+            &Outcome::Ready {
+                message: "3 assets".into(),
+            },
+            1,
+            at(0),
+        );
+        let paused = conditions(
+            &ready,
+            &Outcome::Paused {
+                message: "paused by CatalogPolicy \"freeze\"".into(),
+            },
+            1,
+            at(10),
+        );
+        assert_eq!(find(&paused, READY), find(&ready, READY), "Ready untouched");
+        let reconciling = find(&paused, RECONCILING).unwrap();
+        assert_eq!(
+            (reconciling.status.as_str(), reconciling.reason.as_str()),
+            ("False", PAUSED_BY_POLICY)
+        );
+        assert!(is_paused(&paused));
+        let resumed = conditions(
+            &paused,
+            &Outcome::Ready {
+                message: "3 assets".into(),
+            },
+            1,
+            at(20),
+        );
+        assert!(!is_paused(&resumed));
+        assert!(find(&resumed, RECONCILING).is_none());
+        // Paused before the first refresh: Ready is Unknown, not absent.
+        let first = conditions(
+            &[],
+            &Outcome::Paused {
+                message: "paused".into(),
+            },
+            1,
+            at(0),
+        );
+        assert_eq!(find(&first, READY).unwrap().status, "Unknown");
     }
 }

@@ -4,6 +4,15 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+/// What a namespace's policy lets it start now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gate {
+    /// Paused: its jobs stay queued.
+    pub paused: bool,
+    /// A lower per-namespace limit than the queue's own.
+    pub limit: Option<usize>,
+}
+
 #[derive(Debug)]
 pub struct FairQueue<J> {
     queued: BTreeMap<String, VecDeque<J>>,
@@ -44,6 +53,12 @@ impl<J> FairQueue<J> {
 
     /// Starts the next job if a slot is free: marks it running and returns it.
     pub fn start_next(&mut self) -> Option<(String, J)> {
+        self.start_next_gated(|_| Gate::default())
+    }
+
+    /// [`FairQueue::start_next`], skipping paused namespaces and keeping to each namespace's
+    /// own limit where its gate sets a lower one.
+    pub fn start_next_gated(&mut self, gate: impl Fn(&str) -> Gate) -> Option<(String, J)> {
         if self.running() >= self.global_limit {
             return None;
         }
@@ -51,8 +66,14 @@ impl<J> FairQueue<J> {
             .queued
             .iter()
             .filter(|(ns, jobs)| {
-                !jobs.is_empty()
-                    && self.running.get(*ns).copied().unwrap_or(0) < self.per_namespace_limit
+                if jobs.is_empty() {
+                    return false;
+                }
+                let gate = gate(ns);
+                let limit = gate.limit.map_or(self.per_namespace_limit, |l| {
+                    l.clamp(1, self.per_namespace_limit)
+                });
+                !gate.paused && self.running.get(*ns).copied().unwrap_or(0) < limit
             })
             .min_by_key(|(ns, _)| {
                 (
@@ -86,6 +107,41 @@ impl<J> FairQueue<J> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paused_namespace_starts_nothing_and_a_gate_lowers_its_limit() {
+        let mut queue = FairQueue::new(10, 4);
+        for i in 0..5 {
+            queue.push("paused", i);
+            queue.push("capped", i);
+        }
+        let gate = |ns: &str| match ns {
+            "paused" => Gate {
+                paused: true,
+                limit: None,
+            },
+            _ => Gate {
+                paused: false,
+                limit: Some(2),
+            },
+        };
+        let mut started = Vec::new();
+        while let Some((ns, _)) = queue.start_next_gated(gate) {
+            started.push(ns);
+        }
+        assert_eq!(started, ["capped", "capped"]);
+        // Un-paused, the namespace's jobs start at the queue's own limits.
+        let mut resumed = 0;
+        while queue.start_next_gated(|_| Gate::default()).is_some() {
+            resumed += 1;
+        }
+        assert_eq!(
+            resumed,
+            4 + 2,
+            "4 for the resumed namespace, 2 more for the other"
+        );
+        assert_eq!(queue.queued(), 5 - 4 + 5 - 4);
+    }
 
     #[test]
     fn a_lone_job_waits_for_at_most_one_free_slot() {

@@ -1,4 +1,5 @@
-//! Pure decisions: conditions, curation, retry delays, fair queueing, durations and job plans.
+//! Pure decisions: conditions, curation, retry delays, fair queueing, durations, job plans and
+//! catalog policies.
 
 pub mod backoff;
 pub mod conditions;
@@ -6,3 +7,4 @@ pub mod curation;
 pub mod duration;
 pub mod fairness;
 pub mod job_plan;
+pub mod policy;
