@@ -587,10 +587,21 @@ async fn reqwest_get(url: &str) -> String {
 /// Runs `kubectl apply -f -` as `user` (impersonated by the kubeconfig's identity) with
 /// `manifest` on stdin; returns whether it succeeded and what it printed.
 fn kubectl_apply_as(user: &str, manifest: &str) -> (bool, String) {
+    kubectl_apply_with(&["--as", user], manifest)
+}
+
+/// `kubectl apply -f -` as the kubeconfig's own identity.
+fn kubectl_apply(manifest: &str) -> (bool, String) {
+    kubectl_apply_with(&[], manifest)
+}
+
+fn kubectl_apply_with(flags: &[&str], manifest: &str) -> (bool, String) {
     use std::io::Write;
     let kubectl = env("KUBECTL").unwrap_or_else(|| "kubectl".into());
     let mut child = Command::new(&kubectl)
-        .args(["apply", "--as", user, "-f", "-"])
+        .arg("apply")
+        .args(flags)
+        .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -631,30 +642,16 @@ spec:
     )
 }
 
-#[tokio::test]
-#[ignore = "needs a cluster: run e2e/run.sh"]
-async fn webhook_requires_approve_and_audits_people() {
-    use k8s_openapi::api::{
-        admissionregistration::v1::ValidatingWebhookConfiguration,
-        authentication::v1::TokenRequest,
-        core::v1::ServiceAccount,
-        rbac::v1::{ClusterRole, RoleBinding},
-    };
-
-    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
-        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
-    };
-    let client = Client::try_default()
-        .await
-        .expect("a cluster from KUBECONFIG");
-    apply_crds(&client).await;
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-w"));
-    for ns in [&system, &team] {
-        create_namespace(&client, ns).await;
-    }
-    migrate(&database_url);
-
+/// A ValidatingWebhookConfiguration for `team` only, and a controller serving it with a
+/// self-managed certificate (it fills in the caBundle), watching `team`.
+async fn webhook_controller(
+    client: &Client,
+    database_url: &str,
+    run: &str,
+    system: &str,
+    team: &str,
+) -> (Replica, String) {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
     // The webhook configuration, limited to this run's namespace; the controller fills in
     // its caBundle (the self-managed certificate path).
     let webhook_port = free_port();
@@ -691,13 +688,13 @@ async fn webhook_requires_approve_and_audits_people() {
             &[
                 "controller",
                 "--database-url",
-                &database_url,
+                database_url,
                 "--lease-namespace",
-                &system,
+                system,
                 "--replica",
                 &format!("{run}-webhook"),
                 "--watch-namespaces",
-                &team,
+                team,
                 "--metrics-address",
                 &format!("127.0.0.1:{metrics_port}"),
                 "--webhook-self-managed",
@@ -724,6 +721,36 @@ async fn webhook_requires_approve_and_audits_people() {
         }
     })
     .await;
+    (controller, configuration_name)
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+async fn webhook_requires_approve_and_audits_people() {
+    use k8s_openapi::api::{
+        admissionregistration::v1::ValidatingWebhookConfiguration,
+        authentication::v1::TokenRequest,
+        core::v1::ServiceAccount,
+        rbac::v1::{ClusterRole, RoleBinding},
+    };
+
+    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
+        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
+    };
+    let client = Client::try_default()
+        .await
+        .expect("a cluster from KUBECONFIG");
+    apply_crds(&client).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-w"));
+    for ns in [&system, &team] {
+        create_namespace(&client, ns).await;
+    }
+    migrate(&database_url);
+
+    let (controller, configuration_name) =
+        webhook_controller(&client, &database_url, &run, &system, &team).await;
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &system);
     assert!(
         secrets
@@ -929,6 +956,206 @@ async fn webhook_requires_approve_and_audits_people() {
     }
 }
 
+fn config_map_source_manifest(namespace: &str, name: &str, interval: &str) -> String {
+    format!(
+        r#"apiVersion: curio.dev/v1alpha1
+kind: CatalogSource
+metadata:
+  name: {name}
+  namespace: {namespace}
+spec:
+  interval: {interval}
+  source:
+    configMap: {{name: {name}}}
+"#
+    )
+}
+
+fn condition(source: &CatalogSource, type_: &str) -> Option<(String, String)> {
+    let status = source.status.as_ref()?;
+    let c = status.conditions.iter().find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+async fn a_policy_limits_sources_and_pauses_refreshes() {
+    use curio::crd::CatalogPolicy;
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+
+    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
+        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
+    };
+    let client = Client::try_default()
+        .await
+        .expect("a cluster from KUBECONFIG");
+    apply_crds(&client).await;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-p"));
+    for ns in [&system, &team] {
+        create_namespace(&client, ns).await;
+    }
+    migrate(&database_url);
+
+    // The policy selects this run's namespace only: other tenants of a shared cluster are
+    // untouched.
+    let policies: Api<CatalogPolicy> = Api::all(client.clone());
+    let policy_name = format!("curio-e2e-{run}");
+    let policy = |paused: bool| -> CatalogPolicy {
+        serde_json::from_value(json!({
+            "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogPolicy",
+            "metadata": {"name": policy_name},
+            "spec": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": team}},
+                "paused": paused,
+                "limits": {"maxSources": 2}
+            }
+        }))
+        .unwrap()
+    };
+    policies
+        .patch(
+            &policy_name,
+            &PatchParams::apply("curio-e2e").force(),
+            &Patch::Apply(&policy(false)),
+        )
+        .await
+        .unwrap();
+    let (controller, configuration_name) =
+        webhook_controller(&client, &database_url, &run, &system, &team).await;
+
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &team);
+    let catalog = |names: &[&str]| -> ConfigMap {
+        let mut text = "assets:\n".to_owned();
+        for name in names {
+            text.push_str(&format!(" - {{kind: Model, name: {name}}}\n"));
+        }
+        serde_json::from_value(
+            json!({"metadata": {"name": "periodic"}, "data": {"catalog.yaml": text}}),
+        )
+        .unwrap()
+    };
+    config_maps
+        .create(&PostParams::default(), &catalog(&["m1"]))
+        .await
+        .unwrap();
+    // Two sources are within the policy (retried while the apiserver picks up the webhook).
+    let first = eventually("the first source admitted", || {
+        let manifest = source_manifest(&team, "first", false);
+        async move {
+            let (ok, output) = kubectl_apply(&manifest);
+            if !ok {
+                eprintln!("[e2e] not yet: {output}");
+            }
+            ok.then_some(output)
+        }
+    })
+    .await;
+    assert!(first.contains("created"), "{first}");
+    let (ok, output) = kubectl_apply(&config_map_source_manifest(&team, "periodic", "10s"));
+    assert!(ok, "{output}");
+    // The third is refused, with the policy's message.
+    let (ok, refused) = kubectl_apply(&config_map_source_manifest(&team, "third", "1h"));
+    assert!(!ok, "a third source is over maxSources: {refused}");
+    assert!(
+        refused.contains(&format!(
+            "CatalogPolicy \"{policy_name}\": maxSources is 2: the namespace already has 2 CatalogSources"
+        )),
+        "{refused}"
+    );
+
+    // The periodic source refreshes every 10s...
+    let sources: Api<CatalogSource> = Api::namespaced(client.clone(), &team);
+    let refreshed_at = |source: &CatalogSource| {
+        source
+            .status
+            .as_ref()
+            .and_then(|s| s.last_refresh_time.clone())
+    };
+    let first_refresh = refreshed_at(&wait_ready(&sources, "periodic", 1).await);
+    eventually("a periodic refresh", || {
+        let (sources, first_refresh) = (sources.clone(), first_refresh.clone());
+        async move {
+            let source = sources.get("periodic").await.ok()?;
+            (refreshed_at(&source) > first_refresh).then_some(())
+        }
+    })
+    .await;
+    // ...and the policy's status counts the namespace.
+    eventually("the policy's usage", || {
+        let (policies, name, team) = (policies.clone(), policy_name.clone(), team.clone());
+        async move {
+            let status = policies.get(&name).await.ok()?.status?;
+            status
+                .namespaces
+                .iter()
+                .any(|u| u.namespace == team && u.sources == 2 && u.assets == 2)
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Paused: the source says so, and refreshes stop (a changed ConfigMap is not read).
+    policies
+        .patch(
+            &policy_name,
+            &PatchParams::apply("curio-e2e").force(),
+            &Patch::Apply(&policy(true)),
+        )
+        .await
+        .unwrap();
+    let paused = eventually("the source paused", || {
+        let sources = sources.clone();
+        async move {
+            let source = sources.get("periodic").await.ok()?;
+            (condition(&source, "Reconciling")? == ("False".into(), "PausedByPolicy".into()))
+                .then_some(source)
+        }
+    })
+    .await;
+    assert_eq!(
+        condition(&paused, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    config_maps
+        .replace("periodic", &PostParams::default(), &catalog(&["m1", "m2"]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let still = sources.get("periodic").await.unwrap();
+    assert_eq!(
+        refreshed_at(&still),
+        refreshed_at(&paused),
+        "no refresh while paused"
+    );
+    assert_eq!(still.status.as_ref().unwrap().asset_count, Some(1));
+
+    // Resumed: the next refresh reads the changed ConfigMap.
+    policies
+        .patch(
+            &policy_name,
+            &PatchParams::apply("curio-e2e").force(),
+            &Patch::Apply(&policy(false)),
+        )
+        .await
+        .unwrap();
+    let resumed = wait_ready(&sources, "periodic", 2).await;
+    assert_eq!(condition(&resumed, "Reconciling"), None);
+
+    drop(controller);
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let _ = configurations
+        .delete(&configuration_name, &DeleteParams::default())
+        .await;
+    let _ = policies
+        .delete(&policy_name, &DeleteParams::default())
+        .await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [&system, &team] {
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    }
+}
+
 fn helm(args: &[&str]) -> (bool, String) {
     let helm = env("HELM").unwrap_or_else(|| "helm".into());
     let output = Command::new(&helm)
@@ -1076,6 +1303,9 @@ async fn the_chart_installs_with_least_privilege() {
         ("list", "", "configmaps", elsewhere, None),
         ("get", "", "secrets", elsewhere, None),
         ("create", "events.k8s.io", "events", elsewhere, None),
+        ("watch", "curio.dev", "catalogpolicies", None, None),
+        ("patch", "curio.dev", "catalogpolicies/status", None, None),
+        ("watch", "", "namespaces", None, None),
         (
             "create",
             "authorization.k8s.io",
@@ -1114,6 +1344,8 @@ async fn the_chart_installs_with_least_privilege() {
     let denied = [
         ("delete", "curio.dev", "catalogsources", elsewhere, None),
         ("create", "curio.dev", "catalogsources", elsewhere, None),
+        ("update", "curio.dev", "catalogpolicies", None, None),
+        ("create", "curio.dev", "catalogpolicies", None, None),
         ("list", "", "secrets", elsewhere, None),
         ("update", "", "configmaps", elsewhere, None),
         ("create", "", "pods", ns, None),

@@ -200,6 +200,20 @@ fn allowed_cluster_rules() -> BTreeSet<(String, String, String, String)> {
         &["update"],
         &["*"],
     );
+    // CatalogPolicies are read, and only their status written; namespaces for their labels.
+    add(
+        "curio.dev",
+        &["catalogpolicies"],
+        &["get", "list", "watch"],
+        &["*"],
+    );
+    add(
+        "curio.dev",
+        &["catalogpolicies/status"],
+        &["get", "update", "patch"],
+        &["*"],
+    );
+    add("", &["namespaces"], &["get", "list", "watch"], &["*"]);
     add("", &["configmaps"], &["get", "list", "watch"], &["*"]);
     add("", &["secrets"], &["get"], &["*"]);
     add("events.k8s.io", &["events"], &["create", "patch"], &["*"]);
@@ -299,6 +313,9 @@ fn the_controller_is_granted_nothing_beyond_its_list() {
             ("authorization.k8s.io", "subjectaccessreviews", "create"),
             ("authentication.k8s.io", "tokenreviews", "create"),
             ("events.k8s.io", "events", "create"),
+            ("curio.dev", "catalogpolicies", "watch"),
+            ("curio.dev", "catalogpolicies/status", "patch"),
+            ("", "namespaces", "watch"),
         ] {
             assert!(
                 granted.contains(&(
@@ -397,6 +414,18 @@ fn aggregated_roles_carry_their_labels_and_verbs() {
     );
     assert!(admin.contains(&("catalogsources".into(), "approve".into())));
     assert!(admin.contains(&("catalogsources".into(), "promote".into())));
+    // Policies are the platform's: anyone with view may read them (bound cluster-wide), and
+    // none of Curio's roles may write them (cluster admins do).
+    assert!(view.contains(&("catalogpolicies".into(), "list".into())));
+    for role in [&view, &edit, &admin] {
+        assert!(
+            !role
+                .iter()
+                .any(|(r, v)| r == "catalogpolicies"
+                    && !["get", "list", "watch"].contains(&v.as_str())),
+            "{role:?}"
+        );
+    }
 }
 
 #[test]
@@ -420,7 +449,7 @@ fn the_chart_crds_equal_the_generated_ones() {
     // And helm renders them unchanged.
     let (_, docs) = render(None);
     let rendered = of_kind(&docs, "CustomResourceDefinition");
-    assert_eq!(rendered.len(), 2);
+    assert_eq!(rendered.len(), 3);
     for crd in rendered {
         let name = crd["metadata"]["name"].as_str().unwrap();
         let file: Value = serde_saphyr::from_str(
