@@ -370,6 +370,7 @@ async fn reconcile(
     let already_current = change.is_empty()
         && *trigger == Trigger::Watch
         && is_ready(&previous)
+        && !is_paused(&previous.conditions)
         && previous.observed_generation == Some(id.generation)
         && previous.content_digest.as_deref() == Some(content_digest.as_str())
         && !interval_due(source, time);

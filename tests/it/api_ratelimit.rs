@@ -72,3 +72,67 @@ async fn a_flooded_namespace_is_limited_for_everyone_and_others_are_not() {
         "team-b is not team-a"
     );
 }
+
+#[tokio::test]
+async fn a_catalog_policy_sets_a_namespaces_rate_and_metrics_name_only_real_namespaces() {
+    use curio::cluster::policies::{Policies, StaticPolicies};
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let view = Arc::new(StaticPolicies::default());
+    view.set_namespace_labels("team-a", [("tier".to_owned(), "free".to_owned())].into());
+    view.set_namespace_labels("team-b", Default::default());
+    view.replace_policies(vec![
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogPolicy",
+            "metadata": {"name": "free-tier"},
+            "spec": {"namespaceSelector": {"matchLabels": {"tier": "free"}},
+                     "apiRateLimits": {"namespaceRequestsPerSecond": 1, "namespaceBurst": 2}}
+        }))
+        .unwrap(),
+    ]);
+    let policies = Policies::new(view, false);
+    let mut state = static_state(store);
+    // The flags allow three a minute per namespace; the policy gives team-a two.
+    state.rate_limits = Arc::new(
+        RateLimits::new(None, RateLimit::every(Duration::from_secs(60), 3))
+            .with_policies(policies.clone()),
+    );
+    state.policies = Some(policies);
+    let registry = state.registry.clone();
+    let client = Client::new(spawn(state).await);
+    let team_a = "/api/v1/namespaces/team-a/models";
+    assert_eq!(get(&client, "alice-token", team_a).await.0, 200);
+    assert_eq!(get(&client, "alice-token", team_a).await.0, 200);
+    let (code, retry, body) = get(&client, "alice-token", team_a).await;
+    assert_eq!(code, 429, "{body}");
+    assert!(retry.is_some());
+    let team_b = "/api/v1/namespaces/team-b/models";
+    for _ in 0..3 {
+        assert_eq!(get(&client, "bob-token", team_b).await.0, 200);
+    }
+    assert_eq!(get(&client, "bob-token", team_b).await.0, 429);
+
+    // 1,000 made-up namespaces, each flooded past the flags' bucket: refused, and counted
+    // under one `other` series, never under the names the client chose.
+    for i in 0..1000 {
+        let path = format!("/api/v1/namespaces/made-up-{i}/models");
+        for _ in 0..4 {
+            get(&client, "alice-token", &path).await;
+        }
+    }
+    let text = curio::telemetry::render(&registry);
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("curio_api_requests_rate_limited_total{"))
+        .collect();
+    assert!(series.len() <= 3, "a fixed number of series: {series:?}");
+    assert!(
+        series.iter().any(|l| l.contains("namespace=\"team-a\"")),
+        "{series:?}"
+    );
+    assert!(
+        series.iter().any(|l| l.contains("namespace=\"other\"")),
+        "{series:?}"
+    );
+    assert!(!text.contains("made-up-"), "no client-chosen label");
+}

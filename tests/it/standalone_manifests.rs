@@ -297,6 +297,18 @@ fn cases() -> Vec<Case> {
             "a document without a kind",
         ),
         case(
+            "a misspelled CatalogPolicy limit",
+            "apiVersion: curio.dev/v1alpha1\nkind: CatalogPolicy\nmetadata:\n  name: quota\nspec:\n  limits:\n    maxSorces: 2\n".into(),
+            7,
+            "CatalogPolicy /quota: spec.limits.maxSorces: unknown field",
+        ),
+        case(
+            "a CatalogPolicy selector with an unknown operator",
+            "apiVersion: curio.dev/v1alpha1\nkind: CatalogPolicy\nmetadata:\n  name: quota\nspec:\n  namespaceSelector:\n    matchExpressions:\n    - {key: tier, operator: Near}\n".into(),
+            5,
+            "operator must be In, NotIn, Exists or DoesNotExist",
+        ),
+        case(
             "a source without a name",
             format!("apiVersion: curio.dev/v1alpha1\nkind: CatalogSource\nmetadata:\n  namespace: team-a\nspec:\n{inline}"),
             1,
@@ -493,4 +505,82 @@ async fn a_restart_keeps_identities_and_runs_nothing_twice() {
         audited,
         "the audit trail gains no rows"
     );
+}
+
+#[tokio::test]
+async fn catalog_policies_in_the_folder_limit_and_pause_its_sources() {
+    use curio::decisions::conditions::{PAUSED_BY_POLICY, RECONCILING};
+    let mut h = harness(tempfile::tempdir().unwrap()).await;
+    write(&h.root, "team-a.yaml", TEAM_A);
+    write(
+        &h.root,
+        "team-b.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-b\n  labels: {tier: free}\n---\n\
+apiVersion: curio.dev/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: big\n  namespace: team-b\nspec:\n  source:\n    inline:\n      assets:\n      - {kind: Model, name: one}\n      - {kind: Model, name: two}\n",
+    );
+    let policy = "apiVersion: curio.dev/v1alpha1\nkind: CatalogPolicy\nmetadata:\n  name: free-tier\nspec:\n  namespaceSelector:\n    matchLabels: {tier: free}\n  limits:\n    maxAssetsPerSource: 1\n";
+    write(&h.root, "policy.yaml", policy);
+    let report = sync(&mut h).await;
+    assert_eq!(report.problems, []);
+    assert_eq!(report.policies, 1);
+    h.runner.reconcile_due().await;
+    let reason = |runner: &Standalone, ns: &str, name: &str, type_: &str| {
+        let source = runner.cluster.get_source(ns, name).unwrap();
+        source
+            .status
+            .unwrap_or_default()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status, c.reason))
+    };
+    // The labelled namespace is limited; team-a is not selected.
+    assert_eq!(
+        reason(&h.runner, "team-b", "big", "Ready"),
+        Some(("False".into(), "PolicyViolation".into()))
+    );
+    assert_eq!(
+        reason(&h.runner, "team-a", "models", "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+
+    // A broken edit of the policy keeps the last good one in force.
+    write(
+        &h.root,
+        "policy.yaml",
+        &policy.replace("maxAssetsPerSource", "maxAssetsPerSorce"),
+    );
+    let report = sync(&mut h).await;
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    h.runner.reconcile_due().await;
+    assert_eq!(
+        reason(&h.runner, "team-b", "big", "Ready"),
+        Some(("False".into(), "PolicyViolation".into()))
+    );
+
+    // Paused for every namespace: team-a keeps its catalog and says why it does not refresh.
+    write(
+        &h.root,
+        "policy.yaml",
+        "apiVersion: curio.dev/v1alpha1\nkind: CatalogPolicy\nmetadata:\n  name: freeze\nspec:\n  paused: true\n",
+    );
+    assert_eq!(sync(&mut h).await.problems, []);
+    h.runner.reconcile_due().await;
+    assert_eq!(
+        reason(&h.runner, "team-a", "models", RECONCILING),
+        Some(("False".into(), PAUSED_BY_POLICY.into()))
+    );
+    assert_eq!(
+        reason(&h.runner, "team-a", "models", "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    // The policy goes: team-b (no longer limited) refreshes with both assets.
+    std::fs::remove_file(h.root.join("policy.yaml")).unwrap();
+    sync(&mut h).await;
+    h.runner.reconcile_due().await;
+    assert_eq!(
+        reason(&h.runner, "team-b", "big", "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert_eq!(reason(&h.runner, "team-a", "models", RECONCILING), None);
 }
