@@ -6,10 +6,12 @@
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
-use super::{ApiState, error::ApiError, ratelimit::named_namespaces};
+use super::{ApiState, error::ApiError, flow::FlowPermits, ratelimit::named_namespaces};
 use crate::access::identity::{UserInfo, VerifiedProxy};
 
-pub struct Caller(pub UserInfo);
+/// Who is asking, and the request's places in its namespaces' lines (held until it is
+/// answered).
+pub struct Caller(pub UserInfo, pub FlowPermits);
 
 /// At most this many namespaces of one request are counted against their buckets (a list
 /// route allows 100).
@@ -50,7 +52,27 @@ impl FromRequestParts<ApiState> for Caller {
                 retry_after: limited.retry_after,
             });
         }
-        Ok(Caller(user))
+        let flows: Vec<String> = if namespaces.is_empty() {
+            vec![format!("user/{}", user.username)]
+        } else {
+            namespaces
+                .iter()
+                .map(|ns| format!("namespace/{ns}"))
+                .collect()
+        };
+        let permits = state.flows.enter(&flows).await.map_err(|crowded| {
+            state
+                .metrics
+                .rate_limited(super::ratelimit::Scope::Concurrency, None);
+            ApiError::TooManyRequests {
+                message: format!(
+                    "too many requests at once for {}; retry after 1 s",
+                    crowded.flow
+                ),
+                retry_after: std::time::Duration::from_secs(1),
+            }
+        })?;
+        Ok(Caller(user, permits))
     }
 }
 

@@ -58,7 +58,9 @@ impl ApiMetrics {
     /// as such): anything else is counted as `other`.
     pub fn rate_limited(&self, scope: super::ratelimit::Scope, namespace: Option<&str>) {
         let namespace = match (scope, namespace) {
-            (super::ratelimit::Scope::User, _) => String::new(),
+            (super::ratelimit::Scope::User | super::ratelimit::Scope::Concurrency, _) => {
+                String::new()
+            }
             (_, Some(namespace)) => namespace.to_owned(),
             (_, None) => "other".to_owned(),
         };

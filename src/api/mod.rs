@@ -4,6 +4,7 @@ mod authorize;
 mod caller;
 pub mod continuation;
 mod error;
+pub mod flow;
 mod handlers;
 pub mod metrics;
 pub mod notices;
@@ -45,6 +46,8 @@ pub struct ApiState {
     /// Configuration problems shown in discovery (standalone mode's manifests).
     pub notices: Arc<dyn notices::Notices>,
     pub rate_limits: Arc<ratelimit::RateLimits>,
+    /// How many requests of one namespace are served at once.
+    pub flows: Arc<flow::FlowLimits>,
     /// The CatalogPolicies and namespaces, where the process knows them: a rate-limited
     /// namespace becomes a metric label only if it exists.
     pub policies: Option<crate::cluster::policies::Policies>,
@@ -64,6 +67,7 @@ impl ApiState {
             registry: Arc::new(registry),
             notices: Arc::new(notices::NoNotices),
             rate_limits: Arc::new(ratelimit::RateLimits::unlimited()),
+            flows: Arc::new(flow::FlowLimits::unlimited()),
             policies: None,
         }
     }

@@ -46,6 +46,8 @@ impl RateLimit {
 pub enum Scope {
     User,
     Namespace,
+    /// A namespace's line of concurrent requests (see [`super::flow`]) was too long.
+    Concurrency,
 }
 
 impl Scope {
@@ -53,6 +55,7 @@ impl Scope {
         match self {
             Scope::User => "user",
             Scope::Namespace => "namespace",
+            Scope::Concurrency => "concurrency",
         }
     }
 }

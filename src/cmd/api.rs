@@ -145,6 +145,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         registry,
         notices: Arc::new(api::notices::NoNotices),
         rate_limits: args.rate_limits.rate_limits(policies.clone()),
+        flows: args.rate_limits.flow_limits(),
         policies,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)

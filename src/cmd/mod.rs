@@ -97,6 +97,13 @@ pub struct RateLimitArgs {
     /// Requests naming one namespace at once above the sustained rate.
     #[arg(long, env = "CURIO_NAMESPACE_REQUEST_BURST", default_value_t = 600)]
     namespace_request_burst: u32,
+    /// Requests naming one namespace (or, naming none, of one user) served at once; more wait
+    /// in that namespace's own line, so one tenant's burst cannot hold the whole database pool.
+    #[arg(long, env = "CURIO_NAMESPACE_CONCURRENCY", default_value_t = 4)]
+    namespace_concurrency: usize,
+    /// How long a request may wait for its place before it is a 429.
+    #[arg(long, env = "CURIO_CONCURRENCY_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    concurrency_wait: std::time::Duration,
 }
 
 impl RateLimitArgs {
@@ -130,5 +137,25 @@ impl RateLimitArgs {
             }
         });
         limits
+    }
+
+    /// The per-namespace concurrency limits, with a task that forgets empty lines every minute.
+    fn flow_limits(&self) -> std::sync::Arc<curio::api::flow::FlowLimits> {
+        let flows = std::sync::Arc::new(curio::api::flow::FlowLimits::new(
+            self.namespace_concurrency,
+            self.concurrency_wait,
+        ));
+        let weak = std::sync::Arc::downgrade(&flows);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                match weak.upgrade() {
+                    Some(flows) => flows.forget_idle(),
+                    None => return,
+                }
+            }
+        });
+        flows
     }
 }

@@ -142,6 +142,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         rate_limits: args
             .rate_limits
             .rate_limits(Some(runner.ctx.policies.clone())),
+        flows: args.rate_limits.flow_limits(),
         policies: Some(runner.ctx.policies.clone()),
     })
     .merge(serve::files_router(

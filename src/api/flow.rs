@@ -1,0 +1,137 @@
+//! Concurrency per flow: each namespace a request names (or, for a request naming none, its
+//! caller) has at most `per_flow` requests in the handlers at once; the rest wait in that
+//! flow's own line. The rate limits bound a tenant's average; this bounds its share of the
+//! database pool at any moment, so a tenant's burst waits behind itself instead of putting
+//! every other tenant's queries behind it (Kubernetes' API Priority and Fairness does the same
+//! with its flows).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A request's places in its flows, held until it is answered.
+#[derive(Debug, Default)]
+pub struct FlowPermits {
+    _permits: Vec<OwnedSemaphorePermit>,
+}
+
+/// Waited longer than allowed for a place in `flow`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Crowded {
+    pub flow: String,
+}
+
+pub struct FlowLimits {
+    per_flow: usize,
+    wait: Duration,
+    flows: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl FlowLimits {
+    /// At most `per_flow` requests of one flow at once (0: no limit), each waiting at most
+    /// `wait` for its place.
+    pub fn new(per_flow: usize, wait: Duration) -> Self {
+        Self {
+            per_flow,
+            wait,
+            flows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn unlimited() -> Self {
+        Self::new(0, Duration::ZERO)
+    }
+
+    fn flows(&self) -> MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
+        self.flows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes a place in each of `flows`, in sorted order (so two requests naming the same
+    /// flows cannot each hold one the other waits for).
+    pub async fn enter(&self, flows: &[String]) -> Result<FlowPermits, Crowded> {
+        if self.per_flow == 0 {
+            return Ok(FlowPermits::default());
+        }
+        let mut sorted: Vec<&String> = flows.iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        let mut permits = Vec::with_capacity(sorted.len());
+        for flow in sorted {
+            let semaphore = self
+                .flows()
+                .entry(flow.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_flow)))
+                .clone();
+            match tokio::time::timeout(self.wait, semaphore.acquire_owned()).await {
+                Ok(Ok(permit)) => permits.push(permit),
+                // Closed never happens (nothing closes them); timed out is crowded.
+                Ok(Err(_)) | Err(_) => return Err(Crowded { flow: flow.clone() }),
+            }
+        }
+        Ok(FlowPermits { _permits: permits })
+    }
+
+    /// Forgets flows with nobody in them, so the table does not grow with every name seen.
+    pub fn forget_idle(&self) {
+        let per_flow = self.per_flow;
+        self.flows().retain(|_, semaphore| {
+            Arc::strong_count(semaphore) > 1 || semaphore.available_permits() < per_flow
+        });
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.flows().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crowded_flow_waits_in_its_own_line() {
+        let limits = FlowLimits::new(2, Duration::from_secs(1));
+        let b = vec!["ns/team-b".to_owned()];
+        let first = limits.enter(&b).await.unwrap();
+        let _second = limits.enter(&b).await.unwrap();
+        // Team B's third waits, and gives up after `wait`.
+        let third = limits.enter(&b).await.unwrap_err();
+        assert_eq!(third.flow, "ns/team-b");
+        // Team A is not in B's line.
+        let a = vec!["ns/team-a".to_owned()];
+        assert!(limits.enter(&a).await.is_ok());
+        // A place freed is taken by the next in line.
+        let waiting = {
+            let b = b.clone();
+            let limits = &limits;
+            async move { limits.enter(&b).await }
+        };
+        drop(first);
+        assert!(waiting.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn idle_flows_are_forgotten_and_busy_ones_kept() {
+        let limits = FlowLimits::new(1, Duration::from_millis(10));
+        let held = limits.enter(&["ns/busy".to_owned()]).await.unwrap();
+        drop(limits.enter(&["ns/idle".to_owned()]).await.unwrap());
+        limits.forget_idle();
+        assert_eq!(limits.len(), 1);
+        drop(held);
+        limits.forget_idle();
+        assert_eq!(limits.len(), 0);
+        assert!(
+            FlowLimits::unlimited()
+                .enter(&["x".to_owned()])
+                .await
+                .is_ok()
+        );
+    }
+}
