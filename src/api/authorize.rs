@@ -39,7 +39,8 @@ pub async fn require(
     }
 }
 
-/// Whether `user` may: false on a denial, an error (503) when there is no decision.
+/// Whether `user` may: false on a denial, an error (503) when there is no decision. An
+/// allowed namespace is charged to the request (429 when its bucket or line is full).
 pub async fn check(
     state: &ApiState,
     user: &UserInfo,
@@ -58,6 +59,7 @@ pub async fn check(
     match state.authz.authorize(&attributes).await {
         Ok(Decision::Allow) => {
             state.access_metrics.authz("allowed", verb);
+            super::charges::charge(state, namespace).await?;
             Ok(true)
         }
         Ok(Decision::Deny { .. }) => {

@@ -6,16 +6,12 @@
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
-use super::{ApiState, error::ApiError, flow::FlowPermits, ratelimit::named_namespaces};
+use super::{ApiState, error::ApiError};
 use crate::access::identity::{UserInfo, VerifiedProxy};
 
-/// Who is asking, and the request's places in its namespaces' lines (held until it is
-/// answered).
-pub struct Caller(pub UserInfo, pub FlowPermits);
-
-/// At most this many namespaces of one request are counted against their buckets (a list
-/// route allows 100).
-const MAX_COUNTED_NAMESPACES: usize = 100;
+/// Who is asking (the user's rate bucket already charged; namespaces are charged as they are
+/// authorized, see [`super::charges`]).
+pub struct Caller(pub UserInfo);
 
 const REMOTE_USER: &str = "x-remote-user";
 const REMOTE_GROUP: &str = "x-remote-group";
@@ -29,50 +25,17 @@ impl FromRequestParts<ApiState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let user = authenticate(parts, state).await?;
-        let namespaces =
-            named_namespaces(parts.uri.path(), parts.uri.query(), MAX_COUNTED_NAMESPACES);
-        if let Err(limited) = state
-            .rate_limits
-            .check(&user.username, namespaces.iter().map(String::as_str))
-        {
-            // Only a namespace that exists becomes a label: the path is the client's.
-            let namespace = limited.namespace.as_deref().filter(|ns| {
-                state
-                    .policies
-                    .as_ref()
-                    .is_some_and(|p| p.knows_namespace(ns))
-            });
-            state.metrics.rate_limited(limited.scope, namespace);
+        if let Err(limited) = state.rate_limits.check_user(&user.username) {
+            state.metrics.rate_limited(limited.scope, None);
             return Err(ApiError::TooManyRequests {
                 message: format!(
-                    "too many requests for this {}; retry after {} ms",
-                    limited.scope.as_str(),
+                    "too many requests for this user; retry after {} ms",
                     limited.retry_after.as_millis()
                 ),
                 retry_after: limited.retry_after,
             });
         }
-        let flows: Vec<String> = if namespaces.is_empty() {
-            vec![format!("user/{}", user.username)]
-        } else {
-            namespaces
-                .iter()
-                .map(|ns| format!("namespace/{ns}"))
-                .collect()
-        };
-        let permits = state.flows.enter(&flows).await.map_err(|crowded| {
-            state
-                .metrics
-                .rate_limited(super::ratelimit::Scope::Concurrency, None);
-            ApiError::TooManyRequests {
-                message: format!(
-                    "too many requests at once for {}; retry after 1 s",
-                    crowded.flow
-                ),
-                retry_after: std::time::Duration::from_secs(1),
-            }
-        })?;
-        Ok(Caller(user, permits))
+        Ok(Caller(user))
     }
 }
 

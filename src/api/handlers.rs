@@ -145,7 +145,7 @@ async fn asset_page(
 /// `GET /api/v1/namespaces/{ns}/assets`: every kind the caller may list there.
 pub async fn list_namespace_assets(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Path(ns): Path<String>,
     Params(params): Params,
     headers: HeaderMap,
@@ -184,7 +184,7 @@ fn kind_of(plural: &str) -> Result<AssetKind, ApiError> {
 /// `GET /api/v1/namespaces/{ns}/{models|mcpservers|agents}`.
 pub async fn list_kind(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Path((ns, plural)): Path<(String, String)>,
     Params(params): Params,
     headers: HeaderMap,
@@ -215,7 +215,7 @@ pub async fn list_kind(
 /// `version` and `source` narrow it, and without them the most recently updated one answers.
 pub async fn get_asset(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Path((ns, plural, name)): Path<(String, String, String)>,
     Params(params): Params,
     headers: HeaderMap,
@@ -287,7 +287,7 @@ fn namespaces_param(params: &RawParams) -> Result<Vec<Namespace>, ApiError> {
 /// caller may list there. A namespace with none is a 403 for the whole request.
 pub async fn list_cross_namespace(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -343,7 +343,7 @@ impl ObjectKind for RefreshJobs {
 
 pub async fn list_objects<K: ObjectKind>(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Path(ns): Path<String>,
     Params(params): Params,
     headers: HeaderMap,
@@ -372,7 +372,7 @@ pub async fn list_objects<K: ObjectKind>(
 
 pub async fn get_object<K: ObjectKind>(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Path((ns, name)): Path<(String, String)>,
     Params(params): Params,
     headers: HeaderMap,
@@ -416,7 +416,7 @@ fn audit_json(e: &audit_event::Model) -> Value {
 /// `GET /api/v1/namespaces/{ns}/auditevents`, oldest first.
 pub async fn list_audit_events(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Path(ns): Path<String>,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
@@ -430,7 +430,7 @@ pub async fn list_audit_events(
 /// the caller must be allowed to list; one that is not makes the whole request a 403.
 pub async fn list_cross_namespace_audit_events(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
     let mut allowed = params::AUDIT_LIST_PARAMS.to_vec();
@@ -480,7 +480,7 @@ async fn audit_page(
 /// `GET /api/v1/discovery?namespace=ns`: the asset kinds ("plugins") the caller may list there.
 pub async fn discovery(
     State(state): State<ApiState>,
-    Caller(user, _flow): Caller,
+    Caller(user): Caller,
     Params(params): Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

@@ -2,6 +2,7 @@
 
 mod authorize;
 mod caller;
+mod charges;
 pub mod continuation;
 mod error;
 pub mod flow;
@@ -177,7 +178,7 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
         .unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
     let span = tracing::info_span!("request", request_id = %id, %method, %route);
-    let mut response = next.run(request).instrument(span.clone()).await;
+    let mut response = charges::scope(next.run(request).instrument(span.clone())).await;
     let code = response.status();
     span.in_scope(|| {
         if code.is_server_error() {

@@ -1,6 +1,7 @@
 //! Request rate limits per user and per namespace (token buckets, `governor`), so one caller or
-//! one tenant's burst cannot starve the others. Checked once a request is authenticated, before
-//! any authorization or store work. Over the limit: 429 with `Retry-After`. A namespace whose
+//! one tenant's burst cannot starve the others. A user's bucket is charged once the request is
+//! authenticated, before any other work; a namespace's once the caller is authorized to read it
+//! (see `charges`). Over the limit: 429 with `Retry-After`. A namespace whose
 //! CatalogPolicy sets `apiRateLimits` gets a bucket of that size instead of the flags' one.
 
 use std::{
@@ -170,37 +171,42 @@ impl RateLimits {
         user: &str,
         namespaces: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), Limited> {
-        let now = self.clock.now();
-        if let Some(users) = &self.users {
-            users
-                .check_key(&user.to_owned())
-                .map_err(|not_until| Limited {
-                    scope: Scope::User,
-                    namespace: None,
-                    retry_after: not_until.wait_time_from(now),
-                })?;
+        self.check_user(user)?;
+        namespaces
+            .into_iter()
+            .try_for_each(|namespace| self.check_namespace(namespace))
+    }
+
+    /// Takes one request from `user`'s bucket.
+    pub fn check_user(&self, user: &str) -> Result<(), Limited> {
+        let Some(users) = &self.users else {
+            return Ok(());
+        };
+        users
+            .check_key(&user.to_owned())
+            .map_err(|not_until| Limited {
+                scope: Scope::User,
+                namespace: None,
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            })
+    }
+
+    /// Takes one request from `namespace`'s bucket: its CatalogPolicy's, else the flags'.
+    pub fn check_namespace(&self, namespace: &str) -> Result<(), Limited> {
+        let refused = |not_until: governor::NotUntil<_>| Limited {
+            scope: Scope::Namespace,
+            namespace: Some(namespace.to_owned()),
+            retry_after: not_until.wait_time_from(self.clock.now()),
+        };
+        let policy_rate = self
+            .policy_rates
+            .as_ref()
+            .and_then(|rates| Some((rates, rates.rate_for(namespace)?)));
+        match (policy_rate, &self.namespaces) {
+            (Some((rates, rate)), _) => rates.bucket(namespace, rate).check().map_err(refused),
+            (None, Some(buckets)) => buckets.check_key(&namespace.to_owned()).map_err(refused),
+            (None, None) => Ok(()),
         }
-        for namespace in namespaces {
-            let refused = |not_until: governor::NotUntil<_>| Limited {
-                scope: Scope::Namespace,
-                namespace: Some(namespace.to_owned()),
-                retry_after: not_until.wait_time_from(now),
-            };
-            let policy_rate = self
-                .policy_rates
-                .as_ref()
-                .and_then(|rates| Some((rates, rates.rate_for(namespace)?)));
-            match (policy_rate, &self.namespaces) {
-                (Some((rates, rate)), _) => {
-                    rates.bucket(namespace, rate).check().map_err(refused)?;
-                }
-                (None, Some(buckets)) => {
-                    buckets.check_key(&namespace.to_owned()).map_err(refused)?;
-                }
-                (None, None) => {}
-            }
-        }
-        Ok(())
     }
 
     /// Drops the buckets of callers and namespaces idle long enough to be full again, so the
@@ -211,35 +217,6 @@ impl RateLimits {
             limiter.shrink_to_fit();
         }
     }
-}
-
-/// The namespaces a request names: in its path (`/namespaces/{ns}/…`) and in the `namespace`
-/// and `namespaces` parameters. At most `max`; a malformed one is the handler's to refuse.
-pub fn named_namespaces(path: &str, query: Option<&str>, max: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut segments = path.split('/');
-    while let Some(segment) = segments.next() {
-        if segment == "namespaces"
-            && let Some(ns) = segments.next()
-        {
-            out.push(ns.to_owned());
-        }
-    }
-    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if key == "namespace" || key == "namespaces" {
-            out.extend(
-                value
-                    .split(',')
-                    .map(|v| v.trim_matches(' '))
-                    .filter(|v| !v.is_empty())
-                    .map(str::to_owned),
-            );
-        }
-    }
-    out.sort();
-    out.dedup();
-    out.truncate(max);
-    out
 }
 
 #[cfg(test)]
@@ -315,18 +292,5 @@ mod tests {
         // The policy loosens: the namespace gets a new, full bucket at once.
         view.replace_policies(Vec::new());
         assert!(limits.check("u", ["gold"]).is_ok());
-    }
-
-    #[test]
-    fn namespaces_come_from_the_path_and_the_parameters() {
-        assert_eq!(
-            named_namespaces(
-                "/api/v1/namespaces/team-a/models",
-                Some("namespaces=team-b,%20team-c&namespace=team-a"),
-                10
-            ),
-            ["team-a", "team-b", "team-c"]
-        );
-        assert_eq!(named_namespaces("/healthz", None, 10), Vec::<String>::new());
     }
 }

@@ -91,7 +91,17 @@ async fn a_catalog_policy_sets_a_namespaces_rate_and_metrics_name_only_real_name
         .unwrap(),
     ]);
     let policies = Policies::new(view, false);
-    let mut state = static_state(store);
+    // nobody may read every namespace, including ones that do not exist.
+    let mut rbac = static_rbac();
+    curio::access::authz::manifests::add_document(
+        &mut rbac,
+        &serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "nobody-reads-all"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "curio-view"},
+            "subjects": [{"kind": "User", "name": "nobody"}]}),
+    )
+    .unwrap();
+    let mut state = state_with(store, Arc::new(rbac));
     // The flags allow three a minute per namespace; the policy gives team-a two.
     state.rate_limits = Arc::new(
         RateLimits::new(None, RateLimit::every(Duration::from_secs(60), 3))
@@ -112,13 +122,16 @@ async fn a_catalog_policy_sets_a_namespaces_rate_and_metrics_name_only_real_name
     }
     assert_eq!(get(&client, "bob-token", team_b).await.0, 429);
 
-    // 1,000 made-up namespaces, each flooded past the flags' bucket: refused, and counted
-    // under one `other` series, never under the names the client chose.
+    // 1,000 made-up namespaces, each flooded past the flags' bucket by a caller allowed to
+    // read any namespace: refused, and counted under one `other` series, never under the names
+    // the client chose.
     for i in 0..1000 {
         let path = format!("/api/v1/namespaces/made-up-{i}/models");
+        let mut codes = Vec::new();
         for _ in 0..4 {
-            get(&client, "alice-token", &path).await;
+            codes.push(get(&client, "nobody-token", &path).await.0);
         }
+        assert_eq!(codes, [200, 200, 200, 429], "{path}");
     }
     let text = curio::telemetry::render(&registry);
     let series: Vec<&str> = text
@@ -135,4 +148,24 @@ async fn a_catalog_policy_sets_a_namespaces_rate_and_metrics_name_only_real_name
         "{series:?}"
     );
     assert!(!text.contains("made-up-"), "no client-chosen label");
+}
+
+#[tokio::test]
+async fn refused_requests_do_not_spend_another_tenants_namespace_bucket() {
+    let client = served(None, RateLimit::every(Duration::from_secs(60), 3)).await;
+    let team_a = "/api/v1/namespaces/team-a/models";
+    // Bob reads team-b; naming team-a is refused every time, and costs team-a nothing.
+    for _ in 0..20 {
+        assert_eq!(get(&client, "bob-token", team_a).await.0, 403);
+        assert_eq!(
+            get(&client, "bob-token", "/api/v1/assets?namespaces=team-a")
+                .await
+                .0,
+            403
+        );
+    }
+    for token in ["alice-token", "vera-token", "mo-token"] {
+        assert_eq!(get(&client, token, team_a).await.0, 200, "{token}");
+    }
+    assert_eq!(get(&client, "alice-token", team_a).await.0, 429);
 }
