@@ -158,8 +158,20 @@ fn measure(base: &str) -> anyhow::Result<Measured> {
         )
     };
     let other = |rate| load(base.to_owned(), "flood-token", "tenant-b", rate, RUN, true);
-    // Warm up: connections, statements, the authorization path.
-    joined(victim(Duration::from_secs(2)))?;
+    // Warm up both tenants together: the pool's connections opened and their statements
+    // prepared, the authorization path, both namespaces' pages in PostgreSQL's cache. (Without
+    // it the first server measured shows cold-connection outliers in the victim's p99.)
+    let warm_up = Duration::from_secs(3);
+    let neighbour = load(
+        base.to_owned(),
+        "flood-token",
+        "tenant-b",
+        NAMESPACE_LIMIT,
+        warm_up,
+        true,
+    );
+    joined(victim(warm_up))?;
+    joined(neighbour)?;
     let (alone, failed_alone) = joined(victim(RUN))?;
     let neighbour = other(NAMESPACE_LIMIT);
     let (at_limit, failed_at_limit) = joined(victim(RUN))?;
