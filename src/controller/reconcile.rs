@@ -300,13 +300,13 @@ async fn reconcile(
     let violations = policy::check_spec(&policy, &source.spec);
     if !violations.is_empty() {
         let text: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        return fail(
-            ctx,
-            source,
-            &id,
-            Failure::stalled("PolicyViolation", text.join("; ")),
-        )
-        .await;
+        // Too many inline assets is a quota, as it is for fetched catalogs.
+        let reason = if violations.iter().all(policy::Violation::is_quota) {
+            "QuotaExceeded"
+        } else {
+            "PolicyViolation"
+        };
+        return fail(ctx, source, &id, Failure::stalled(reason, text.join("; "))).await;
     }
     if let Some(failure) = over_source_limit(ctx, source, &id, &policy).await {
         return fail(ctx, source, &id, failure).await;

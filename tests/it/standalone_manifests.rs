@@ -537,7 +537,7 @@ apiVersion: curio.dev/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: big\n  n
     // The labelled namespace is limited; team-a is not selected.
     assert_eq!(
         reason(&h.runner, "team-b", "big", "Ready"),
-        Some(("False".into(), "PolicyViolation".into()))
+        Some(("False".into(), "QuotaExceeded".into()))
     );
     assert_eq!(
         reason(&h.runner, "team-a", "models", "Ready"),
@@ -555,7 +555,7 @@ apiVersion: curio.dev/v1alpha1\nkind: CatalogSource\nmetadata:\n  name: big\n  n
     h.runner.reconcile_due().await;
     assert_eq!(
         reason(&h.runner, "team-b", "big", "Ready"),
-        Some(("False".into(), "PolicyViolation".into()))
+        Some(("False".into(), "QuotaExceeded".into()))
     );
 
     // Paused for every namespace: team-a keeps its catalog and says why it does not refresh.

@@ -173,6 +173,14 @@ pub struct Violation {
 }
 
 impl Violation {
+    /// A count limit (sources, assets), as opposed to a rule about the spec's content.
+    pub fn is_quota(&self) -> bool {
+        matches!(
+            self.limit,
+            "maxSources" | "maxAssetsPerNamespace" | "maxAssetsPerSource"
+        )
+    }
+
     fn new(bound_policy: &str, limit: &'static str, message: String) -> Self {
         Self {
             policy: bound_policy.to_owned(),
