@@ -272,9 +272,15 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
-#[tokio::test]
-#[ignore = "needs a cluster: run e2e/run.sh"]
-async fn two_controllers_reconcile_and_hand_over() {
+/// What every test starts from: a cluster (from `KUBECONFIG`) with the CRDs applied, the
+/// database, and a run id that makes every name the test creates its own.
+struct Setup {
+    client: Client,
+    database_url: String,
+    run: String,
+}
+
+async fn setup() -> Setup {
     let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
         panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
     };
@@ -282,8 +288,21 @@ async fn two_controllers_reconcile_and_hand_over() {
         .await
         .expect("a cluster from KUBECONFIG");
     apply_crds(&client).await;
+    Setup {
+        client,
+        database_url,
+        run: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+    }
+}
 
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+#[tokio::test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+async fn two_controllers_reconcile_and_hand_over() {
+    let Setup {
+        client,
+        database_url,
+        run,
+    } = setup().await;
     let (system, team_a, team_b) = (
         format!("curio-e2e-{run}"),
         format!("e2e-{run}-a"),
@@ -734,14 +753,11 @@ async fn webhook_requires_approve_and_audits_people() {
         rbac::v1::{ClusterRole, RoleBinding},
     };
 
-    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
-        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
-    };
-    let client = Client::try_default()
-        .await
-        .expect("a cluster from KUBECONFIG");
-    apply_crds(&client).await;
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let Setup {
+        client,
+        database_url,
+        run,
+    } = setup().await;
     let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-w"));
     for ns in [&system, &team] {
         create_namespace(&client, ns).await;
@@ -983,14 +999,11 @@ async fn a_policy_limits_sources_and_pauses_refreshes() {
     use curio::crd::CatalogPolicy;
     use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 
-    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
-        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
-    };
-    let client = Client::try_default()
-        .await
-        .expect("a cluster from KUBECONFIG");
-    apply_crds(&client).await;
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let Setup {
+        client,
+        database_url,
+        run,
+    } = setup().await;
     let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-p"));
     for ns in [&system, &team] {
         create_namespace(&client, ns).await;
@@ -1209,14 +1222,11 @@ async fn the_chart_installs_with_least_privilege() {
         admissionregistration::v1::ValidatingWebhookConfiguration, apps::v1::Deployment,
         core::v1::Service,
     };
-    let (Some(_), Some(database_url)) = (env("KUBECONFIG"), env("DATABASE_URL")) else {
-        panic!("KUBECONFIG and DATABASE_URL must be set: run e2e/run.sh");
-    };
-    let client = Client::try_default()
-        .await
-        .expect("a cluster from KUBECONFIG");
-    apply_crds(&client).await;
-    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let Setup {
+        client,
+        database_url,
+        run,
+    } = setup().await;
     let namespace = format!("curio-e2e-{run}-chart");
     create_namespace(&client, &namespace).await;
     let release = format!("curio-{run}");

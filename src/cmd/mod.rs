@@ -124,38 +124,34 @@ impl RateLimitArgs {
         if let Some(policies) = policies {
             limits = limits.with_policies(policies);
         }
-        let limits = std::sync::Arc::new(limits);
-        let weak = std::sync::Arc::downgrade(&limits);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                match weak.upgrade() {
-                    Some(limits) => limits.forget_idle(),
-                    None => return,
-                }
-            }
-        });
-        limits
+        forgetting_every_minute(limits, curio::api::ratelimit::RateLimits::forget_idle)
     }
 
     /// The per-namespace concurrency limits, with a task that forgets empty lines every minute.
     fn flow_limits(&self) -> std::sync::Arc<curio::api::flow::FlowLimits> {
-        let flows = std::sync::Arc::new(curio::api::flow::FlowLimits::new(
-            self.namespace_concurrency,
-            self.concurrency_wait,
-        ));
-        let weak = std::sync::Arc::downgrade(&flows);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                match weak.upgrade() {
-                    Some(flows) => flows.forget_idle(),
-                    None => return,
-                }
-            }
-        });
-        flows
+        forgetting_every_minute(
+            curio::api::flow::FlowLimits::new(self.namespace_concurrency, self.concurrency_wait),
+            curio::api::flow::FlowLimits::forget_idle,
+        )
     }
+}
+
+/// `table` shared, with a task that calls `forget` on it every minute while anyone holds it.
+fn forgetting_every_minute<T: Send + Sync + 'static>(
+    table: T,
+    forget: fn(&T),
+) -> std::sync::Arc<T> {
+    let table = std::sync::Arc::new(table);
+    let weak = std::sync::Arc::downgrade(&table);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            match weak.upgrade() {
+                Some(table) => forget(&table),
+                None => return,
+            }
+        }
+    });
+    table
 }
