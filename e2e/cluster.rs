@@ -295,6 +295,22 @@ async fn setup() -> Setup {
     }
 }
 
+/// A fresh namespace for the controller's Lease and one for a tenant (`e2e-<run>-<suffix>`),
+/// and the database migrated.
+async fn system_and_team(
+    client: &Client,
+    database_url: &str,
+    run: &str,
+    suffix: &str,
+) -> (String, String) {
+    let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-{suffix}"));
+    for ns in [&system, &team] {
+        create_namespace(client, ns).await;
+    }
+    migrate(database_url);
+    (system, team)
+}
+
 #[tokio::test]
 #[ignore = "needs a cluster: run e2e/run.sh"]
 async fn two_controllers_reconcile_and_hand_over() {
@@ -758,11 +774,7 @@ async fn webhook_requires_approve_and_audits_people() {
         database_url,
         run,
     } = setup().await;
-    let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-w"));
-    for ns in [&system, &team] {
-        create_namespace(&client, ns).await;
-    }
-    migrate(&database_url);
+    let (system, team) = system_and_team(&client, &database_url, &run, "w").await;
 
     let (controller, configuration_name) =
         webhook_controller(&client, &database_url, &run, &system, &team).await;
@@ -1004,11 +1016,7 @@ async fn a_policy_limits_sources_and_pauses_refreshes() {
         database_url,
         run,
     } = setup().await;
-    let (system, team) = (format!("curio-e2e-{run}"), format!("e2e-{run}-p"));
-    for ns in [&system, &team] {
-        create_namespace(&client, ns).await;
-    }
-    migrate(&database_url);
+    let (system, team) = system_and_team(&client, &database_url, &run, "p").await;
 
     // The policy selects this run's namespace only: other tenants of a shared cluster are
     // untouched.
