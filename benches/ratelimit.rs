@@ -5,7 +5,8 @@
 //! Two tenants of 200 assets; namespace buckets of 200 requests/s (bursts of 200). A victim
 //! reads tenant-a at a fixed 100 requests/s: alone, then while the other tenant reads tenant-b
 //! at its limit (200 requests/s, all served), then while it floods tenant-b at 2,000
-//! requests/s (ten times its limit; most answered 429). `ratelimit_victim_p99_increase_pct`
+//! requests/s (ten times its limit; most answered 429); three rounds of the three, interleaved,
+//! and each figure the median of the rounds'. `ratelimit_victim_p99_increase_pct`
 //! is how much the flood raises the victim's p99 over alone, `…_over_at_limit_pct` over the
 //! neighbour at its limit (what the excess costs), with the namespace rate limit and the
 //! per-namespace concurrency limit on; `rate_only_` with the rate limit only, `unlimited_`
@@ -39,8 +40,10 @@ use support::{BenchDatabase, fixed_rate, percentile, serve_api};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Each measurement's length: long enough that a p99 is not a handful of samples.
-const RUN: Duration = Duration::from_secs(15);
+/// Each phase's length in a round: 1,000 samples, so a p99 is not a handful of them.
+const RUN: Duration = Duration::from_secs(10);
+/// Rounds of the three phases; each figure is the median of the rounds'.
+const ROUNDS: usize = 3;
 const VICTIM_RATE: u32 = 100;
 const NAMESPACE_LIMIT: u32 = 200;
 const FLOOD_RATE: u32 = 10 * NAMESPACE_LIMIT;
@@ -132,18 +135,27 @@ fn joined<T>(handle: std::thread::JoinHandle<anyhow::Result<T>>) -> anyhow::Resu
         .map_err(|_| anyhow::anyhow!("a load thread panicked"))?
 }
 
-/// The victim's latencies alone, beside the other tenant at its limit, and beside its flood.
+/// The victim's latencies (ms, sorted) in each round: alone, beside the other tenant at its
+/// limit, and beside its flood.
+#[derive(Default)]
 struct Measured {
-    alone: Vec<f64>,
-    at_limit: Vec<f64>,
-    flooded: Vec<f64>,
+    alone: Vec<Vec<f64>>,
+    at_limit: Vec<Vec<f64>>,
+    flooded: Vec<Vec<f64>>,
     flood_answered: usize,
     victim_failed: usize,
 }
 
-fn increase_pct(from: &[f64], to: &[f64]) -> f64 {
-    let from = percentile(from, 0.99);
-    100.0 * (percentile(to, 0.99) - from) / from
+/// The median over rounds of each round's percentile `p`: one noisy round does not decide.
+fn median_of(rounds: &[Vec<f64>], p: f64) -> f64 {
+    let mut each: Vec<f64> = rounds.iter().map(|r| percentile(r, p)).collect();
+    each.sort_by(|a, b| a.total_cmp(b));
+    each.get(each.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn increase_pct(from: &[Vec<f64>], to: &[Vec<f64>]) -> f64 {
+    let from = median_of(from, 0.99);
+    100.0 * (median_of(to, 0.99) - from) / from
 }
 
 fn measure(base: &str) -> anyhow::Result<Measured> {
@@ -157,35 +169,33 @@ fn measure(base: &str) -> anyhow::Result<Measured> {
             false,
         )
     };
-    let other = |rate| load(base.to_owned(), "flood-token", "tenant-b", rate, RUN, true);
+    let other = |rate, d| load(base.to_owned(), "flood-token", "tenant-b", rate, d, true);
     // Warm up both tenants together: the pool's connections opened and their statements
     // prepared, the authorization path, both namespaces' pages in PostgreSQL's cache. (Without
     // it the first server measured shows cold-connection outliers in the victim's p99.)
     let warm_up = Duration::from_secs(3);
-    let neighbour = load(
-        base.to_owned(),
-        "flood-token",
-        "tenant-b",
-        NAMESPACE_LIMIT,
-        warm_up,
-        true,
-    );
+    let neighbour = other(NAMESPACE_LIMIT, warm_up);
     joined(victim(warm_up))?;
     joined(neighbour)?;
-    let (alone, failed_alone) = joined(victim(RUN))?;
-    let neighbour = other(NAMESPACE_LIMIT);
-    let (at_limit, failed_at_limit) = joined(victim(RUN))?;
-    joined(neighbour)?;
-    let flood = other(FLOOD_RATE);
-    let (flooded, failed_flooded) = joined(victim(RUN))?;
-    let (flood_answered, _) = joined(flood)?;
-    Ok(Measured {
-        alone,
-        at_limit,
-        flooded,
-        flood_answered: flood_answered.len(),
-        victim_failed: failed_alone + failed_at_limit + failed_flooded,
-    })
+    let mut measured = Measured::default();
+    // Rounds of the three phases, interleaved, so a slow spell of the machine falls on one
+    // round of each rather than on one phase.
+    for _ in 0..ROUNDS {
+        let (alone, failed) = joined(victim(RUN))?;
+        measured.alone.push(alone);
+        measured.victim_failed += failed;
+        let neighbour = other(NAMESPACE_LIMIT, RUN);
+        let (at_limit, failed) = joined(victim(RUN))?;
+        joined(neighbour)?;
+        measured.at_limit.push(at_limit);
+        measured.victim_failed += failed;
+        let flood = other(FLOOD_RATE, RUN);
+        let (flooded, failed) = joined(victim(RUN))?;
+        measured.flood_answered += joined(flood)?.0.len();
+        measured.flooded.push(flooded);
+        measured.victim_failed += failed;
+    }
+    Ok(measured)
 }
 
 /// The API three times on one store, in one server runtime (two workers, as `curio api` on
@@ -238,19 +248,24 @@ fn servers(database: &BenchDatabase) -> anyhow::Result<Servers> {
 }
 
 fn report(prefix: &str, measured: &Measured) {
-    for (name, latencies) in [
+    for (name, rounds) in [
         ("alone", &measured.alone),
         ("at_limit", &measured.at_limit),
         ("flooded", &measured.flooded),
     ] {
         println!(
             "{prefix}victim_p50_{name}_ms: {:.2} ms",
-            percentile(latencies, 0.5)
+            median_of(rounds, 0.5)
         );
         println!(
             "{prefix}victim_p99_{name}_ms: {:.2} ms",
-            percentile(latencies, 0.99)
+            median_of(rounds, 0.99)
         );
+        let each: Vec<String> = rounds
+            .iter()
+            .map(|r| format!("{:.2}", percentile(r, 0.99)))
+            .collect();
+        println!("{prefix}victim_p99_{name}_rounds_ms: {}", each.join(" "));
     }
     println!("{prefix}flood_answered: {} count", measured.flood_answered);
     println!("{prefix}victim_failed: {} count", measured.victim_failed);
