@@ -1,9 +1,9 @@
-//! Concurrency per flow: each namespace a request names (or, for a request naming none, its
-//! caller) has at most `per_flow` requests in the handlers at once; the rest wait in that
-//! flow's own line. The rate limits bound a tenant's average; this bounds its share of the
-//! database pool at any moment, so a tenant's burst waits behind itself instead of putting
-//! every other tenant's queries behind it (Kubernetes' API Priority and Fairness does the same
-//! with its flows).
+//! Concurrency per flow: at most `per_flow` requests of one flow (a namespace the caller is
+//! authorized to read, see `charges`) in the handlers at once; the rest wait in that flow's
+//! own line. The rate limits bound a tenant's average; this bounds its share of the database
+//! pool at any moment, so a tenant's burst waits behind itself instead of putting every other
+//! tenant's queries behind it (Kubernetes' API Priority and Fairness does the same with its
+//! flows).
 
 use std::{
     collections::HashMap,

@@ -97,8 +97,9 @@ pub struct RateLimitArgs {
     /// Requests naming one namespace at once above the sustained rate.
     #[arg(long, env = "CURIO_NAMESPACE_REQUEST_BURST", default_value_t = 600)]
     namespace_request_burst: u32,
-    /// Requests naming one namespace (or, naming none, of one user) served at once; more wait
-    /// in that namespace's own line, so one tenant's burst cannot hold the whole database pool.
+    /// Requests reading one namespace served at once (counted once the caller is authorized
+    /// for it); more wait in that namespace's own line, so one tenant's burst cannot hold the
+    /// whole database pool.
     #[arg(long, env = "CURIO_NAMESPACE_CONCURRENCY", default_value_t = 4)]
     namespace_concurrency: usize,
     /// How long a request may wait for its place before it is a 429.
