@@ -1034,14 +1034,20 @@ async fn a_policy_limits_sources_and_pauses_refreshes() {
         }))
         .unwrap()
     };
-    policies
-        .patch(
-            &policy_name,
-            &PatchParams::apply("curio-e2e").force(),
-            &Patch::Apply(&policy(false)),
-        )
-        .await
-        .unwrap();
+    let apply_policy = |paused: bool| {
+        let (policies, name, policy) = (policies.clone(), policy_name.clone(), policy(paused));
+        async move {
+            policies
+                .patch(
+                    &name,
+                    &PatchParams::apply("curio-e2e").force(),
+                    &Patch::Apply(&policy),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    apply_policy(false).await;
     let (controller, configuration_name) =
         webhook_controller(&client, &database_url, &run, &system, &team).await;
 
@@ -1117,14 +1123,7 @@ async fn a_policy_limits_sources_and_pauses_refreshes() {
     .await;
 
     // Paused: the source says so, and refreshes stop (a changed ConfigMap is not read).
-    policies
-        .patch(
-            &policy_name,
-            &PatchParams::apply("curio-e2e").force(),
-            &Patch::Apply(&policy(true)),
-        )
-        .await
-        .unwrap();
+    apply_policy(true).await;
     let paused = eventually("the source paused", || {
         let sources = sources.clone();
         async move {
@@ -1152,14 +1151,7 @@ async fn a_policy_limits_sources_and_pauses_refreshes() {
     assert_eq!(still.status.as_ref().unwrap().asset_count, Some(1));
 
     // Resumed: the next refresh reads the changed ConfigMap.
-    policies
-        .patch(
-            &policy_name,
-            &PatchParams::apply("curio-e2e").force(),
-            &Patch::Apply(&policy(false)),
-        )
-        .await
-        .unwrap();
+    apply_policy(false).await;
     let resumed = wait_ready(&sources, "periodic", 2).await;
     assert_eq!(condition(&resumed, "Reconciling"), None);
 

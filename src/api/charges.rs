@@ -5,12 +5,12 @@
 
 use std::{cell::RefCell, collections::HashSet, future::Future};
 
-use super::{ApiState, error::ApiError, flow::FlowPermits, ratelimit::Scope};
+use super::{ApiState, error::ApiError, flow::FlowPlace, ratelimit::Scope};
 
 #[derive(Default)]
 pub struct RequestCharges {
     charged: RefCell<HashSet<String>>,
-    places: RefCell<Vec<FlowPermits>>,
+    places: RefCell<Vec<FlowPlace>>,
 }
 
 tokio::task_local! {
@@ -51,7 +51,7 @@ pub async fn charge(state: &ApiState, namespace: &str) -> Result<(), ApiError> {
     }
     let place = state
         .flows
-        .enter(&[format!("namespace/{namespace}")])
+        .enter(&format!("namespace/{namespace}"))
         .await
         .map_err(|crowded| {
             state.metrics.rate_limited(Scope::Concurrency, None);
@@ -63,6 +63,8 @@ pub async fn charge(state: &ApiState, namespace: &str) -> Result<(), ApiError> {
                 retry_after: std::time::Duration::from_secs(1),
             }
         })?;
-    let _ = CHARGES.try_with(|c| c.places.borrow_mut().push(place));
+    if let Some(place) = place {
+        let _ = CHARGES.try_with(|c| c.places.borrow_mut().push(place));
+    }
     Ok(())
 }

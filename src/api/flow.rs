@@ -13,10 +13,10 @@ use std::{
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A request's places in its flows, held until it is answered.
-#[derive(Debug, Default)]
-pub struct FlowPermits {
-    _permits: Vec<OwnedSemaphorePermit>,
+/// A request's place in a flow, held until it is answered.
+#[derive(Debug)]
+pub struct FlowPlace {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Waited longer than allowed for a place in `flow`.
@@ -52,29 +52,23 @@ impl FlowLimits {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes a place in each of `flows`, in sorted order (so two requests naming the same
-    /// flows cannot each hold one the other waits for).
-    pub async fn enter(&self, flows: &[String]) -> Result<FlowPermits, Crowded> {
+    /// Takes a place in `flow`, waiting at most `wait` for one; `None` when unlimited.
+    pub async fn enter(&self, flow: &str) -> Result<Option<FlowPlace>, Crowded> {
         if self.per_flow == 0 {
-            return Ok(FlowPermits::default());
+            return Ok(None);
         }
-        let mut sorted: Vec<&String> = flows.iter().collect();
-        sorted.sort();
-        sorted.dedup();
-        let mut permits = Vec::with_capacity(sorted.len());
-        for flow in sorted {
-            let semaphore = self
-                .flows()
-                .entry(flow.clone())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_flow)))
-                .clone();
-            match tokio::time::timeout(self.wait, semaphore.acquire_owned()).await {
-                Ok(Ok(permit)) => permits.push(permit),
-                // Closed never happens (nothing closes them); timed out is crowded.
-                Ok(Err(_)) | Err(_) => return Err(Crowded { flow: flow.clone() }),
-            }
+        let semaphore = self
+            .flows()
+            .entry(flow.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_flow)))
+            .clone();
+        match tokio::time::timeout(self.wait, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(FlowPlace { _permit: permit })),
+            // Closed never happens (nothing closes them); timed out is crowded.
+            Ok(Err(_)) | Err(_) => Err(Crowded {
+                flow: flow.to_owned(),
+            }),
         }
-        Ok(FlowPermits { _permits: permits })
     }
 
     /// Forgets flows with nobody in them, so the table does not grow with every name seen.
@@ -98,20 +92,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_crowded_flow_waits_in_its_own_line() {
         let limits = FlowLimits::new(2, Duration::from_secs(1));
-        let b = vec!["ns/team-b".to_owned()];
-        let first = limits.enter(&b).await.unwrap();
-        let _second = limits.enter(&b).await.unwrap();
+        let b = "ns/team-b";
+        let first = limits.enter(b).await.unwrap();
+        let _second = limits.enter(b).await.unwrap();
         // Team B's third waits, and gives up after `wait`.
-        let third = limits.enter(&b).await.unwrap_err();
+        let third = limits.enter(b).await.unwrap_err();
         assert_eq!(third.flow, "ns/team-b");
         // Team A is not in B's line.
-        let a = vec!["ns/team-a".to_owned()];
-        assert!(limits.enter(&a).await.is_ok());
+        let a = "ns/team-a";
+        assert!(limits.enter(a).await.is_ok());
         // A place freed is taken by the next in line.
         let waiting = {
-            let b = b.clone();
             let limits = &limits;
-            async move { limits.enter(&b).await }
+            async move { limits.enter(b).await }
         };
         drop(first);
         assert!(waiting.await.is_ok());
@@ -120,18 +113,13 @@ mod tests {
     #[tokio::test]
     async fn idle_flows_are_forgotten_and_busy_ones_kept() {
         let limits = FlowLimits::new(1, Duration::from_millis(10));
-        let held = limits.enter(&["ns/busy".to_owned()]).await.unwrap();
-        drop(limits.enter(&["ns/idle".to_owned()]).await.unwrap());
+        let held = limits.enter("ns/busy").await.unwrap();
+        drop(limits.enter("ns/idle").await.unwrap());
         limits.forget_idle();
         assert_eq!(limits.len(), 1);
         drop(held);
         limits.forget_idle();
         assert_eq!(limits.len(), 0);
-        assert!(
-            FlowLimits::unlimited()
-                .enter(&["x".to_owned()])
-                .await
-                .is_ok()
-        );
+        assert!(FlowLimits::unlimited().enter("x").await.is_ok());
     }
 }

@@ -165,7 +165,9 @@ impl RateLimits {
         Self::new(None, None)
     }
 
-    /// Takes one request from `user`'s bucket and from each of `namespaces`' buckets.
+    /// Takes one request from `user`'s bucket and from each of `namespaces`' buckets (the API
+    /// charges the two at different points; see `charges`).
+    #[cfg(test)]
     pub fn check<'a>(
         &self,
         user: &str,

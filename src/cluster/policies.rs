@@ -217,6 +217,37 @@ fn fingerprint(
     hasher.finish()
 }
 
+/// Keeps `writer`'s store in step with `api` (with backoff, as long as the process runs),
+/// calling `after_event` after every event.
+fn reflect<K>(
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+    what: &'static str,
+    after_event: impl Fn() + Send + 'static,
+) where
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    tokio::spawn(
+        watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .reflect(writer)
+            .for_each(move |event| {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, "watching {what}");
+                }
+                after_event();
+                async {}
+            }),
+    );
+}
+
 impl WatchedPolicies {
     /// Starts the watches on the runtime; they run (with backoff) as long as the process.
     pub fn start(client: &Client) -> Arc<Self> {
@@ -227,34 +258,20 @@ impl WatchedPolicies {
             namespaces,
             changes: watch::Sender::new(0),
         });
-        let policy_api: Api<CatalogPolicy> = Api::all(client.clone());
-        // Metadata only: the labels are all a selector needs.
-        let namespace_api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
         let watched = this.clone();
-        tokio::spawn(
-            watcher(policy_api, watcher::Config::default().any_semantic())
-                .default_backoff()
-                .reflect(policy_writer)
-                .for_each(move |event| {
-                    if let Err(e) = event {
-                        tracing::warn!(error = %e, "watching CatalogPolicies");
-                    }
-                    watched.notice();
-                    async {}
-                }),
+        reflect(
+            Api::<CatalogPolicy>::all(client.clone()),
+            policy_writer,
+            "CatalogPolicies",
+            move || watched.notice(),
         );
         let watched = this.clone();
-        tokio::spawn(
-            watcher(namespace_api, watcher::Config::default().any_semantic())
-                .default_backoff()
-                .reflect(namespace_writer)
-                .for_each(move |event| {
-                    if let Err(e) = event {
-                        tracing::warn!(error = %e, "watching Namespaces");
-                    }
-                    watched.notice();
-                    async {}
-                }),
+        // Metadata only: the labels are all a selector needs.
+        reflect(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            namespace_writer,
+            "Namespaces",
+            move || watched.notice(),
         );
         this
     }
@@ -267,17 +284,6 @@ impl WatchedPolicies {
             *seen = now;
             changed
         });
-    }
-
-    /// Resolves once both watches have listed everything once.
-    pub async fn wait_until_ready(&self) {
-        let _ = self.policies.wait_until_ready().await;
-        let _ = self.namespaces.wait_until_ready().await;
-    }
-
-    /// The policy store, for watches that react to policy changes.
-    pub fn policy_store(&self) -> Store<CatalogPolicy> {
-        self.policies.clone()
     }
 }
 
