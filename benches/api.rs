@@ -66,6 +66,8 @@ fn record(i: usize) -> AssetRecord {
         labels: [("task".to_string(), "chat".to_string())].into(),
         links: vec![],
         metadata: Some(json!({"contextLength": 8192})),
+        mcp: None,
+        agent: None,
     })
 }
 

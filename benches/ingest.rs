@@ -47,6 +47,8 @@ fn record(i: usize, revision: u32) -> AssetRecord {
         metadata: Some(
             serde_json::json!({"contextLength": 8192 * (1 + i % 16), "quantized": i.is_multiple_of(2)}),
         ),
+        mcp: None,
+        agent: None,
     })
 }
 

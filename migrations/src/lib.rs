@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_initial;
 mod m20261122_000002_postgres_security;
+mod m20261202_000003_asset_details;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_postgres_security::Migration),
+            Box::new(m20261202_000003_asset_details::Migration),
         ]
     }
 }

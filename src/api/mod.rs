@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod notices;
 mod params;
 pub mod ratelimit;
+mod registry;
 mod respond;
 pub mod selector;
 
@@ -120,6 +121,7 @@ pub fn router(state: ApiState) -> Router {
             "/api/v1/namespaces/{ns}/{plural}/{*name}",
             get(handlers::get_asset),
         )
+        .merge(registry::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(

@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use crate::{
     catalog::Asset,
-    crd::{CatalogSource, SourceSpec, UrlSource},
-    source::http::{Credentials, UrlError, UrlFetcher, UrlRequest, UrlResponse},
+    crd::{CatalogSource, RegistrySync, SecretRef, SourceSpec, UrlSource},
+    source::{
+        http::{Credentials, UrlError, UrlFetcher, UrlRequest, UrlResponse},
+        registry::RegistryError,
+    },
 };
 
 use crate::{
@@ -27,6 +30,8 @@ pub enum Content {
     },
     /// The URL source answered 304 to the last ETag: nothing to do.
     NotModified,
+    /// An MCP registry's servers as one registry answer, and where the next sync starts.
+    Registry { bytes: Vec<u8>, state: RegistrySync },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,11 @@ pub enum FetchError {
     SecretIncomplete(String),
     #[error("fetching the URL: {0}")]
     Url(#[from] UrlError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Reading what a registry source already holds; a retry may fix it.
+    #[error("reading the source's servers from the store: {0}")]
+    Store(String),
     #[error("{0}")]
     Unsupported(String),
     /// A retry may fix it.
@@ -57,8 +67,9 @@ impl FetchError {
     /// Whether retrying without a change could help.
     pub fn is_transient(&self) -> bool {
         match self {
-            FetchError::Cluster(_) => true,
+            FetchError::Cluster(_) | FetchError::Store(_) => true,
             FetchError::Url(e) => e.is_transient(),
+            FetchError::Registry(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -72,6 +83,8 @@ impl FetchError {
             FetchError::SecretMissing { .. } | FetchError::SecretIncomplete(_) => "SecretNotFound",
             FetchError::Url(UrlError::Refused(_)) => "URLRefused",
             FetchError::Url(_) => "FetchFailed",
+            FetchError::Registry(e) => e.reason(),
+            FetchError::Store(_) => "StoreUnavailable",
             FetchError::Unsupported(_) => "UnsupportedSource",
             FetchError::Cluster(_) => "FetchFailed",
         }
@@ -118,7 +131,7 @@ pub async fn fetch(
             url: Some(spec), ..
         } => fetch_url(source, spec, cluster, urls, &namespace, max_bytes, ceiling).await,
         _ => Err(FetchError::Unsupported(
-            "exactly one of inline, configMap or url must be set".into(),
+            "exactly one of inline, configMap or url must be set (mcpRegistry sources sync through registry_sync)".into(),
         )),
     }
 }
@@ -136,12 +149,13 @@ fn reusable_etag(source: &CatalogSource) -> Option<&str> {
         .flatten()
 }
 
-async fn credentials(
+/// The credentials a `secretRef` names, if any.
+pub(super) async fn credentials(
     cluster: &dyn Cluster,
     namespace: &str,
-    spec: &UrlSource,
+    secret_ref: Option<&SecretRef>,
 ) -> Result<Option<Credentials>, FetchError> {
-    let Some(reference) = &spec.secret_ref else {
+    let Some(reference) = secret_ref else {
         return Ok(None);
     };
     let data = cluster
@@ -185,7 +199,7 @@ async fn fetch_url(
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(max_bytes)
             .min(ceiling.unwrap_or(usize::MAX)),
-        credentials: credentials(cluster, namespace, spec).await?,
+        credentials: credentials(cluster, namespace, spec.secret_ref.as_ref()).await?,
         if_none_match: reusable_etag(source),
     };
     Ok(match urls.fetch(request).await? {

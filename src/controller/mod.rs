@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod policy_status;
 pub mod pool;
 pub mod reconcile;
+pub mod registry_sync;
 pub mod retention;
 pub mod runtime;
 

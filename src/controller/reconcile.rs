@@ -15,10 +15,11 @@ use super::{
     fetch::{Content, fetch},
     locks::KeyedLocks,
     metrics::{ControllerMetrics, FetchLabels, KindLabels},
+    registry_sync,
 };
 use crate::{
     catalog::{AssetRecord, Diff, Limits, diff, document_digest, parse_document, validate_assets},
-    crd::{CHANGE_REASON_ANNOTATION, CatalogSource, CatalogSourceStatus},
+    crd::{CHANGE_REASON_ANNOTATION, CatalogSource, CatalogSourceStatus, RegistrySync},
     source::http::UrlFetcher,
     store::{ApplyOutcome, Namespace, NewAuditEvent, ObjectRecord, ObjectTable, Store},
 };
@@ -180,7 +181,7 @@ fn now() -> Time {
     Time(Timestamp::now())
 }
 
-fn is_ready(status: &CatalogSourceStatus) -> bool {
+pub(super) fn is_ready(status: &CatalogSourceStatus) -> bool {
     status
         .conditions
         .iter()
@@ -320,8 +321,12 @@ async fn reconcile(
         Trigger::Job(job) => Some(job.handle()),
         Trigger::Watch => previous.last_handled_refresh.clone(),
     };
-    let (records, etag) = match desired_records(ctx, source, &policy).await {
-        Ok(Desired::Records { records, etag }) => (records, etag),
+    let (records, etag, registry_sync) = match desired_records(ctx, source, &policy).await {
+        Ok(Desired::Records {
+            records,
+            etag,
+            registry,
+        }) => (records, etag, registry),
         Ok(Desired::Unchanged) => {
             // 304: the catalog is as last applied, and an unchanged remote writes nothing.
             // Only a job's request is acknowledged, so the source shows which job it handled.
@@ -413,6 +418,7 @@ async fn reconcile(
         last_refresh_time: Some(now()),
         content_digest: Some(content_digest),
         etag,
+        registry_sync,
         last_handled_refresh: handled,
         message: Some(message.clone()),
     };
@@ -435,6 +441,8 @@ enum Desired {
     Records {
         records: Vec<AssetRecord>,
         etag: Option<String>,
+        /// Where an `mcpRegistry` source's next sync starts.
+        registry: Option<RegistrySync>,
     },
     /// A URL source answered 304 to the last ETag.
     Unchanged,
@@ -446,6 +454,8 @@ fn source_kind(source: &CatalogSource) -> &'static str {
         "inline"
     } else if spec.config_map.is_some() {
         "configMap"
+    } else if spec.mcp_registry.is_some() {
+        "mcpRegistry"
     } else {
         "url"
     }
@@ -462,7 +472,10 @@ async fn desired_records(
         .as_ref()
         .and_then(|limit| usize::try_from(limit.value).ok());
     let max_bytes = ceiling.map_or(ctx.limits.max_bytes, |c| c.min(ctx.limits.max_bytes));
-    let fetched = fetch(source, ctx.cluster.as_ref(), &ctx.urls, max_bytes, ceiling).await;
+    let fetched = match &source.spec.source.mcp_registry {
+        Some(spec) => registry_sync::sync(ctx, source, spec, max_bytes).await,
+        None => fetch(source, ctx.cluster.as_ref(), &ctx.urls, max_bytes, ceiling).await,
+    };
     let kind = source_kind(source);
     let outcome = match &fetched {
         Ok(Content::NotModified) => "not_modified",
@@ -476,8 +489,23 @@ async fn desired_records(
             outcome: outcome.into(),
         })
         .inc();
+    let mut registry = None;
     let (assets, etag) = match fetched {
         Ok(Content::NotModified) => return Ok(Desired::Unchanged),
+        Ok(Content::Registry { bytes, state }) => {
+            ctx.metrics
+                .fetch_bytes
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .inc_by(bytes.len() as u64);
+            let limits = Limits {
+                max_bytes,
+                ..ctx.limits
+            };
+            let assets = parse_document(&bytes, limits)
+                .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))?;
+            registry = Some(state);
+            (assets, None)
+        }
         Ok(Content::Inline(assets)) => {
             validate_assets(&assets, "spec.source.inline.assets").map_err(|problems| {
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -511,6 +539,7 @@ async fn desired_records(
     Ok(Desired::Records {
         records: curation.apply(assets),
         etag,
+        registry,
     })
 }
 

@@ -250,9 +250,12 @@ fn check_source(
         source.inline.is_some(),
         source.config_map.is_some(),
         source.url.is_some(),
+        source.mcp_registry.is_some(),
     ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err("spec.source: set exactly one of inline, configMap and url".into());
+        return Err(
+            "spec.source: set exactly one of inline, configMap, url and mcpRegistry".into(),
+        );
     }
     if let Some(inline) = &source.inline {
         validate_assets(&inline.assets, "spec.source.inline.assets").map_err(|problems| {
@@ -276,27 +279,49 @@ fn check_source(
         references.push(Reference::ConfigMap(config_map.name.clone()));
     }
     if let Some(url) = &source.url {
-        let parsed = url::Url::parse(&url.url).map_err(|e| format!("spec.source.url.url: {e}"))?;
-        match parsed.scheme() {
-            "https" => {}
-            "http" if allow_http => warnings.push(
-                "spec.source.url.url uses plain http: the catalog can be read or changed in transit"
-                    .into(),
-            ),
-            scheme => {
-                return Err(format!(
-                    "spec.source.url.url: scheme {scheme:?} is not allowed; use https"
-                ));
-            }
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(
-                "spec.source.url.url: credentials in the URL are not allowed; use secretRef".into(),
-            );
-        }
+        check_fetched_url("spec.source.url.url", &url.url, allow_http, warnings)?;
         if let Some(secret) = &url.secret_ref {
             references.push(Reference::Secret(secret.name.clone()));
         }
+    }
+    if let Some(registry) = &source.mcp_registry {
+        check_fetched_url(
+            "spec.source.mcpRegistry.url",
+            &registry.url,
+            allow_http,
+            warnings,
+        )?;
+        if let Some(secret) = &registry.secret_ref {
+            references.push(Reference::Secret(secret.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// A URL the controller will fetch: https (http only where allowed, with a warning), and no
+/// credentials in it.
+fn check_fetched_url(
+    field: &str,
+    url: &str,
+    allow_http: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{field}: {e}"))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if allow_http => warnings.push(format!(
+            "{field} uses plain http: the catalog can be read or changed in transit"
+        )),
+        scheme => {
+            return Err(format!(
+                "{field}: scheme {scheme:?} is not allowed; use https"
+            ));
+        }
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{field}: credentials in the URL are not allowed; use secretRef"
+        ));
     }
     Ok(())
 }

@@ -55,6 +55,27 @@ fn routes(ns: &str) -> Vec<(String, &'static str)> {
             "agents",
         ),
         (format!("/api/v1/assets?namespaces={ns}"), "*assets"),
+        // The namespace's MCP registry.
+        (
+            format!("/registry/namespaces/{ns}/v0.1/servers"),
+            "mcpservers",
+        ),
+        (
+            format!("/registry/namespaces/{ns}/v0/servers?version=latest"),
+            "mcpservers",
+        ),
+        (
+            format!("/registry/namespaces/{ns}/approved/v0.1/servers"),
+            "mcpservers",
+        ),
+        (
+            format!("/registry/namespaces/{ns}/v0.1/servers/github-{ns}/versions"),
+            "mcpservers",
+        ),
+        (
+            format!("/registry/namespaces/{ns}/v0.1/servers/github-{ns}/versions/latest"),
+            "mcpservers",
+        ),
     ]
 }
 
@@ -80,6 +101,23 @@ fn plural(kind: &str) -> &'static str {
 
 /// No row from a namespace, or of a kind, the user may not read.
 fn assert_only_readable(user: &str, path: &str, body: &Value) {
+    if path.starts_with("/registry/") {
+        let entries = match body.get("servers").and_then(Value::as_array) {
+            Some(servers) => servers.clone(),
+            None => vec![body.clone()],
+        };
+        for entry in entries {
+            let ns = entry
+                .pointer("/_meta/dev.curio~1catalog/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("{path}: entry without namespace: {entry}"));
+            assert!(
+                may(user, ns, "mcpservers"),
+                "{user} {path}: leaked a server of {ns}"
+            );
+        }
+        return;
+    }
     let Some(items) = body.get("items").and_then(Value::as_array) else {
         let ns = body.get("namespace").and_then(Value::as_str);
         let kind = body
@@ -129,6 +167,13 @@ async fn isolation_matrix() {
                 assert_eq!(code, expected, "{user} GET {path}: {body}");
                 if code == 200 {
                     assert_only_readable(user, &path, &body);
+                } else if path.starts_with("/registry/") {
+                    assert!(body["error"].is_string(), "{user} {path}: {body}");
+                    assert!(body.get("servers").is_none());
+                    assert!(
+                        !body.to_string().contains("github-"),
+                        "{user} {path}: {body}"
+                    );
                 } else {
                     assert_eq!(body["kind"], "Status", "{user} {path}");
                     assert!(body.get("items").is_none());
@@ -147,7 +192,7 @@ async fn isolation_matrix() {
         assert_eq!(code, expected, "{user} GET {path}: {body}");
         cells += 1;
     }
-    assert_eq!(cells, 6 * (2 * 15 + 1));
+    assert_eq!(cells, 6 * (2 * 20 + 1));
 }
 
 #[tokio::test]

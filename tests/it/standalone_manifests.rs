@@ -240,7 +240,7 @@ fn cases() -> Vec<Case> {
             "two source types (CEL)",
             source("  source:\n    configMap:\n      name: c\n    url:\n      url: https://example.com/c.yaml\n"),
             7,
-            "exactly one of inline, configMap or url",
+            "exactly one of inline, configMap, url or mcpRegistry",
         ),
         case(
             "an interval under ten seconds (CEL)",

@@ -61,6 +61,8 @@ pub fn asset(kind: AssetKind, name: &str, version: &str) -> Asset {
         labels: Default::default(),
         links: Vec::new(),
         metadata: None,
+        mcp: None,
+        agent: None,
     }
 }
 

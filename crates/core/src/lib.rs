@@ -7,4 +7,5 @@ pub mod crd;
 pub mod decisions;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod registry;
 pub mod schema;

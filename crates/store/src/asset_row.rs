@@ -112,6 +112,8 @@ pub(crate) fn value_type(column: asset::Column) -> Result<ValueType, StoreError>
 pub(crate) fn bind_value(value: &serde_json::Value, kind: ValueType) -> sea_orm::Value {
     match kind {
         ValueType::Text => sea_orm::Value::String(value.as_str().map(str::to_owned)),
+        // An absent detail is SQL NULL, not JSON null.
+        ValueType::Json if value.is_null() => sea_orm::Value::Json(None),
         ValueType::Json => sea_orm::Value::Json(Some(Box::new(value.clone()))),
         ValueType::Boolean => sea_orm::Value::Bool(value.as_bool()),
     }
@@ -178,7 +180,12 @@ mod tests {
 
     #[test]
     fn the_table_holds_exactly_the_record_shape() {
-        let record = AssetRecord::from_asset(asset(AssetKind::Model, "granite", "3"));
+        // Every field set, so no optional one is left out of the JSON.
+        let record = AssetRecord::from_asset(curio_core::catalog::Asset {
+            mcp: Some(Default::default()),
+            agent: Some(Default::default()),
+            ..asset(AssetKind::Model, "granite", "3")
+        });
         let content = serde_json::to_value(RowContent::of(&record)).unwrap();
         let mut keys: Vec<String> = content.as_object().unwrap().keys().cloned().collect();
         let mut columns: Vec<String> = content_columns().map(json_key).collect();
@@ -195,18 +202,21 @@ mod tests {
         // The hand-written statement this one replaced, with camelCase record keys.
         let expected = r#"
 INSERT INTO assets (namespace, source, kind, name, version, display_name, description, provider,
-                    license, tags, labels, stage, approved, links, metadata, digest, created_at, updated_at)
+                    license, tags, labels, stage, approved, links, metadata, mcp, agent, digest,
+                    created_at, updated_at)
 SELECT $1, $2, r."kind", r."name", r."version", r."displayName", r."description", r."provider",
-       r."license", r."tags", r."labels", r."stage", r."approved", r."links", r."metadata", r."digest", $4, $4
+       r."license", r."tags", r."labels", r."stage", r."approved", r."links", r."metadata", r."mcp",
+       r."agent", r."digest", $4, $4
 FROM jsonb_to_recordset($3::text::jsonb) AS r(
     "kind" text, "name" text, "version" text, "displayName" text, "description" text, "provider" text,
     "license" text, "tags" jsonb, "labels" jsonb, "stage" text, "approved" boolean, "links" jsonb,
-    "metadata" jsonb, "digest" text)
+    "metadata" jsonb, "mcp" jsonb, "agent" jsonb, "digest" text)
 ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
     display_name = EXCLUDED.display_name, description = EXCLUDED.description,
     provider = EXCLUDED.provider, license = EXCLUDED.license, tags = EXCLUDED.tags,
     labels = EXCLUDED.labels, stage = EXCLUDED.stage, approved = EXCLUDED.approved,
-    links = EXCLUDED.links, metadata = EXCLUDED.metadata, digest = EXCLUDED.digest,
+    links = EXCLUDED.links, metadata = EXCLUDED.metadata, mcp = EXCLUDED.mcp,
+    agent = EXCLUDED.agent, digest = EXCLUDED.digest,
     updated_at = EXCLUDED.updated_at"#;
         let built = pg_json_upsert_sql().unwrap();
         assert_eq!(

@@ -80,6 +80,8 @@ pub fn asset(kind: AssetKind, name: &str, version: &str) -> Asset {
         tags: vec!["llm".into()],
         labels: [("task".to_string(), "text-generation".to_string())].into(),
         metadata: Some(serde_json::json!({"n": name})),
+        mcp: None,
+        agent: None,
         ..curio_core::fixtures::asset(kind, name, version)
     }
 }

@@ -97,6 +97,8 @@ fn model_to_asset(item: Value, source: Option<&Value>) -> Result<Asset, FieldErr
         labels: Default::default(),
         links,
         metadata: Some(Value::Object(metadata)),
+        mcp: None,
+        agent: None,
     })
 }
 

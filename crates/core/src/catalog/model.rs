@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use super::digest::value_digest;
+use super::{
+    details::{AgentDetails, McpServerDetails},
+    digest::value_digest,
+};
 
 /// What an asset is. The plural forms double as the API's per-kind resources.
 #[derive(
@@ -112,6 +115,12 @@ pub struct Asset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::preserve_unknown_object")]
     pub metadata: Option<serde_json::Value>,
+    /// Transports and packages; only on `McpServer` assets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpServerDetails>,
+    /// Skills, capabilities and interfaces; only on `Agent` assets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentDetails>,
 }
 
 /// The natural key of an asset within one source.
@@ -153,6 +162,11 @@ pub struct AssetFields {
     pub links: Vec<Link>,
     /// A JSON object; never null.
     pub metadata: serde_json::Value,
+    // Absent ones are left out of the JSON, so digests of assets without them stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpServerDetails>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentDetails>,
 }
 
 /// An asset as the catalog keeps it: its fields and their digest.
@@ -189,6 +203,8 @@ impl AssetRecord {
             metadata: asset
                 .metadata
                 .unwrap_or_else(|| serde_json::Value::Object(Default::default())),
+            mcp: asset.mcp,
+            agent: asset.agent,
         })
     }
 

@@ -1,10 +1,12 @@
-//! Reading a catalog document (YAML or JSON, Curio or Kubeflow model-catalog format).
+//! Reading a catalog document (YAML or JSON): Curio's format, Kubeflow's model catalog, MCP
+//! `server.json` and registry answers, A2A Agent Cards. The format is told by the document's shape.
 
 use serde_json::Value;
 
 use super::{
+    a2a,
     error::{CatalogError, Problem},
-    kubeflow,
+    kubeflow, mcp,
     model::Asset,
     validate::validate_assets,
 };
@@ -43,40 +45,71 @@ pub fn parse_document(bytes: &[u8], limits: Limits) -> Result<Vec<Asset>, Catalo
             .count(),
     })?;
     let document = parse_tree(text)?;
-    let Value::Object(mut top) = document else {
-        return Err(CatalogError::Shape(
-            "a catalog must be a mapping with `assets` (Curio format) or `models` (Kubeflow model catalog)"
-                .into(),
-        ));
-    };
-    let (list, assets) = match (top.contains_key("assets"), top.contains_key("models")) {
-        (true, false) => {
-            check_curio_header(&top)?;
-            let items = take_list(&mut top, "assets")?;
+    let (list, assets) = match document {
+        Value::Array(items) => {
+            let all_cards = items
+                .iter()
+                .all(|i| i.as_object().is_some_and(a2a::looks_like_card));
+            if !all_cards {
+                return Err(CatalogError::Shape(format!(
+                    "a top-level list must be A2A Agent Cards (each with name and skills or capabilities); {FORMATS}"
+                )));
+            }
             check_count(items.len(), limits)?;
-            ("assets", curio_assets(items)?)
+            ("agentCards", a2a::cards_to_assets(items, "agentCards")?)
         }
-        (false, true) => {
-            let items = take_list(&mut top, "models")?;
-            check_count(items.len(), limits)?;
-            let source = top.get("source").cloned();
-            ("models", kubeflow::models_to_assets(items, source)?)
-        }
-        (true, true) => {
-            return Err(CatalogError::Shape(
-                "a catalog has either `assets` (Curio format) or `models` (Kubeflow model catalog), not both"
-                    .into(),
-            ));
-        }
-        (false, false) => {
-            return Err(CatalogError::Shape(
-                "no `assets` list (Curio format) or `models` list (Kubeflow model catalog) found"
-                    .into(),
-            ));
-        }
+        Value::Object(top) => from_mapping(top, limits)?,
+        _ => return Err(CatalogError::Shape(FORMATS.into())),
     };
     validate_assets(&assets, list).map_err(CatalogError::Invalid)?;
     Ok(assets)
+}
+
+/// What a document may be, for errors that found none of them.
+const FORMATS: &str = "a catalog is a mapping with `assets` (Curio format), `models` (Kubeflow model catalog) or `servers` (an MCP registry answer), one MCP server.json, one A2A Agent Card, or a list of Agent Cards";
+
+/// A mapping's format, told by its keys.
+fn from_mapping(
+    mut top: serde_json::Map<String, Value>,
+    limits: Limits,
+) -> Result<(&'static str, Vec<Asset>), CatalogError> {
+    let lists: Vec<&str> = ["assets", "models", "servers"]
+        .into_iter()
+        .filter(|k| top.contains_key(*k))
+        .collect();
+    match lists.as_slice() {
+        ["assets"] => {
+            check_curio_header(&top)?;
+            let items = take_list(&mut top, "assets")?;
+            check_count(items.len(), limits)?;
+            Ok(("assets", curio_assets(items)?))
+        }
+        ["models"] => {
+            let items = take_list(&mut top, "models")?;
+            check_count(items.len(), limits)?;
+            let source = top.get("source").cloned();
+            Ok(("models", kubeflow::models_to_assets(items, source)?))
+        }
+        ["servers"] => {
+            let items = take_list(&mut top, "servers")?;
+            check_count(items.len(), limits)?;
+            Ok(("servers", mcp::registry_to_assets(items)?))
+        }
+        [] if a2a::looks_like_card(&top) => Ok((
+            "agentCard",
+            a2a::cards_to_assets(vec![Value::Object(top)], "agentCard")?,
+        )),
+        [] if mcp::looks_like_server(&top) => {
+            Ok(("server.json", mcp::server_document(Value::Object(top))?))
+        }
+        [] => Err(CatalogError::Shape(format!(
+            "no `assets`, `models` or `servers` list, and not a server.json or an Agent Card: {FORMATS}"
+        ))),
+        _ => Err(CatalogError::Shape(format!(
+            "a catalog has one of `assets` (Curio format), `models` (Kubeflow model catalog) and `servers` (MCP registry), not {}",
+            lists.join(" and ")
+        ))),
+    }
 }
 
 fn parse_tree(text: &str) -> Result<Value, CatalogError> {

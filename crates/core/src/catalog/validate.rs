@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 
 use super::{
+    details,
     digest::canonical_json,
     error::Problem,
-    model::{Asset, AssetKey},
+    model::{Asset, AssetKey, AssetKind},
 };
 
 pub const MAX_NAME: usize = 253;
@@ -124,6 +125,16 @@ fn check_asset(asset: &Asset, report: &mut impl FnMut(&str, String)) {
                 );
             }
         }
+    }
+    match (&asset.mcp, asset.kind) {
+        (Some(mcp), AssetKind::McpServer) => details::check_mcp(mcp, report),
+        (Some(_), kind) => report("mcp", format!("is only for McpServer assets, not {kind}")),
+        (None, _) => {}
+    }
+    match (&asset.agent, asset.kind) {
+        (Some(agent), AssetKind::Agent) => details::check_agent(agent, report),
+        (Some(_), kind) => report("agent", format!("is only for Agent assets, not {kind}")),
+        (None, _) => {}
     }
 }
 

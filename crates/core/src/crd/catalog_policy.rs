@@ -99,6 +99,7 @@ pub enum SourceType {
     Inline,
     ConfigMap,
     Url,
+    McpRegistry,
 }
 
 impl SourceType {
@@ -107,6 +108,7 @@ impl SourceType {
             Self::Inline => "inline",
             Self::ConfigMap => "configMap",
             Self::Url => "url",
+            Self::McpRegistry => "mcpRegistry",
         }
     }
 }

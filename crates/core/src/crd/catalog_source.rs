@@ -68,10 +68,10 @@ pub struct CatalogSourceSpec {
     pub curation: Vec<CurationRule>,
 }
 
-/// Exactly one of `inline`, `configMap` or `url`.
+/// Exactly one of `inline`, `configMap`, `url` or `mcpRegistry`.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.inline), has(self.configMap), has(self.url)].filter(x, x).size() == 1").message("exactly one of inline, configMap or url must be set"))]
+#[x_kube(validation = Rule::new("[has(self.inline), has(self.configMap), has(self.url), has(self.mcpRegistry)].filter(x, x).size() == 1").message("exactly one of inline, configMap, url or mcpRegistry must be set"))]
 pub struct SourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inline: Option<InlineSource>,
@@ -79,6 +79,8 @@ pub struct SourceSpec {
     pub config_map: Option<ConfigMapSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<UrlSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_registry: Option<McpRegistrySource>,
 }
 
 /// Assets written in the resource itself, in the catalog format's asset shape.
@@ -121,6 +123,46 @@ pub struct UrlSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 67108864))]
     pub max_size_bytes: Option<i64>,
+}
+
+/// MCP servers synced from an MCP Registry API: the public registry, another vendor's, or
+/// another Curio's team registry. The first sync pages through every server's latest
+/// version; later ones ask only for what changed (`updated_since`) and merge it in, with a
+/// full sync at least every `fullSyncInterval`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct McpRegistrySource {
+    /// The registry's base URL; `/v0.1/servers` is appended (for example
+    /// `https://registry.modelcontextprotocol.io` or
+    /// `https://curio.example.com/registry/namespaces/team-a`).
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message("url must start with https:// or http://"))]
+    pub url: String,
+    /// A Secret in the same namespace with `token` (bearer) or `username` and `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+    /// Only servers whose name contains this (the registry's `search`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub search: Option<String>,
+    /// Only servers updated after this RFC 3339 time, even on a full sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 64),
+        regex(
+            pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+        )
+    )]
+    pub updated_since: Option<String>,
+    /// Total time allowed for one page, a Go duration (default 30s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub timeout: Option<String>,
+    /// How often at most syncs may be incremental before a full one, a Go duration
+    /// (default 24h): a full sync also drops servers a registry removed without a trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub full_sync_interval: Option<String>,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -178,9 +220,24 @@ pub struct CatalogSourceStatus {
     /// ETag of the last document fetched from a URL source, sent back as If-None-Match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Where an `mcpRegistry` source's incremental syncs start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_sync: Option<RegistrySync>,
     /// The last RefreshJob (namespace/name) this source handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_refresh: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// The state of an `mcpRegistry` source's syncs.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrySync {
+    /// The newest `updatedAt` the registry reported; the next incremental sync asks for
+    /// servers updated since then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_up_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_sync_time: Option<Time>,
 }

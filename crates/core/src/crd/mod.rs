@@ -13,7 +13,7 @@ pub use catalog_policy::{
 };
 pub use catalog_source::{
     AssetFilter, CatalogSource, CatalogSourceSpec, CatalogSourceStatus, ConfigMapSource,
-    CurationRule, InlineSource, SecretRef, SourceSpec, UrlSource,
+    CurationRule, InlineSource, McpRegistrySource, RegistrySync, SecretRef, SourceSpec, UrlSource,
 };
 pub use refresh_job::{JobPhase, RefreshJob, RefreshJobSpec, RefreshJobStatus, SourceRef};
 
@@ -49,12 +49,19 @@ mod tests {
         let none = source(json!({"source": {}}));
         let err = none.validate_cel().unwrap_err().to_string();
         assert!(
-            err.contains("exactly one of inline, configMap or url"),
+            err.contains("exactly one of inline, configMap, url or mcpRegistry"),
             "{err}"
         );
         let two =
             source(json!({"source": {"configMap": {"name": "c"}, "url": {"url": "https://x"}}}));
         assert!(two.validate_cel().is_err());
+        let registry =
+            source(json!({"source": {"mcpRegistry": {"url": "https://registry.example.com"}}}));
+        assert!(registry.validate_cel().is_ok());
+        let registry_and_url = source(json!({"source": {
+            "mcpRegistry": {"url": "https://registry.example.com"},
+            "url": {"url": "https://x"}}}));
+        assert!(registry_and_url.validate_cel().is_err());
     }
 
     #[test]

@@ -198,6 +198,8 @@ pub fn source_type(spec: &CatalogSourceSpec) -> Option<SourceType> {
         Some(SourceType::ConfigMap)
     } else if source.url.is_some() {
         Some(SourceType::Url)
+    } else if source.mcp_registry.is_some() {
+        Some(SourceType::McpRegistry)
     } else {
         None
     }
@@ -270,8 +272,13 @@ pub fn check_spec(policy: &EffectivePolicy, spec: &CatalogSourceSpec) -> Vec<Vio
             }
         }
     }
-    if let Some(url) = &spec.source.url {
-        match url_host(&url.url) {
+    let fetched_url = spec.source.url.as_ref().map(|u| u.url.as_str()).or(spec
+        .source
+        .mcp_registry
+        .as_ref()
+        .map(|r| r.url.as_str()));
+    if let Some(fetched) = fetched_url {
+        match url_host(fetched) {
             Some(host) => {
                 for rules in &policy.url_hosts {
                     if let Some(message) = host_refusal(&rules.value, &host) {
@@ -284,23 +291,24 @@ pub fn check_spec(policy: &EffectivePolicy, spec: &CatalogSourceSpec) -> Vec<Vio
                 found.push(Violation::new(
                     &rules.policy,
                     "urlHosts",
-                    format!("URL {:?} has no host to check", url.url),
+                    format!("URL {fetched:?} has no host to check"),
                 ));
             }
             None => {}
         }
-        if let (Some(limit), Some(asked)) = (&policy.max_document_bytes, url.max_size_bytes)
-            && asked > limit.value
-        {
-            found.push(Violation::new(
-                &limit.policy,
-                "maxDocumentBytes",
-                format!(
-                    "spec.source.url.maxSizeBytes {asked} is over maxDocumentBytes {}",
-                    limit.value
-                ),
-            ));
-        }
+    }
+    if let Some(url) = &spec.source.url
+        && let (Some(limit), Some(asked)) = (&policy.max_document_bytes, url.max_size_bytes)
+        && asked > limit.value
+    {
+        found.push(Violation::new(
+            &limit.policy,
+            "maxDocumentBytes",
+            format!(
+                "spec.source.url.maxSizeBytes {asked} is over maxDocumentBytes {}",
+                limit.value
+            ),
+        ));
     }
     if let Some(minimum) = &policy.min_interval
         && let Some(asked) = spec.interval.as_deref().and_then(parse_go_duration)

@@ -26,6 +26,12 @@ pub struct Model {
     pub approved: bool,
     pub links: Json,
     pub metadata: Json,
+    /// McpServer assets' transports and packages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<Json>,
+    /// Agent assets' skills, capabilities and interfaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Json>,
     pub digest: String,
     #[serde(serialize_with = "super::rfc3339_seconds")]
     pub created_at: DateTimeUtc,
