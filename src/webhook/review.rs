@@ -684,6 +684,42 @@ mod tests {
                 .is_some_and(|m| m.contains("secretRef"))
         );
 
+        // A registry source's URL is held to the same rules, and its Secret is a reference.
+        bad_glob["spec"] = json!({"source": {"mcpRegistry": {"url": "http://registry.example.com",
+                                                             "secretRef": {"name": "registry-token"}}}});
+        let registry_http = plan(
+            &request(Operation::Create, None, Some(bad_glob.clone())),
+            false,
+        );
+        assert!(
+            registry_http.invalid.as_deref().is_some_and(|m| m
+                .contains("spec.source.mcpRegistry.url")
+                && m.contains("use https")),
+            "{:?}",
+            registry_http.invalid
+        );
+        let registry_allowed = plan(
+            &request(Operation::Create, None, Some(bad_glob.clone())),
+            true,
+        );
+        assert_eq!(registry_allowed.invalid, None);
+        assert_eq!(
+            registry_allowed.references,
+            vec![Reference::Secret("registry-token".into())]
+        );
+        bad_glob["spec"] =
+            json!({"source": {"mcpRegistry": {"url": "https://user:pw@registry.example.com"}}});
+        let registry_creds = plan(
+            &request(Operation::Create, None, Some(bad_glob.clone())),
+            false,
+        );
+        assert!(
+            registry_creds
+                .invalid
+                .as_deref()
+                .is_some_and(|m| m.contains("secretRef"))
+        );
+
         bad_glob["spec"] = json!({"source": {"inline": {"assets": [
             {"kind": "Model", "name": "a"}, {"kind": "Model", "name": "a"}]}}});
         let duplicate = plan(&request(Operation::Create, None, Some(bad_glob)), false);

@@ -770,3 +770,46 @@ fn the_image_runs_as_the_user_the_chart_expects() {
         assert!(["controller", "api"].contains(&command), "{command}");
     }
 }
+
+#[test]
+fn the_argocd_customizations_carry_the_tested_lua() {
+    let (_, defaults) = render(None);
+    assert!(
+        !defaults
+            .iter()
+            .any(|d| d["kind"] == "ConfigMap"
+                && d["metadata"]["name"] == "curio-argocd-customizations"),
+        "off by default"
+    );
+    let (_, docs) = render(Some(
+        &root().join("charts/curio/ci/all-features-values.yaml"),
+    ));
+    let map = named(&docs, "ConfigMap", "curio-argocd-customizations");
+    let file = |name: &str| {
+        std::fs::read_to_string(root().join("charts/curio/files/argocd").join(name)).unwrap()
+    };
+    let data = &map["data"];
+    assert_eq!(
+        data["resource.customizations.health.curio.dev_CatalogSource"],
+        file("catalogsource-health.lua")
+    );
+    assert_eq!(
+        data["resource.customizations.health.curio.dev_RefreshJob"],
+        file("refreshjob-health.lua")
+    );
+    let actions: Value = serde_saphyr::from_str(
+        data["resource.customizations.actions.curio.dev_CatalogSource"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions["discovery.lua"],
+        file("catalogsource-actions-discovery.lua")
+    );
+    assert_eq!(actions["definitions"][0]["name"], "refresh");
+    assert_eq!(
+        actions["definitions"][0]["action.lua"],
+        file("catalogsource-action-refresh.lua")
+    );
+}

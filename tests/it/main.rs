@@ -14,6 +14,7 @@ mod api_ratelimit;
 mod api_registry;
 mod api_reviews;
 mod api_tls;
+mod argocd_health;
 mod audit_retention;
 mod chart;
 mod controller_health;

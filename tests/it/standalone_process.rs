@@ -205,6 +205,9 @@ async fn exercise(database_url: Option<&str>) {
         ("bob-token", "team-b", "open-models", 3),
         ("bob-token", "team-b", "mcp-servers", 2),
         ("bob-token", "team-b", "agents", 1),
+        ("bob-token", "team-b", "agent-cards", 2),
+        // team-a's approved MCP servers, synced from team-a's registry on this process.
+        ("bob-token", "team-b", "team-a-registry", 1),
     ];
     for (token, ns, name, count) in expected {
         let api = &api;
@@ -214,6 +217,41 @@ async fn exercise(database_url: Option<&str>) {
         })
         .await;
     }
+
+    // The MCP registry tour: team-b's registry serves what it mirrored from team-a's.
+    let (code, body) = api
+        .get(
+            Some("tess-token"),
+            "/registry/namespaces/team-b/v0.1/servers?version=latest&search=postgres",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["servers"][0]["server"]["name"], "modelcontextprotocol/server-postgres",
+        "{body}"
+    );
+    assert_eq!(
+        body["servers"][0]["_meta"]["dev.curio/catalog"]["source"],
+        "team-a-registry"
+    );
+    let (code, _) = api
+        .get(
+            Some("registry-mirror-token"),
+            "/registry/namespaces/team-b/v0.1/servers",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 403, "the mirror token reads team-a's registry only");
+    let (code, body) = api
+        .get(
+            Some("tess-token"),
+            "/api/v1/namespaces/team-b/agents/release-notes-writer",
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["agent"]["skills"][0]["id"], "draft-notes");
 
     // Tenant isolation: vera reads team-a, not team-b.
     let (code, body) = api

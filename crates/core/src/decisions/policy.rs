@@ -569,6 +569,14 @@ mod tests {
         assert_eq!(found[0].limit, "allowedSourceTypes");
         let inline = spec(json!({"source": {"inline": {"assets": []}}}));
         assert!(check_spec(&effective, &inline).is_empty());
+        let registry = spec(json!({"source": {"mcpRegistry": {"url": "https://r.example.com"}}}));
+        let found = check_spec(&effective, &registry);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].to_string().contains("\"mcpRegistry\""),
+            "{}",
+            found[0]
+        );
     }
 
     #[test]
@@ -604,6 +612,12 @@ mod tests {
                 .to_string()
                 .contains("denied")
         );
+        // A registry source's URL meets the same host rules.
+        let registry = |u: &str| spec(json!({"source": {"mcpRegistry": {"url": u}}}));
+        assert!(check_spec(&effective, &registry("https://hub.example.com")).is_empty());
+        let found = check_spec(&effective, &registry("https://evil.example.com"));
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].limit, "urlHosts");
     }
 
     #[test]
