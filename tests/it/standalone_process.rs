@@ -246,7 +246,7 @@ async fn exercise(database_url: Option<&str>) {
     let (code, body) = api
         .get(
             Some("tess-token"),
-            "/api/v1/namespaces/team-b/agents/release-notes-writer",
+            "/api/v1/namespaces/team-b/agents/release-notes-drafter",
             &[],
         )
         .await;
