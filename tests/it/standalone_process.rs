@@ -467,7 +467,13 @@ async fn exercise(database_url: Option<&str>) {
                     &[],
                 )
                 .await;
-            code == 200 && names(&body).is_empty() && source_code == 404
+            let from_agents = body["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|i| i["source"] == "agents");
+            // The agent-cards source's agents stay.
+            code == 200 && !from_agents && names(&body).len() == 2 && source_code == 404
         }
     })
     .await;

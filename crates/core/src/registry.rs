@@ -186,6 +186,16 @@ fn newer(a: &Entry, b: &Entry) -> Ordering {
 
 /// With the store's full precision, so a client's `updated_since` (the newest `updatedAt` it
 /// saw) does not ask again for everything written in that second.
+/// `text` in at most `max` characters, ending in `…` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
 fn time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
@@ -236,10 +246,14 @@ pub fn server_json(entry: &Entry) -> Value {
     let mut doc = Map::new();
     doc.insert("$schema".into(), json!(SERVER_SCHEMA));
     doc.insert("name".into(), json!(entry.name));
-    doc.insert(
-        "description".into(),
-        json!(entry.description.clone().unwrap_or_default()),
-    );
+    // The format asks for 1 to 100 characters.
+    let description = entry
+        .description
+        .as_deref()
+        .or(entry.display_name.as_deref())
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or(&entry.name);
+    doc.insert("description".into(), json!(shorten(description, 100)));
     if let Some(title) = &entry.display_name {
         doc.insert("title".into(), json!(title));
     }
@@ -429,5 +443,13 @@ mod tests {
         assert_eq!(doc["server"]["remotes"][0]["url"], "https://y.example/mcp");
         assert_eq!(doc["_meta"][OFFICIAL_META]["status"], "deprecated");
         assert_eq!(doc["_meta"][CURIO_META]["namespace"], "team-a");
+        built.description = Some("x".repeat(500));
+        let long = server_json(&built)["description"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(long.chars().count(), 100);
+        built.description = None;
+        assert_eq!(server_json(&built)["description"], "a/y");
     }
 }
