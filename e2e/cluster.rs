@@ -1413,3 +1413,211 @@ async fn the_chart_installs_with_least_privilege() {
         .delete(&namespace, &DeleteParams::default())
         .await;
 }
+
+/// An MCP registry on loopback: two pages of `GET /upstream/v0.1/servers`, as the MCP Registry
+/// API answers them.
+async fn serve_registry() -> String {
+    use axum::{extract::Query, routing::get};
+    use std::collections::HashMap;
+    let entry = |name: &str, version: &str| {
+        json!({"server": {"name": name, "version": version, "description": format!("{name} server"),
+                          "remotes": [{"type": "streamable-http", "url": format!("https://{}.example.com/mcp", name.replace('/', "-"))}]},
+               "_meta": {"io.modelcontextprotocol.registry/official": {
+                   "status": "active", "isLatest": true,
+                   "publishedAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-02T00:00:00Z"}}})
+    };
+    let first = json!({"servers": [entry("io.example/alpha", "1.0.0"), entry("io.example/beta", "2.1.0")],
+                       "metadata": {"count": 2, "nextCursor": "page-2"}});
+    let second = json!({"servers": [entry("io.example/gamma", "0.3.0")], "metadata": {"count": 1}});
+    let router = axum::Router::new().route(
+        "/upstream/v0.1/servers",
+        get(move |Query(query): Query<HashMap<String, String>>| {
+            let (first, second) = (first.clone(), second.clone());
+            async move {
+                let page = if query.get("cursor").map(String::as_str) == Some("page-2") {
+                    second
+                } else {
+                    first
+                };
+                axum::Json(page)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/upstream", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.ok() });
+    url
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster: run e2e/run.sh"]
+async fn an_mcp_registry_source_syncs_and_each_namespace_serves_a_registry() {
+    use k8s_openapi::api::{
+        authentication::v1::TokenRequest,
+        core::v1::ServiceAccount,
+        rbac::v1::{ClusterRole, RoleBinding},
+    };
+    let Setup {
+        client,
+        database_url,
+        run,
+    } = setup().await;
+    let (system, team) = system_and_team(&client, &database_url, &run, "r").await;
+    let registry = serve_registry().await;
+    let _controller = start_replica(&format!("{run}-r"), &database_url, &system, &[&team]);
+    let sources: Api<CatalogSource> = Api::namespaced(client.clone(), &team);
+    let source: CatalogSource = serde_json::from_value(json!({
+        "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
+        "metadata": {"name": "upstream"},
+        "spec": {"source": {"mcpRegistry": {"url": registry}},
+                 "curation": [{"match": "io.example/beta", "approved": true}]}
+    }))
+    .unwrap();
+    sources
+        .create(&PostParams::default(), &source)
+        .await
+        .expect("the apiserver takes an mcpRegistry source");
+    let synced = wait_ready(&sources, "upstream", 3).await;
+    let sync = synced.status.unwrap().registry_sync.expect("a sync state");
+    assert_eq!(sync.updated_up_to.as_deref(), Some("2026-01-02T00:00:00Z"));
+    if env("E2E_STRIP_CEL").is_none() {
+        let both: CatalogSource = serde_json::from_value(json!({
+            "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
+            "metadata": {"name": "both"},
+            "spec": {"source": {"mcpRegistry": {"url": registry}, "url": {"url": registry}}}
+        }))
+        .unwrap();
+        let refused = sources
+            .create(&PostParams::default(), &both)
+            .await
+            .expect_err("two source types are refused");
+        assert!(
+            refused
+                .to_string()
+                .contains("exactly one of inline, configMap, url or mcpRegistry"),
+            "{refused}"
+        );
+    }
+
+    // The namespace's registry, read as a ServiceAccount with a TokenRequest token: the same
+    // TokenReview and SubjectAccessReview as every read.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &team);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "mcp-client"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let role = format!("curio-e2e-{run}-mcpservers");
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": role},
+                "rules": [{"apiGroups": ["curio.dev"], "resources": ["mcpservers"], "verbs": ["get", "list"]}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &team);
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "mcp-client", "namespace": team},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": "mcp-client", "namespace": team}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let token_request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 600}
+    }))
+    .unwrap();
+    let token = accounts
+        .create_subresource::<TokenRequest, TokenRequest>(
+            "token",
+            "mcp-client",
+            &PostParams::default(),
+            &token_request,
+        )
+        .await
+        .expect("a token for the MCP client")
+        .status
+        .expect("token status")
+        .token;
+    let api_port = free_port();
+    let _api = Replica {
+        name: format!("{run}-r-api"),
+        child: spawn_curio(
+            &format!("{run}-r-api"),
+            &[
+                "api",
+                "--database-url",
+                &database_url,
+                "--listen",
+                &format!("127.0.0.1:{api_port}"),
+            ],
+        ),
+        metrics: String::new(),
+    };
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{api_port}/registry/namespaces/{team}");
+    let get = |path: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            let response = http.get(&path).bearer_auth(&token).send().await.ok()?;
+            let status = response.status().as_u16();
+            Some((status, response.json::<serde_json::Value>().await.ok()?))
+        }
+    };
+    let list: serde_json::Value = eventually("the namespace's registry", || {
+        let url = format!("{base}/v0.1/servers?version=latest");
+        async move {
+            let (status, body) = get(url).await?;
+            (status == 200).then_some(body)
+        }
+    })
+    .await;
+    let names: Vec<&str> = list["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["server"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["io.example/alpha", "io.example/beta", "io.example/gamma"]
+    );
+    let (status, approved) = get(format!("{base}/approved/v0.1/servers")).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(approved["servers"][0]["server"]["name"], "io.example/beta");
+    assert_eq!(approved["servers"].as_array().unwrap().len(), 1);
+    let (status, one) = get(format!(
+        "{base}/v0.1/servers/io.example%2Fgamma/versions/latest"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(one["server"]["version"], "0.3.0");
+    // Another namespace's registry: a 403 that names nothing.
+    let (status, refused) = get(format!(
+        "http://127.0.0.1:{api_port}/registry/namespaces/{system}/v0.1/servers"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(status, 403);
+    assert!(refused["error"].is_string(), "{refused}");
+
+    let _ = roles.delete(&role, &DeleteParams::default()).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [&system, &team] {
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    }
+}
