@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_initial;
 mod m20261122_000002_postgres_security;
 mod m20261202_000003_asset_details;
+mod m20261202_000004_search_index;
 
 pub struct Migrator;
 
@@ -16,9 +17,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_initial::Migration),
             Box::new(m20261122_000002_postgres_security::Migration),
             Box::new(m20261202_000003_asset_details::Migration),
+            Box::new(m20261202_000004_search_index::Migration),
         ]
     }
 }
+
+pub use m20261202_000004_search_index::SEARCH_EXPRESSION;
 
 /// The role the API's tenant-scoped reads run as; row-level security applies to it.
 pub const READER_ROLE: &str = "curio_reader";

@@ -71,6 +71,19 @@ fn text(params: &RawParams, key: &str, max: usize) -> Result<Option<String>, Api
     }
 }
 
+/// `q`: no control characters (no field holds one, and the search joins fields with one).
+fn search_text(params: &RawParams) -> Result<Option<String>, ApiError> {
+    let q = text(params, "q", 256)?;
+    if q.as_deref()
+        .is_some_and(|q| q.chars().any(char::is_control))
+    {
+        return Err(ApiError::BadRequest(
+            "q must not contain control characters".into(),
+        ));
+    }
+    Ok(q)
+}
+
 pub fn kind(params: &RawParams) -> Result<Option<AssetKind>, ApiError> {
     params
         .get("kind")
@@ -121,7 +134,7 @@ pub fn asset_query(params: &RawParams) -> Result<AssetQuery, ApiError> {
         },
         stages: list(params, "stage")?,
         approved,
-        text: text(params, "q", 256)?,
+        text: search_text(params)?,
         name: None,
         version: text(params, "version", 128)?,
     })

@@ -28,6 +28,7 @@ mod standalone_manifests;
 mod standalone_process;
 mod store_postgres;
 mod store_queries;
+mod store_search;
 mod webhook_admission;
 mod webhook_lifecycle;
 mod webhook_policy;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
     sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SimpleExpr},
 };
 
@@ -214,6 +214,51 @@ impl Store {
         after: Option<&AssetCursor>,
         limit: u64,
     ) -> Result<Page<asset::Model>, StoreError> {
+        let select = self.list_select(scope, query, sort, after, limit);
+        let txn = self
+            .begin_scoped_planned(scope, crate::PlanMode::for_query(query))
+            .await?;
+        let mut items = select.all(&txn).await?;
+        txn.commit().await?;
+        let next = if items.len() as u64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| AssetCursor {
+                namespace: last.namespace.clone(),
+                kind: last.kind.clone(),
+                name: last.name.clone(),
+                version: last.version.clone(),
+                updated_at: last.updated_at,
+                id: last.id,
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// The statement [`Store::list_assets`] runs, for plan checks (`EXPLAIN`) in tests.
+    pub fn list_assets_statement(
+        &self,
+        scope: &NamespaceScope,
+        query: &AssetQuery,
+        sort: AssetSort,
+        after: Option<&AssetCursor>,
+        limit: u64,
+    ) -> sea_orm::Statement {
+        self.list_select(scope, query, sort, after, limit)
+            .build(self.backend())
+    }
+
+    /// A page's query: the scope, the filters, the keyset and the order, one row past `limit`
+    /// (to know whether another page follows).
+    fn list_select(
+        &self,
+        scope: &NamespaceScope,
+        query: &AssetQuery,
+        sort: AssetSort,
+        after: Option<&AssetCursor>,
+        limit: u64,
+    ) -> sea_orm::Select<asset::Entity> {
         let backend = self.backend();
         let mut select = asset::Entity::find()
             .filter(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)));
@@ -244,23 +289,7 @@ impl Store {
         for column in columns {
             select = select.order_by(*column, order.clone());
         }
-        let txn = self.begin_scoped(scope).await?;
-        let mut items = select.limit(limit.saturating_add(1)).all(&txn).await?;
-        txn.commit().await?;
-        let next = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|last| AssetCursor {
-                namespace: last.namespace.clone(),
-                kind: last.kind.clone(),
-                name: last.name.clone(),
-                version: last.version.clone(),
-                updated_at: last.updated_at,
-                id: last.id,
-            })
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        select.limit(limit.saturating_add(1))
     }
 }
 
@@ -354,14 +383,22 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
     }
     if let Some(text) = &query.text {
         let pattern = format!("%{}%", escape_like(text));
-        let op = if pg { "ILIKE" } else { "LIKE" };
-        out.push(custom(
-            pg,
-            &format!(
-                "(name {op} ? ESCAPE '\\' OR display_name {op} ? ESCAPE '\\' OR description {op} ? ESCAPE '\\')"
-            ),
-            [pattern.clone(), pattern.clone(), pattern],
-        ));
+        if pg {
+            // The indexed expression (migrations::SEARCH_EXPRESSION): one trigram index serves
+            // all three fields. The separator cannot occur in a field or in `q` (the API refuses
+            // control characters), so a match never spans two fields.
+            out.push(custom(
+                pg,
+                &format!("{} ILIKE ? ESCAPE '\\'", migrations::SEARCH_EXPRESSION),
+                [pattern],
+            ));
+        } else {
+            out.push(custom(
+                pg,
+                "(name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\')",
+                [pattern.clone(), pattern.clone(), pattern],
+            ));
+        }
     }
     out
 }

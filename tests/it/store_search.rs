@@ -1,0 +1,293 @@
+//! Search that scales and plans that stay put: `q` finds exactly what a brute-force filter
+//! finds (LIKE metacharacters, backslashes, unicode, case), and every hot statement's generic
+//! plan — the one PostgreSQL settles on after five executions of a prepared statement — uses a
+//! btree for equalities and the search index only for `q`.
+
+use std::collections::BTreeSet;
+
+use crate::common::{ns, postgres_store, refresh, sqlite_store};
+use curio::{
+    catalog::{Asset, AssetKind, AssetRecord},
+    store::{AssetCursor, AssetQuery, AssetSort, NamespaceScope, PlanMode, Store, entity::asset},
+};
+use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+
+const WORDS: [&str; 12] = [
+    "granite",
+    "Llama",
+    "MISTRAL",
+    "école",
+    "ÉCOLE",
+    "ünïcode",
+    "日本語",
+    "50%",
+    "a_b",
+    r"back\slash",
+    "model",
+    "Modèle",
+];
+
+/// A catalog whose names, display names and descriptions mix the words above.
+fn catalog() -> Vec<AssetRecord> {
+    let mut out = Vec::new();
+    for i in 0..600usize {
+        let word = |k: usize| WORDS[(i * 7 + k * 5) % WORDS.len()];
+        let name = format!("{}-{i:04}", ["granite", "llama", "mistral", "phi"][i % 4]);
+        let display = (i % 3 != 0).then(|| format!("{} {}", word(1), i % 17));
+        let description = (i % 5 != 0)
+            .then(|| format!("{} and {} in one line\nthen {}", word(2), word(3), word(4)));
+        out.push(AssetRecord::from_asset(Asset {
+            kind: [AssetKind::Model, AssetKind::McpServer, AssetKind::Agent][i % 3],
+            name,
+            version: format!("{}", i % 4),
+            display_name: display,
+            description,
+            provider: None,
+            license: None,
+            tags: vec![],
+            labels: Default::default(),
+            links: vec![],
+            metadata: None,
+            mcp: None,
+            agent: None,
+        }));
+    }
+    out
+}
+
+async fn everything(
+    store: &Store,
+    scope: &NamespaceScope,
+    query: &AssetQuery,
+) -> Vec<asset::Model> {
+    let mut out = Vec::new();
+    let mut after: Option<AssetCursor> = None;
+    loop {
+        let page = store
+            .list_assets(scope, query, AssetSort::Key, after.as_ref(), 500)
+            .await
+            .unwrap();
+        out.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+fn key(row: &asset::Model) -> (String, String, String) {
+    (row.kind.clone(), row.name.clone(), row.version.clone())
+}
+
+/// Checks `q` against a brute-force filter for every query; `fold` is the store's notion of
+/// case (full unicode lowercasing on PostgreSQL, ASCII on SQLite).
+async fn check_search(store: &Store, queries: &[&str], fold: fn(&str) -> String) {
+    let team = ns("team-a");
+    refresh(store, &team, "catalog", catalog()).await;
+    // Another namespace with the same words, which must never show.
+    refresh(store, &ns("team-b"), "catalog", catalog()).await;
+    let scope = NamespaceScope::single(team);
+    let all = everything(store, &scope, &AssetQuery::default()).await;
+    assert_eq!(all.len(), 600);
+    for q in queries {
+        let wanted: BTreeSet<_> = all
+            .iter()
+            .filter(|row| {
+                let needle = fold(q);
+                [
+                    Some(row.name.as_str()),
+                    row.display_name.as_deref(),
+                    row.description.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|field| fold(field).contains(&needle))
+            })
+            .map(key)
+            .collect();
+        let query = AssetQuery {
+            text: Some((*q).to_owned()),
+            ..AssetQuery::default()
+        };
+        let found = everything(store, &scope, &query).await;
+        assert!(found.iter().all(|r| r.namespace == "team-a"));
+        let found: BTreeSet<_> = found.iter().map(key).collect();
+        assert_eq!(found, wanted, "q={q:?}");
+    }
+}
+
+const QUERIES: [&str; 18] = [
+    "granite",
+    "GRANITE-00",
+    "llama-01",
+    "%",
+    "_",
+    "50%",
+    "a_b",
+    "a%b",
+    r"\",
+    r"back\s",
+    "école",
+    "ÉCOLE",
+    "ünïcode",
+    "日本",
+    "model",
+    "e",
+    "an",
+    "no-such-thing",
+];
+
+#[tokio::test]
+async fn search_finds_what_a_brute_force_filter_finds_on_postgres() {
+    let (store, _) = postgres_store().await;
+    check_search(&store, &QUERIES, str::to_lowercase).await;
+}
+
+#[tokio::test]
+async fn search_finds_what_a_brute_force_filter_finds_on_sqlite() {
+    let (store, _dir) = sqlite_store().await;
+    // SQLite's LIKE folds ASCII letters only.
+    check_search(&store, &QUERIES, str::to_ascii_lowercase).await;
+}
+
+/// `value` as an SQL literal, for `EXECUTE name(…)`.
+fn literal(value: &sea_orm::Value) -> String {
+    use sea_orm::Value as V;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    match value {
+        V::String(Some(s)) => quote(s),
+        V::Json(Some(j)) => format!("{}::jsonb", quote(&j.to_string())),
+        V::BigInt(Some(n)) => n.to_string(),
+        V::Int(Some(n)) => n.to_string(),
+        V::BigUnsigned(Some(n)) => n.to_string(),
+        V::Unsigned(Some(n)) => n.to_string(),
+        V::Bool(Some(b)) => b.to_string(),
+        V::ChronoDateTimeUtc(Some(t)) => format!("{}::timestamptz", quote(&t.to_rfc3339())),
+        other => panic!("no literal for {other:?}"),
+    }
+}
+
+/// The plan of a prepared `statement` as PostgreSQL runs it under `mode` from the sixth
+/// execution on: the generic plan where it may choose one, else a custom plan.
+async fn plan_under(store: &Store, statement: &Statement, mode: PlanMode) -> String {
+    let txn = store.connection().begin().await.unwrap();
+    let run = |sql: String| Statement::from_string(store.backend(), sql);
+    let setting = match mode {
+        PlanMode::Cached => "force_generic_plan",
+        PlanMode::Custom => "force_custom_plan",
+    };
+    txn.execute_raw(run(format!("SET LOCAL plan_cache_mode = {setting}")))
+        .await
+        .unwrap();
+    txn.execute_raw(run(format!("PREPARE hot AS {}", statement.sql)))
+        .await
+        .unwrap();
+    let arguments: Vec<String> = statement
+        .values
+        .iter()
+        .flat_map(|values| values.0.iter())
+        .map(literal)
+        .collect();
+    let explain = if arguments.is_empty() {
+        "EXPLAIN EXECUTE hot".to_owned()
+    } else {
+        format!("EXPLAIN EXECUTE hot({})", arguments.join(", "))
+    };
+    let rows = txn.query_all_raw(run(explain)).await.unwrap();
+    txn.execute_raw(run("DEALLOCATE hot".into())).await.unwrap();
+    txn.rollback().await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn hot_statements_keep_their_btree_plans_under_a_generic_plan() {
+    let (store, _) = postgres_store().await;
+    let team = ns("team-a");
+    // Enough rows for the planner's choice to matter (a search of 20,000 rows is cheaper as a
+    // sequential scan), in several namespaces.
+    let models: Vec<AssetRecord> = crate::common::models("model", 100_000);
+    refresh(&store, &team, "bulk", models).await;
+    refresh(
+        &store,
+        &ns("team-b"),
+        "bulk",
+        crate::common::models("other", 2_000),
+    )
+    .await;
+    store
+        .connection()
+        .execute_unprepared("ANALYZE assets")
+        .await
+        .unwrap();
+    let scope = NamespaceScope::single(team.clone());
+    let cursor = AssetCursor {
+        namespace: "team-a".into(),
+        kind: "Model".into(),
+        name: "model-000100".into(),
+        version: "1".into(),
+        updated_at: chrono::Utc::now(),
+        id: 100,
+    };
+    let get = AssetQuery {
+        kinds: Some(vec![AssetKind::Model]),
+        name: Some("model-000042".into()),
+        ..AssetQuery::default()
+    };
+    let search = AssetQuery {
+        text: Some("model-0012".into()),
+        ..AssetQuery::default()
+    };
+    let registry = AssetQuery {
+        kinds: Some(vec![AssetKind::McpServer]),
+        ..AssetQuery::default()
+    };
+    let everything_query = AssetQuery::default();
+    let by_kind = AssetQuery {
+        kinds_by_namespace: Some([("team-a".to_owned(), vec![AssetKind::Model])].into()),
+        ..AssetQuery::default()
+    };
+    let cases: Vec<(&str, &AssetQuery, AssetSort, Option<&AssetCursor>, u64)> = vec![
+        ("get by name", &get, AssetSort::UpdatedDesc, None, 1),
+        ("first page", &everything_query, AssetSort::Key, None, 50),
+        (
+            "next page",
+            &everything_query,
+            AssetSort::Key,
+            Some(&cursor),
+            50,
+        ),
+        ("kind narrowed", &by_kind, AssetSort::Key, None, 50),
+        ("registry", &registry, AssetSort::Key, None, 1000),
+        ("search", &search, AssetSort::Key, None, 50),
+    ];
+    for (what, query, sort, after, limit) in cases {
+        let statement = store.list_assets_statement(&scope, query, sort, after, limit);
+        let mode = PlanMode::for_query(query);
+        let plan = plan_under(&store, &statement, mode).await;
+        if query.text.is_some() {
+            assert_eq!(mode, PlanMode::Custom, "{what}");
+            assert!(
+                plan.contains("assets_search_trgm"),
+                "{what}: the search index\n{plan}"
+            );
+        } else {
+            assert_eq!(mode, PlanMode::Cached, "{what}");
+            assert!(
+                !plan.contains("trgm"),
+                "{what}: a trigram index for an equality\n{plan}"
+            );
+            assert!(
+                !plan.contains("Seq Scan"),
+                "{what}: a sequential scan of the table\n{plan}"
+            );
+        }
+    }
+    // A search's generic plan would walk the namespace in key order, filtering every row:
+    // why searches are planned per execution.
+    let statement = store.list_assets_statement(&scope, &search, AssetSort::Key, None, 50);
+    let generic = plan_under(&store, &statement, PlanMode::Cached).await;
+    assert!(!generic.contains("assets_search_trgm"), "{generic}");
+}
