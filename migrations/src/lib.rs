@@ -7,6 +7,7 @@ mod m20261122_000001_initial;
 mod m20261122_000002_postgres_security;
 mod m20261202_000003_asset_details;
 mod m20261202_000004_search_index;
+mod m20261202_000005_catalog_revisions;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_postgres_security::Migration),
             Box::new(m20261202_000003_asset_details::Migration),
             Box::new(m20261202_000004_search_index::Migration),
+            Box::new(m20261202_000005_catalog_revisions::Migration),
         ]
     }
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{continuation::ContinueError, selector::SelectorError};
 use crate::store::{ScopeError, StoreError};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),

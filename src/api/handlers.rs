@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 use super::{
     ApiState,
     authorize::{check, require, require_some_kind},
+    cache::CacheKey,
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
     params::{self, Params, RawParams},
-    respond::{cacheable, no_store},
+    respond::{cacheable, cacheable_bytes, no_store},
 };
 use crate::{
     catalog::AssetKind,
@@ -126,20 +127,47 @@ async fn asset_page(
             .map(|n| Namespace::new(n.clone()))
             .collect::<Result<Vec<_>, _>>()?,
     )?;
+    // The allowed namespaces and kinds are part of the query, and so of the cache key.
     query.kinds_by_namespace = Some(kinds_by_namespace);
-    let page = state
-        .store
-        .list_assets(&scope, &query, sort, after.as_ref(), limit)
-        .await?;
-    let body = ListView {
-        api_version: API_VERSION,
-        kind: "AssetList",
-        metadata: ListMeta {
-            continue_token: page.next.map(|c| continuation::encode(&digest, &c)),
-        },
-        items: page.items.iter().collect(),
+    let key_parts = (route, requested_kind, &query, sort, &after, limit);
+    let build = || async {
+        let page = state
+            .store
+            .list_assets(&scope, &query, sort, after.as_ref(), limit)
+            .await?;
+        let body = ListView {
+            api_version: API_VERSION,
+            kind: "AssetList",
+            metadata: ListMeta {
+                continue_token: page.next.map(|c| continuation::encode(&digest, &c)),
+            },
+            items: page.items.iter().collect(),
+        };
+        // Plain data with string keys: serialization cannot fail.
+        Ok(serde_json::to_vec(&body).unwrap_or_default())
     };
-    Ok(cacheable(headers, &body))
+    let body = cached(state, &scope, &key_parts, build).await?;
+    Ok(cacheable_bytes(headers, body))
+}
+
+/// The answer for `key_parts` from the response cache, keyed also by the catalog revisions of
+/// `scope` (read after the caller's own checks passed), or built by `build`.
+async fn cached<F, Fut>(
+    state: &ApiState,
+    scope: &NamespaceScope,
+    key_parts: &impl std::fmt::Debug,
+    build: F,
+) -> Result<axum::body::Bytes, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, ApiError>>,
+{
+    if !state.responses.is_enabled() {
+        return build().await.map(Into::into);
+    }
+    let revisions = state.store.catalog_revisions(scope).await?;
+    let key = CacheKey::of(&(key_parts, &revisions));
+    state.responses.get_or_build(key, build).await
 }
 
 /// `GET /api/v1/namespaces/{ns}/assets`: every kind the caller may list there.
@@ -239,22 +267,27 @@ pub async fn get_asset(
     query.kinds = Some(vec![kind]);
     query.name = Some(name.clone());
     let scope = NamespaceScope::single(ns.clone());
-    let page = state
-        .store
-        .list_assets(&scope, &query, AssetSort::UpdatedDesc, None, 1)
-        .await?;
-    let asset = page.items.first().ok_or_else(|| {
-        // Say what was looked for: a name, and the version or source asked for.
-        let mut wanted = format!("{plural} \"{name}\"");
-        if let Some(version) = &query.version {
-            wanted.push_str(&format!(" version \"{version}\""));
-        }
-        if !query.sources.is_empty() {
-            wanted.push_str(&format!(" from source {}", query.sources.join(" or ")));
-        }
-        ApiError::NotFound(format!("{wanted} not found in namespace \"{ns}\""))
-    })?;
-    Ok(cacheable(&headers, asset))
+    let key_parts = ("get", ns.as_str(), &query);
+    let build = || async {
+        let page = state
+            .store
+            .list_assets(&scope, &query, AssetSort::UpdatedDesc, None, 1)
+            .await?;
+        let asset = page.items.first().ok_or_else(|| {
+            // Say what was looked for: a name, and the version or source asked for.
+            let mut wanted = format!("{plural} \"{name}\"");
+            if let Some(version) = &query.version {
+                wanted.push_str(&format!(" version \"{version}\""));
+            }
+            if !query.sources.is_empty() {
+                wanted.push_str(&format!(" from source {}", query.sources.join(" or ")));
+            }
+            ApiError::NotFound(format!("{wanted} not found in namespace \"{ns}\""))
+        })?;
+        Ok(serde_json::to_vec(asset).unwrap_or_default())
+    };
+    let body = cached(&state, &scope, &key_parts, build).await?;
+    Ok(cacheable_bytes(&headers, body))
 }
 
 /// The `namespaces` parameter: a non-empty, bounded, comma-separated list, duplicates dropped.

@@ -1,6 +1,7 @@
 //! The read-only HTTP API (DESIGN §6): axum router, authentication, authorization, lists.
 
 mod authorize;
+pub mod cache;
 mod caller;
 mod charges;
 pub mod continuation;
@@ -53,6 +54,8 @@ pub struct ApiState {
     /// The CatalogPolicies and namespaces, where the process knows them: a rate-limited
     /// namespace becomes a metric label only if it exists.
     pub policies: Option<crate::cluster::policies::Policies>,
+    /// Serialized answers keyed by scope, query and catalog revisions.
+    pub responses: Arc<cache::ResponseCache>,
 }
 
 impl ApiState {
@@ -60,17 +63,24 @@ impl ApiState {
     /// embedding, where no other layer shares the process's registry.
     pub fn new(store: Store, authn: Arc<dyn Authenticator>, authz: Arc<dyn Authorizer>) -> Self {
         let mut registry = crate::telemetry::registry();
+        let responses = Arc::new(cache::ResponseCache::new(
+            16 << 20,
+            cache::CacheMetrics::register(&mut registry),
+        ));
+        let metrics = ApiMetrics::register(&mut registry);
+        let access_metrics = AccessMetrics::register(&mut registry);
         Self {
             store,
             authn,
             authz,
-            metrics: ApiMetrics::register(&mut registry),
-            access_metrics: AccessMetrics::register(&mut registry),
+            metrics,
+            access_metrics,
             registry: Arc::new(registry),
             notices: Arc::new(notices::NoNotices),
             rate_limits: Arc::new(ratelimit::RateLimits::unlimited()),
             flows: Arc::new(flow::FlowLimits::unlimited()),
             policies: None,
+            responses,
         }
     }
 }

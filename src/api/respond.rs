@@ -11,7 +11,12 @@ use sha2::{Digest, Sha256};
 /// `private`: answers depend on who asks and must not be shared by caches.
 pub fn cacheable<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Response {
     // Plain data with string keys: serialization cannot fail.
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    cacheable_bytes(request, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// [`cacheable`] for an answer already serialized (as the response cache keeps them).
+pub fn cacheable_bytes(request: &HeaderMap, bytes: impl Into<axum::body::Bytes>) -> Response {
+    let bytes: axum::body::Bytes = bytes.into();
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
     let matches = request
         .get_all(header::IF_NONE_MATCH)

@@ -25,6 +25,8 @@ pub struct ApiArgs {
     metrics_address: std::net::SocketAddr,
     #[command(flatten)]
     rate_limits: super::RateLimitArgs,
+    #[command(flatten)]
+    response_cache: super::ResponseCacheArgs,
     /// postgres://… or sqlite://…
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     database_url: String,
@@ -88,6 +90,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let mut registry = telemetry::registry();
     let access_metrics = AccessMetrics::register(&mut registry);
     let api_metrics = api::ApiMetrics::register(&mut registry);
+    let responses = args.response_cache.cache(&mut registry);
     let store = connect_store(&args.database_url, args.db_max_connections).await?;
     // Connected only if a TokenReview or SubjectAccessReview backend is chosen.
     let mut cluster: Option<kube::Client> = None;
@@ -146,6 +149,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         notices: Arc::new(api::notices::NoNotices),
         rate_limits: args.rate_limits.rate_limits(policies.clone()),
         flows: args.rate_limits.flow_limits(),
+        responses,
         policies,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -78,6 +78,28 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The read API's response cache.
+#[derive(clap::Args)]
+pub struct ResponseCacheArgs {
+    /// Bytes of serialized answers (lists, gets) kept in memory, keyed by the caller's allowed
+    /// scope, the query and the catalog revisions; 0 turns the cache (and its one revision
+    /// lookup per request) off.
+    #[arg(long, env = "CURIO_RESPONSE_CACHE_BYTES", default_value_t = 64 << 20)]
+    response_cache_bytes: u64,
+}
+
+impl ResponseCacheArgs {
+    pub fn cache(
+        &self,
+        registry: &mut curio::telemetry::Registry,
+    ) -> std::sync::Arc<curio::api::cache::ResponseCache> {
+        std::sync::Arc::new(curio::api::cache::ResponseCache::new(
+            self.response_cache_bytes,
+            curio::api::cache::CacheMetrics::register(registry),
+        ))
+    }
+}
+
 /// Request rate limits of the read API (0 turns one off).
 #[derive(clap::Args)]
 pub struct RateLimitArgs {

@@ -53,6 +53,8 @@ pub struct StandaloneArgs {
     metrics_address: Option<String>,
     #[command(flatten)]
     rate_limits: super::RateLimitArgs,
+    #[command(flatten)]
+    response_cache: super::ResponseCacheArgs,
     /// How often the folder is checked for changes.
     #[arg(long, env = "CURIO_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     poll_interval: std::time::Duration,
@@ -111,6 +113,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let controller_metrics = ControllerMetrics::register(&mut registry);
     let access_metrics = AccessMetrics::register(&mut registry);
     let api_metrics = api::ApiMetrics::register(&mut registry);
+    let responses = args.response_cache.cache(&mut registry);
     let registry = Arc::new(registry);
     let cluster = Arc::new(MemoryCluster::default());
     let ctx = Context::new(
@@ -143,6 +146,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             .rate_limits
             .rate_limits(Some(runner.ctx.policies.clone())),
         flows: args.rate_limits.flow_limits(),
+        responses,
         policies: Some(runner.ctx.policies.clone()),
     })
     .merge(serve::files_router(

@@ -8,6 +8,7 @@
 mod common;
 
 mod api_audit;
+mod api_cache;
 mod api_contract;
 mod api_isolation;
 mod api_ratelimit;

@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 #[tokio::test]
 async fn migrations_run_twice_are_a_no_op() {
     let url = empty_postgres().await;
-    assert_eq!(store::migrate(&url).await.unwrap(), 4);
+    assert_eq!(store::migrate(&url).await.unwrap(), 5);
     let store = store::connect(&url).await.unwrap();
     let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
     let before = count(&store, tables).await;
@@ -21,7 +21,7 @@ async fn migrations_run_twice_are_a_no_op() {
     assert_eq!(count(&store, tables).await, before);
     assert_eq!(
         count(&store, "SELECT count(*) FROM seaql_migrations").await,
-        4
+        5
     );
 }
 
@@ -66,7 +66,8 @@ async fn five_concurrent_migrate_processes_migrate_once() {
             ("m20261122_000001_initial".to_string(), 1),
             ("m20261122_000002_postgres_security".to_string(), 1),
             ("m20261202_000003_asset_details".to_string(), 1),
-            ("m20261202_000004_search_index".to_string(), 1)
+            ("m20261202_000004_search_index".to_string(), 1),
+            ("m20261202_000005_catalog_revisions".to_string(), 1)
         ]
     );
 }

@@ -195,6 +195,9 @@ impl Store {
             }
         }
         let audit_written = audit::insert_batch(&txn, audit_events).await?;
+        if !diff.is_empty() {
+            bump_revision(&txn, self.backend(), namespace).await?;
+        }
         txn.commit().await?;
         Ok(ApplyOutcome {
             added: diff.added.len(),
@@ -290,6 +293,69 @@ impl Store {
             select = select.order_by(*column, order.clone());
         }
         select.limit(limit.saturating_add(1))
+    }
+}
+
+/// Moves the namespace's catalog revision on, in the transaction that changed its assets.
+async fn bump_revision(
+    txn: &sea_orm::DatabaseTransaction,
+    backend: DatabaseBackend,
+    namespace: &Namespace,
+) -> Result<(), StoreError> {
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "INSERT INTO catalog_revisions (namespace, revision) VALUES ($1, 1) \
+             ON CONFLICT (namespace) DO UPDATE SET revision = catalog_revisions.revision + 1"
+        }
+        _ => {
+            "INSERT INTO catalog_revisions (namespace, revision) VALUES (?, 1) \
+             ON CONFLICT (namespace) DO UPDATE SET revision = catalog_revisions.revision + 1"
+        }
+    };
+    txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+        backend,
+        sql,
+        [namespace.as_str().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The catalog revision of each namespace of `scope` (0 for one never written): one round
+    /// trip, outside any transaction, read after whatever commit it follows.
+    pub async fn catalog_revisions(
+        &self,
+        scope: &NamespaceScope,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let names: Vec<&str> = scope.namespaces().map(Namespace::as_str).collect();
+        let placeholders = match self.backend() {
+            DatabaseBackend::Postgres => (1..=names.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => vec!["?"; names.len()].join(", "),
+        };
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                self.backend(),
+                format!(
+                    "SELECT namespace, revision FROM catalog_revisions WHERE namespace IN ({placeholders})"
+                ),
+                names.iter().map(|n| sea_orm::Value::from(*n)),
+            ))
+            .await?;
+        let mut found = std::collections::BTreeMap::new();
+        for row in rows {
+            let namespace: String = row.try_get("", "namespace")?;
+            let revision: i64 = row.try_get("", "revision")?;
+            found.insert(namespace, revision);
+        }
+        Ok(names
+            .into_iter()
+            .map(|n| (n.to_owned(), found.get(n).copied().unwrap_or(0)))
+            .collect())
     }
 }
 
