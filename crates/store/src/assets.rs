@@ -217,12 +217,36 @@ impl Store {
         after: Option<&AssetCursor>,
         limit: u64,
     ) -> Result<Page<asset::Model>, StoreError> {
-        let select = self.list_select(scope, query, sort, after, limit);
-        let txn = self
-            .begin_scoped_planned(scope, crate::PlanMode::for_query(query))
-            .await?;
-        let mut items = select.all(&txn).await?;
-        txn.commit().await?;
+        let mut items = if self.searches_by_id(query) {
+            // Under row-level security PostgreSQL applies no operator that is not leakproof
+            // (ILIKE is not) before the policy, so a scoped read cannot use the search index.
+            // The page's ids are found as the table's owner, with the same namespace filter;
+            // the rows are read through the scoped path, where RLS still decides what returns.
+            let ids = self.search_ids(scope, query, sort, after, limit).await?;
+            if ids.is_empty() {
+                Vec::new()
+            } else {
+                let select = ordered(
+                    asset::Entity::find()
+                        .filter(
+                            asset::Column::Namespace
+                                .is_in(scope.namespaces().map(Namespace::as_str)),
+                        )
+                        .filter(asset::Column::Id.is_in(ids)),
+                    sort,
+                );
+                let txn = self.begin_scoped(scope).await?;
+                let rows = select.all(&txn).await?;
+                txn.commit().await?;
+                rows
+            }
+        } else {
+            let select = self.list_select(scope, query, sort, after, limit);
+            let txn = self.begin_scoped(scope).await?;
+            let rows = select.all(&txn).await?;
+            txn.commit().await?;
+            rows
+        };
         let next = if items.len() as u64 > limit {
             items.truncate(limit as usize);
             items.last().map(|last| AssetCursor {
@@ -239,7 +263,15 @@ impl Store {
         Ok(Page { items, next })
     }
 
-    /// The statement [`Store::list_assets`] runs, for plan checks (`EXPLAIN`) in tests.
+    /// Whether a list finds its page's ids first, outside row-level security (see
+    /// [`Store::list_assets`]): searches on PostgreSQL.
+    pub fn searches_by_id(&self, query: &AssetQuery) -> bool {
+        query.text.is_some() && self.backend() == DatabaseBackend::Postgres
+    }
+
+    /// The statement that does a list's work, for plan checks (`EXPLAIN`) in tests: for a
+    /// search on PostgreSQL the id lookup (run as the table's owner, planned per execution),
+    /// otherwise the scoped select.
     pub fn list_assets_statement(
         &self,
         scope: &NamespaceScope,
@@ -248,8 +280,45 @@ impl Store {
         after: Option<&AssetCursor>,
         limit: u64,
     ) -> sea_orm::Statement {
-        self.list_select(scope, query, sort, after, limit)
-            .build(self.backend())
+        let select = self.list_select(scope, query, sort, after, limit);
+        if self.searches_by_id(query) {
+            select
+                .select_only()
+                .column(asset::Column::Id)
+                .build(self.backend())
+        } else {
+            select.build(self.backend())
+        }
+    }
+
+    /// A search page's ids, in order: the scope's namespace filter and every other filter,
+    /// through the search index, planned for this very pattern.
+    async fn search_ids(
+        &self,
+        scope: &NamespaceScope,
+        query: &AssetQuery,
+        sort: AssetSort,
+        after: Option<&AssetCursor>,
+        limit: u64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let txn = self.db.begin().await?;
+        txn.execute_raw(sea_orm::Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!(
+                "SET LOCAL plan_cache_mode = {}",
+                crate::PlanMode::Custom.setting()
+            ),
+        ))
+        .await?;
+        let ids: Vec<i64> = self
+            .list_select(scope, query, sort, after, limit)
+            .select_only()
+            .column(asset::Column::Id)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(ids)
     }
 
     /// A page's query: the scope, the filters, the keyset and the order, one row past `limit`
@@ -272,28 +341,36 @@ impl Store {
         if let Some(c) = after {
             select = select.filter(keyset_condition(pg, sort, c));
         }
-        use asset::Column as C;
-        let (columns, order): (&[C], Order) = match sort {
-            AssetSort::Key => (
-                &[C::Namespace, C::Kind, C::Name, C::Version, C::Id],
-                Order::Asc,
-            ),
-            AssetSort::Name => (
-                &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
-                Order::Asc,
-            ),
-            AssetSort::NameDesc => (
-                &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
-                Order::Desc,
-            ),
-            AssetSort::Updated => (&[C::UpdatedAt, C::Id], Order::Asc),
-            AssetSort::UpdatedDesc => (&[C::UpdatedAt, C::Id], Order::Desc),
-        };
-        for column in columns {
-            select = select.order_by(*column, order.clone());
-        }
-        select.limit(limit.saturating_add(1))
+        ordered(select, sort).limit(limit.saturating_add(1))
     }
+}
+
+/// `select` in the sort's total order.
+fn ordered(
+    mut select: sea_orm::Select<asset::Entity>,
+    sort: AssetSort,
+) -> sea_orm::Select<asset::Entity> {
+    use asset::Column as C;
+    let (columns, order): (&[C], Order) = match sort {
+        AssetSort::Key => (
+            &[C::Namespace, C::Kind, C::Name, C::Version, C::Id],
+            Order::Asc,
+        ),
+        AssetSort::Name => (
+            &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
+            Order::Asc,
+        ),
+        AssetSort::NameDesc => (
+            &[C::Name, C::Version, C::Kind, C::Namespace, C::Id],
+            Order::Desc,
+        ),
+        AssetSort::Updated => (&[C::UpdatedAt, C::Id], Order::Asc),
+        AssetSort::UpdatedDesc => (&[C::UpdatedAt, C::Id], Order::Desc),
+    };
+    for column in columns {
+        select = select.order_by(*column, order.clone());
+    }
+    select
 }
 
 /// Moves the namespace's catalog revision on, in the transaction that changed its assets.
