@@ -152,7 +152,7 @@ async fn asset_page(
 
 /// The answer for `key_parts` from the response cache, keyed also by the catalog revisions of
 /// `scope` (read after the caller's own checks passed), or built by `build`.
-async fn cached<F, Fut>(
+pub(super) async fn cached<F, Fut>(
     state: &ApiState,
     scope: &NamespaceScope,
     key_parts: &impl std::fmt::Debug,

@@ -19,8 +19,9 @@ use super::{
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
+    handlers::cached,
     params::{Params, RawParams, reject_unknown},
-    respond::cacheable,
+    respond::cacheable_bytes,
 };
 use crate::{
     catalog::{AssetKind, Link, McpServerDetails},
@@ -213,14 +214,20 @@ async fn list(
         .map(|c| continuation::decode(c, &digest))
         .transpose()
         .map_err(ApiError::from)?;
-    let registry = Registry::new(entries(&state, &ns, query.approved_only).await?);
-    let page = registry.list(&query, after.as_ref(), limit);
-    let mut metadata = json!({ "count": page.servers.len() });
-    if let Some(next) = &page.next {
-        metadata["nextCursor"] = json!(continuation::encode(&digest, next));
-    }
-    let body = json!({ "servers": page.servers, "metadata": metadata });
-    Ok(cacheable(&headers, &body))
+    let scope = NamespaceScope::single(ns.clone());
+    let key_parts = ("registry-list", ns.as_str(), &query, &after, limit);
+    let build = || async {
+        let registry = Registry::new(entries(&state, &ns, query.approved_only).await?);
+        let page = registry.list(&query, after.as_ref(), limit);
+        let mut metadata = json!({ "count": page.servers.len() });
+        if let Some(next) = &page.next {
+            metadata["nextCursor"] = json!(continuation::encode(&digest, next));
+        }
+        let body = json!({ "servers": page.servers, "metadata": metadata });
+        Ok(serde_json::to_vec(&body).unwrap_or_default())
+    };
+    let body = cached(&state, &scope, &key_parts, build).await?;
+    Ok(cacheable_bytes(&headers, body))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -249,20 +256,25 @@ async fn server(
         Wanted::Versions(name) | Wanted::Version(name, _) => name,
     };
     require(&state, &user, "get", "mcpservers", ns.as_str(), Some(name)).await?;
-    let registry = Registry::new(entries(&state, &ns, approved_only).await?);
-    let not_found = || ApiError::NotFound("Server not found".into());
-    let body = match &wanted {
-        Wanted::Versions(name) => {
-            let servers = registry
-                .versions(name, approved_only)
-                .ok_or_else(not_found)?;
-            json!({ "servers": servers, "metadata": { "count": servers.len() } })
-        }
-        Wanted::Version(name, version) => registry
-            .version(name, version, approved_only)
-            .ok_or_else(|| ApiError::NotFound("Server version not found".into()))?,
+    let scope = NamespaceScope::single(ns.clone());
+    let key_parts = ("registry-server", ns.as_str(), &wanted, approved_only);
+    let build = || async {
+        let registry = Registry::new(entries(&state, &ns, approved_only).await?);
+        let body = match &wanted {
+            Wanted::Versions(name) => {
+                let servers = registry
+                    .versions(name, approved_only)
+                    .ok_or_else(|| ApiError::NotFound("Server not found".into()))?;
+                json!({ "servers": servers, "metadata": { "count": servers.len() } })
+            }
+            Wanted::Version(name, version) => registry
+                .version(name, version, approved_only)
+                .ok_or_else(|| ApiError::NotFound("Server version not found".into()))?,
+        };
+        Ok(serde_json::to_vec(&body).unwrap_or_default())
     };
-    Ok(cacheable(&headers, &body))
+    let body = cached(&state, &scope, &key_parts, build).await?;
+    Ok(cacheable_bytes(&headers, body))
 }
 
 /// What a path under `servers/` names. Server names hold one `/`, which clients send encoded

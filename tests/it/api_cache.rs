@@ -49,7 +49,18 @@ async fn a_write_is_visible_to_the_next_read_through_two_api_processes() {
     );
     let list = "/api/v1/namespaces/team-a/models?sort=name";
     let get = "/api/v1/namespaces/team-a/models/phi-4";
+    let registry = "/registry/namespaces/team-a/v0.1/servers";
+    let servers = |body: &Value| -> Vec<String> {
+        body["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["server"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
     for client in [&client_a, &client_b] {
+        let (_, body) = client.get(Some("vera-token"), registry, &[]).await;
+        assert_eq!(servers(&body), ["github-team-a"]);
         let (code, body) = client.get(Some("vera-token"), list, &[]).await;
         assert_eq!(code, 200);
         assert_eq!(names(&body), ["granite-team-a", "llama-team-a"]);
@@ -67,8 +78,11 @@ async fn a_write_is_visible_to_the_next_read_through_two_api_processes() {
         record(AssetKind::Agent, "triage-team-a", "1"),
     ];
     desired.push(record(AssetKind::Model, "phi-4", "1"));
+    desired.push(record(AssetKind::McpServer, "new-server", "1"));
     refresh(&first, &ns("team-a"), "src-inline", desired).await;
     for client in [&client_a, &client_b] {
+        let (_, body) = client.get(Some("vera-token"), registry, &[]).await;
+        assert_eq!(servers(&body), ["github-team-a", "new-server"]);
         let (_, body) = client.get(Some("vera-token"), list, &[]).await;
         assert_eq!(names(&body), ["granite-team-a", "llama-team-a", "phi-4"]);
         let (code, body) = client.get(Some("vera-token"), get, &[]).await;
