@@ -764,8 +764,6 @@ async fn webhook_controller(
 async fn webhook_requires_approve_and_audits_people() {
     use k8s_openapi::api::{
         admissionregistration::v1::ValidatingWebhookConfiguration,
-        authentication::v1::TokenRequest,
-        core::v1::ServiceAccount,
         rbac::v1::{ClusterRole, RoleBinding},
     };
 
@@ -860,55 +858,15 @@ async fn webhook_requires_approve_and_audits_people() {
     assert_eq!(source.spec.curation[0].approved, Some(true));
 
     // The audit API, as a ServiceAccount allowed to read this namespace's trail.
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &team);
-    accounts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "auditor"}})).unwrap(),
-        )
-        .await
-        .unwrap();
     let reader = format!("curio-e2e-{run}-audit");
-    roles
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": reader},
-                "rules": [{"apiGroups": ["curio.dev"], "resources": ["auditevents"], "verbs": ["list"]}]
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    bindings
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "auditor", "namespace": team},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": reader},
-                "subjects": [{"kind": "ServiceAccount", "name": "auditor", "namespace": team}]
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let token_request: TokenRequest = serde_json::from_value(json!({
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-        "spec": {"audiences": [], "expirationSeconds": 600}
-    }))
-    .unwrap();
-    let token = accounts
-        .create_subresource::<TokenRequest, TokenRequest>(
-            "token",
-            "auditor",
-            &PostParams::default(),
-            &token_request,
-        )
-        .await
-        .expect("a token for the auditor")
-        .status
-        .expect("token status")
-        .token;
+    let token = service_account_token(
+        &client,
+        &team,
+        "auditor",
+        &reader,
+        json!([{"apiGroups": ["curio.dev"], "resources": ["auditevents"], "verbs": ["list"]}]),
+    )
+    .await;
     let api_port = free_port();
     let _api = Replica {
         name: format!("{run}-api"),
@@ -1414,6 +1372,69 @@ async fn the_chart_installs_with_least_privilege() {
         .await;
 }
 
+/// A ServiceAccount `name` in `namespace`, bound there to a new ClusterRole `role` with
+/// `rules`, and a TokenRequest token for it: a caller authenticated by TokenReview and
+/// authorized by SubjectAccessReview for real.
+async fn service_account_token(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    role: &str,
+    rules: serde_json::Value,
+) -> String {
+    use k8s_openapi::api::{
+        authentication::v1::TokenRequest,
+        core::v1::ServiceAccount,
+        rbac::v1::{ClusterRole, RoleBinding},
+    };
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": role}, "rules": rules})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": namespace},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let token_request: TokenRequest = serde_json::from_value(json!({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 600}
+    }))
+    .unwrap();
+    accounts
+        .create_subresource::<TokenRequest, TokenRequest>(
+            "token",
+            name,
+            &PostParams::default(),
+            &token_request,
+        )
+        .await
+        .expect("a token for the ServiceAccount")
+        .status
+        .expect("token status")
+        .token
+}
+
 /// An MCP registry on loopback: two pages of `GET /upstream/v0.1/servers`, as the MCP Registry
 /// API answers them.
 async fn serve_registry() -> String {
@@ -1452,11 +1473,7 @@ async fn serve_registry() -> String {
 #[tokio::test]
 #[ignore = "needs a cluster: run e2e/run.sh"]
 async fn an_mcp_registry_source_syncs_and_each_namespace_serves_a_registry() {
-    use k8s_openapi::api::{
-        authentication::v1::TokenRequest,
-        core::v1::ServiceAccount,
-        rbac::v1::{ClusterRole, RoleBinding},
-    };
+    use k8s_openapi::api::rbac::v1::ClusterRole;
     let Setup {
         client,
         database_url,
@@ -1501,57 +1518,16 @@ async fn an_mcp_registry_source_syncs_and_each_namespace_serves_a_registry() {
 
     // The namespace's registry, read as a ServiceAccount with a TokenRequest token: the same
     // TokenReview and SubjectAccessReview as every read.
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &team);
-    accounts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "mcp-client"}})).unwrap(),
-        )
-        .await
-        .unwrap();
-    let roles: Api<ClusterRole> = Api::all(client.clone());
     let role = format!("curio-e2e-{run}-mcpservers");
-    roles
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": role},
-                "rules": [{"apiGroups": ["curio.dev"], "resources": ["mcpservers"], "verbs": ["get", "list"]}]
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &team);
-    bindings
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "metadata": {"name": "mcp-client", "namespace": team},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                "subjects": [{"kind": "ServiceAccount", "name": "mcp-client", "namespace": team}]
-            }))
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let token_request: TokenRequest = serde_json::from_value(json!({
-        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-        "spec": {"audiences": [], "expirationSeconds": 600}
-    }))
-    .unwrap();
-    let token = accounts
-        .create_subresource::<TokenRequest, TokenRequest>(
-            "token",
-            "mcp-client",
-            &PostParams::default(),
-            &token_request,
-        )
-        .await
-        .expect("a token for the MCP client")
-        .status
-        .expect("token status")
-        .token;
+    let token = service_account_token(
+        &client,
+        &team,
+        "mcp-client",
+        &role,
+        json!([{"apiGroups": ["curio.dev"], "resources": ["mcpservers"], "verbs": ["get", "list"]}]),
+    )
+    .await;
+    let roles: Api<ClusterRole> = Api::all(client.clone());
     let api_port = free_port();
     let _api = Replica {
         name: format!("{run}-r-api"),

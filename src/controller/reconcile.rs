@@ -493,18 +493,8 @@ async fn desired_records(
     let (assets, etag) = match fetched {
         Ok(Content::NotModified) => return Ok(Desired::Unchanged),
         Ok(Content::Registry { bytes, state }) => {
-            ctx.metrics
-                .fetch_bytes
-                .get_or_create(&KindLabels { kind: kind.into() })
-                .inc_by(bytes.len() as u64);
-            let limits = Limits {
-                max_bytes,
-                ..ctx.limits
-            };
-            let assets = parse_document(&bytes, limits)
-                .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))?;
             registry = Some(state);
-            (assets, None)
+            (parse_fetched(ctx, kind, &bytes, max_bytes)?, None)
         }
         Ok(Content::Inline(assets)) => {
             validate_assets(&assets, "spec.source.inline.assets").map_err(|problems| {
@@ -514,17 +504,7 @@ async fn desired_records(
             (assets, None)
         }
         Ok(Content::Document { bytes, etag }) => {
-            ctx.metrics
-                .fetch_bytes
-                .get_or_create(&KindLabels { kind: kind.into() })
-                .inc_by(bytes.len() as u64);
-            let limits = Limits {
-                max_bytes,
-                ..ctx.limits
-            };
-            let assets = parse_document(&bytes, limits)
-                .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))?;
-            (assets, etag)
+            (parse_fetched(ctx, kind, &bytes, max_bytes)?, etag)
         }
         Err(e) => {
             return Err(Failure {
@@ -541,6 +521,24 @@ async fn desired_records(
         etag,
         registry,
     })
+}
+
+/// A fetched document's assets, its bytes counted; a bad document stalls the source.
+fn parse_fetched(
+    ctx: &Context,
+    kind: &'static str,
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<Vec<crate::catalog::Asset>, Failure> {
+    ctx.metrics
+        .fetch_bytes
+        .get_or_create(&KindLabels { kind: kind.into() })
+        .inc_by(bytes.len() as u64);
+    let limits = Limits {
+        max_bytes,
+        ..ctx.limits
+    };
+    parse_document(bytes, limits).map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))
 }
 
 /// A source created after its namespace reached `maxSources` (sources that were there when

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use super::{
     details::{
-        AgentDetails, AgentInterface, AgentSkill, SecurityScheme, push_link, push_tag, slug,
+        AgentDetails, AgentInterface, AgentSkill, FieldError, SecurityScheme, list_field,
+        push_link, push_tag, slug, text_field,
     },
     error::{CatalogError, Problem},
     model::{Asset, AssetKind},
@@ -16,8 +17,6 @@ use super::{
 
 /// Where the original Agent Card is kept in an asset's metadata.
 pub const AGENT_CARD_KEY: &str = "agentCard";
-
-type FieldError = (Option<String>, String);
 
 /// Whether a mapping reads as an Agent Card.
 pub(super) fn looks_like_card(top: &Map<String, Value>) -> bool {
@@ -56,7 +55,8 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
     let Value::Object(doc) = card else {
         return Err((None, "an Agent Card must be a mapping".into()));
     };
-    let display = text(&doc, "name")?.ok_or_else(|| (Some("name".into()), "is required".into()))?;
+    let display =
+        text_field(&doc, "name")?.ok_or_else(|| (Some("name".into()), "is required".into()))?;
     let name = slug(&display, MAX_NAME);
     if name.is_empty() {
         return Err((
@@ -65,20 +65,20 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
         ));
     }
     let mut details = AgentDetails {
-        url: text(&doc, "url")?,
-        protocol_version: text(&doc, "protocolVersion")?,
+        url: text_field(&doc, "url")?,
+        protocol_version: text_field(&doc, "protocolVersion")?,
         input_modes: strings(&doc, "defaultInputModes")?,
         output_modes: strings(&doc, "defaultOutputModes")?,
         ..AgentDetails::default()
     };
     let mut tags = Vec::new();
     let mut links = Vec::new();
-    for (i, skill) in items(&doc, "skills")?.iter().enumerate() {
+    for (i, skill) in list_field(&doc, "skills")?.iter().enumerate() {
         let Value::Object(skill) = skill else {
             return Err((Some(format!("skills[{i}]")), "must be a mapping".into()));
         };
         let field = |f: &str| Some(format!("skills[{i}].{f}"));
-        let id = text(skill, "id")
+        let id = text_field(skill, "id")
             .map_err(|(_, m)| (field("id"), m))?
             .ok_or_else(|| (field("id"), "is required".into()))?;
         let skill_tags = strings(skill, "tags").map_err(|(_, m)| (field("tags"), m))?;
@@ -87,11 +87,12 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
             push_tag(&mut tags, "", tag);
         }
         details.skills.push(AgentSkill {
-            name: text(skill, "name")
+            name: text_field(skill, "name")
                 .map_err(|(_, m)| (field("name"), m))?
                 .unwrap_or_else(|| id.clone()),
             id,
-            description: text(skill, "description").map_err(|(_, m)| (field("description"), m))?,
+            description: text_field(skill, "description")
+                .map_err(|(_, m)| (field("description"), m))?,
             tags: skill_tags,
         });
     }
@@ -114,7 +115,7 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
         }
     }
     // The main endpoint speaks the preferred transport (JSON-RPC unless the card says).
-    let preferred = text(&doc, "preferredTransport")?.unwrap_or_else(|| "JSONRPC".into());
+    let preferred = text_field(&doc, "preferredTransport")?.unwrap_or_else(|| "JSONRPC".into());
     if let Some(url) = &details.url {
         details.interfaces.push(AgentInterface {
             transport: preferred,
@@ -122,7 +123,7 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
         });
         push_link(&mut links, "endpoint", url);
     }
-    for (i, interface) in items(&doc, "additionalInterfaces")?.iter().enumerate() {
+    for (i, interface) in list_field(&doc, "additionalInterfaces")?.iter().enumerate() {
         let (Some(url), Some(transport)) = (
             interface.get("url").and_then(Value::as_str),
             interface.get("transport").and_then(Value::as_str),
@@ -156,10 +157,10 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
             });
         }
     }
-    if let Some(docs) = text(&doc, "documentationUrl")? {
+    if let Some(docs) = text_field(&doc, "documentationUrl")? {
         push_link(&mut links, "docs", &docs);
     }
-    if let Some(icon) = text(&doc, "iconUrl")? {
+    if let Some(icon) = text_field(&doc, "iconUrl")? {
         push_link(&mut links, "icon", &icon);
     }
     let provider = doc.get("provider");
@@ -170,8 +171,8 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
         .and_then(|p| p.get("organization"))
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let version = text(&doc, "version")?.unwrap_or_default();
-    let description = text(&doc, "description")?;
+    let version = text_field(&doc, "version")?.unwrap_or_default();
+    let description = text_field(&doc, "description")?;
     let mut metadata = Map::new();
     metadata.insert(AGENT_CARD_KEY.into(), Value::Object(doc));
     Ok(Asset {
@@ -191,24 +192,8 @@ fn card_to_asset(card: Value) -> Result<Asset, FieldError> {
     })
 }
 
-fn text(doc: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
-    match doc.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err((Some(field.into()), "must be a string".into())),
-    }
-}
-
-fn items<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<&'a [Value], FieldError> {
-    match doc.get(field) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err((Some(field.into()), "must be a list".into())),
-    }
-}
-
 fn strings(doc: &Map<String, Value>, field: &str) -> Result<Vec<String>, FieldError> {
-    items(doc, field)?
+    list_field(doc, field)?
         .iter()
         .map(|v| v.as_str().map(str::to_owned))
         .collect::<Option<Vec<_>>>()

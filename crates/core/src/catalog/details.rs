@@ -216,6 +216,33 @@ fn check_str(value: &str, max: usize, field: &str, report: &mut impl FnMut(&str,
     }
 }
 
+/// A field that failed to read: its path and why.
+pub(super) type FieldError = (Option<String>, String);
+
+/// An optional string field of a mapping.
+pub(super) fn text_field(
+    doc: &serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> Result<Option<String>, FieldError> {
+    match doc.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err((Some(field.into()), "must be a string".into())),
+    }
+}
+
+/// An optional list field of a mapping (absent: empty).
+pub(super) fn list_field<'a>(
+    doc: &'a serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> Result<&'a [serde_json::Value], FieldError> {
+    match doc.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(&[]),
+        Some(serde_json::Value::Array(items)) => Ok(items),
+        Some(_) => Err((Some(field.into()), "must be a list".into())),
+    }
+}
+
 /// `text` as a name or tag segment: ASCII lowercase letters, digits, `.`, `_` and `-`, every
 /// other run of characters one `-`, starting and ending with a letter or digit, at most `max`
 /// bytes. Empty when nothing of `text` is usable.

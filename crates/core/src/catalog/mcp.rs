@@ -8,7 +8,10 @@
 use serde_json::{Map, Value};
 
 use super::{
-    details::{McpPackage, McpRemote, McpServerDetails, push_link, push_tag},
+    details::{
+        FieldError, McpPackage, McpRemote, McpServerDetails, list_field, push_link, push_tag,
+        text_field,
+    },
     error::{CatalogError, Problem},
     model::{Asset, AssetKind},
 };
@@ -19,8 +22,6 @@ pub const SERVER_JSON_KEY: &str = "serverJson";
 pub const REGISTRY_META_KEY: &str = "registry";
 /// The official registry's key in a server response's `_meta`.
 pub const OFFICIAL_META: &str = "io.modelcontextprotocol.registry/official";
-
-type FieldError = (Option<String>, String);
 
 /// Whether a mapping reads as one `server.json` rather than another format.
 pub(super) fn looks_like_server(top: &Map<String, Value>) -> bool {
@@ -98,8 +99,9 @@ fn server_to_asset(server: Value, official: Option<Value>) -> Result<Asset, Fiel
     let Value::Object(doc) = server else {
         return Err((None, "a server must be a mapping (server.json)".into()));
     };
-    let name = text(&doc, "name")?.ok_or_else(|| (Some("name".into()), "is required".into()))?;
-    let version = text(&doc, "version")?.unwrap_or_default();
+    let name =
+        text_field(&doc, "name")?.ok_or_else(|| (Some("name".into()), "is required".into()))?;
+    let version = text_field(&doc, "version")?.unwrap_or_default();
     let mut details = McpServerDetails::default();
     let mut tags = Vec::new();
     let mut links = Vec::new();
@@ -110,10 +112,10 @@ fn server_to_asset(server: Value, official: Option<Value>) -> Result<Asset, Fiel
             .ok_or_else(|| (Some("repository.url".into()), "must be a string".into()))?;
         push_link(&mut links, "repository", url);
     }
-    if let Some(website) = text(&doc, "websiteUrl")? {
+    if let Some(website) = text_field(&doc, "websiteUrl")? {
         push_link(&mut links, "website", &website);
     }
-    for (i, package) in list(&doc, "packages")?.iter().enumerate() {
+    for (i, package) in list_field(&doc, "packages")?.iter().enumerate() {
         let field = |f: &str| format!("packages[{i}].{f}");
         let registry_type = package
             .get("registryType")
@@ -139,7 +141,7 @@ fn server_to_asset(server: Value, official: Option<Value>) -> Result<Asset, Fiel
         details.transports.extend(transport.map(str::to_owned));
         push_tag(&mut tags, "package", registry_type);
     }
-    for (i, remote) in list(&doc, "remotes")?.iter().enumerate() {
+    for (i, remote) in list_field(&doc, "remotes")?.iter().enumerate() {
         let field = |f: &str| format!("remotes[{i}].{f}");
         let transport = remote
             .get("type")
@@ -161,7 +163,7 @@ fn server_to_asset(server: Value, official: Option<Value>) -> Result<Asset, Fiel
     for transport in &details.transports {
         push_tag(&mut tags, "transport", transport);
     }
-    if let Some(icon) = list(&doc, "icons")?
+    if let Some(icon) = list_field(&doc, "icons")?
         .first()
         .and_then(|i| i.get("src"))
         .and_then(Value::as_str)
@@ -169,8 +171,8 @@ fn server_to_asset(server: Value, official: Option<Value>) -> Result<Asset, Fiel
         push_link(&mut links, "icon", icon);
     }
     let mut metadata = Map::new();
-    let description = text(&doc, "description")?;
-    let display_name = text(&doc, "title")?;
+    let description = text_field(&doc, "description")?;
+    let display_name = text_field(&doc, "title")?;
     // The reverse-DNS namespace says who publishes it: `io.github.acme` of `io.github.acme/x`.
     let provider = name.split_once('/').map(|(owner, _)| owner.to_owned());
     metadata.insert(SERVER_JSON_KEY.into(), Value::Object(doc));
@@ -192,22 +194,6 @@ fn server_to_asset(server: Value, official: Option<Value>) -> Result<Asset, Fiel
         mcp: Some(details),
         agent: None,
     })
-}
-
-fn text(doc: &Map<String, Value>, field: &str) -> Result<Option<String>, FieldError> {
-    match doc.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err((Some(field.into()), "must be a string".into())),
-    }
-}
-
-fn list<'a>(doc: &'a Map<String, Value>, field: &str) -> Result<&'a [Value], FieldError> {
-    match doc.get(field) {
-        None | Some(Value::Null) => Ok(&[]),
-        Some(Value::Array(items)) => Ok(items),
-        Some(_) => Err((Some(field.into()), "must be a list".into())),
-    }
 }
 
 #[cfg(test)]
