@@ -81,9 +81,9 @@ async fn shutdown_signal() {
 /// The read API's response cache.
 #[derive(clap::Args)]
 pub struct ResponseCacheArgs {
-    /// Bytes of serialized answers (lists, gets) kept in memory, keyed by the caller's allowed
-    /// scope, the query and the catalog revisions; 0 turns the cache (and its one revision
-    /// lookup per request) off.
+    /// Bytes of serialized answers (asset lists and gets, MCP registry answers) kept in memory,
+    /// keyed by the caller's allowed scope, the query and the catalog revisions; 0 turns the
+    /// cache (and its one revision lookup per request) off.
     #[arg(long, env = "CURIO_RESPONSE_CACHE_BYTES", default_value_t = 64 << 20)]
     response_cache_bytes: u64,
 }
