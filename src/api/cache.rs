@@ -12,8 +12,11 @@ use moka::{future::Cache, notification::RemovalCause};
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
-use crate::telemetry::{Registry, register};
+use super::{ApiState, error::ApiError};
+use crate::{
+    store::NamespaceScope,
+    telemetry::{Registry, register},
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct CacheMetrics {
@@ -114,4 +117,24 @@ impl ResponseCache {
             None => 0,
         }
     }
+}
+
+/// The answer for `key_parts` from the response cache, keyed also by the catalog revisions of
+/// `scope` (read after the caller's own checks passed), or built by `build`.
+pub async fn cached<F, Fut>(
+    state: &ApiState,
+    scope: &NamespaceScope,
+    key_parts: &impl std::fmt::Debug,
+    build: F,
+) -> Result<Bytes, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, ApiError>>,
+{
+    if !state.responses.is_enabled() {
+        return build().await.map(Into::into);
+    }
+    let revisions = state.store.catalog_revisions(scope).await?;
+    let key = CacheKey::of(&(key_parts, &revisions));
+    state.responses.get_or_build(key, build).await
 }

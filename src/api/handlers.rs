@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{
     ApiState,
     authorize::{check, require, require_some_kind},
-    cache::CacheKey,
+    cache::cached,
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
@@ -148,26 +148,6 @@ async fn asset_page(
     };
     let body = cached(state, &scope, &key_parts, build).await?;
     Ok(cacheable_bytes(headers, body))
-}
-
-/// The answer for `key_parts` from the response cache, keyed also by the catalog revisions of
-/// `scope` (read after the caller's own checks passed), or built by `build`.
-pub(super) async fn cached<F, Fut>(
-    state: &ApiState,
-    scope: &NamespaceScope,
-    key_parts: &impl std::fmt::Debug,
-    build: F,
-) -> Result<axum::body::Bytes, ApiError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<u8>, ApiError>>,
-{
-    if !state.responses.is_enabled() {
-        return build().await.map(Into::into);
-    }
-    let revisions = state.store.catalog_revisions(scope).await?;
-    let key = CacheKey::of(&(key_parts, &revisions));
-    state.responses.get_or_build(key, build).await
 }
 
 /// `GET /api/v1/namespaces/{ns}/assets`: every kind the caller may list there.

@@ -16,10 +16,10 @@ use serde_json::json;
 use super::{
     ApiState,
     authorize::require,
+    cache::cached,
     caller::Caller,
     continuation::{self, query_digest},
     error::ApiError,
-    handlers::cached,
     params::{Params, RawParams, reject_unknown},
     respond::cacheable_bytes,
 };
@@ -34,18 +34,21 @@ use curio_core::registry::{
 /// The registry routes, to merge into the API's router.
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/registry/namespaces/{ns}/{api}/servers", get(list_all))
+        .route(
+            "/registry/namespaces/{ns}/{api}/servers",
+            get(list_route::<false>),
+        )
         .route(
             "/registry/namespaces/{ns}/{api}/servers/{*rest}",
-            get(server_all),
+            get(server_route::<false>),
         )
         .route(
             "/registry/namespaces/{ns}/approved/{api}/servers",
-            get(list_approved),
+            get(list_route::<true>),
         )
         .route(
             "/registry/namespaces/{ns}/approved/{api}/servers/{*rest}",
-            get(server_approved),
+            get(server_route::<true>),
         )
 }
 
@@ -87,44 +90,26 @@ const LIST_PARAMS: &[&str] = &[
     "approved",
 ];
 
-async fn list_all(
+/// The list route; `APPROVED`: under the `/approved` base.
+async fn list_route<const APPROVED: bool>(
     state: State<ApiState>,
     caller: Result<Caller, ApiError>,
     Path((ns, api)): Path<(String, String)>,
     params: Result<Params, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, RegistryError> {
-    list(state, caller?, ns, api, false, params?, headers).await
+    list(state, caller?, ns, api, APPROVED, params?, headers).await
 }
 
-async fn list_approved(
-    state: State<ApiState>,
-    caller: Result<Caller, ApiError>,
-    Path((ns, api)): Path<(String, String)>,
-    params: Result<Params, ApiError>,
-    headers: HeaderMap,
-) -> Result<Response, RegistryError> {
-    list(state, caller?, ns, api, true, params?, headers).await
-}
-
-async fn server_all(
+/// The versions routes; `APPROVED`: under the `/approved` base.
+async fn server_route<const APPROVED: bool>(
     state: State<ApiState>,
     caller: Result<Caller, ApiError>,
     Path((ns, api, rest)): Path<(String, String, String)>,
     params: Result<Params, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, RegistryError> {
-    server(state, caller?, ns, api, rest, false, params?, headers).await
-}
-
-async fn server_approved(
-    state: State<ApiState>,
-    caller: Result<Caller, ApiError>,
-    Path((ns, api, rest)): Path<(String, String, String)>,
-    params: Result<Params, ApiError>,
-    headers: HeaderMap,
-) -> Result<Response, RegistryError> {
-    server(state, caller?, ns, api, rest, true, params?, headers).await
+    server(state, caller?, ns, api, rest, APPROVED, params?, headers).await
 }
 
 fn check_api(api: &str) -> Result<(), ApiError> {

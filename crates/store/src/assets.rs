@@ -217,36 +217,32 @@ impl Store {
         after: Option<&AssetCursor>,
         limit: u64,
     ) -> Result<Page<asset::Model>, StoreError> {
-        let mut items = if self.searches_by_id(query) {
+        let select = if self.searches_by_id(query) {
             // Under row-level security PostgreSQL applies no operator that is not leakproof
             // (ILIKE is not) before the policy, so a scoped read cannot use the search index.
             // The page's ids are found as the table's owner, with the same namespace filter;
             // the rows are read through the scoped path, where RLS still decides what returns.
             let ids = self.search_ids(scope, query, sort, after, limit).await?;
             if ids.is_empty() {
-                Vec::new()
-            } else {
-                let select = ordered(
-                    asset::Entity::find()
-                        .filter(
-                            asset::Column::Namespace
-                                .is_in(scope.namespaces().map(Namespace::as_str)),
-                        )
-                        .filter(asset::Column::Id.is_in(ids)),
-                    sort,
-                );
-                let txn = self.begin_scoped(scope).await?;
-                let rows = select.all(&txn).await?;
-                txn.commit().await?;
-                rows
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
             }
+            ordered(
+                asset::Entity::find()
+                    .filter(
+                        asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)),
+                    )
+                    .filter(asset::Column::Id.is_in(ids)),
+                sort,
+            )
         } else {
-            let select = self.list_select(scope, query, sort, after, limit);
-            let txn = self.begin_scoped(scope).await?;
-            let rows = select.all(&txn).await?;
-            txn.commit().await?;
-            rows
+            self.list_select(scope, query, sort, after, limit)
         };
+        let txn = self.begin_scoped(scope).await?;
+        let mut items = select.all(&txn).await?;
+        txn.commit().await?;
         let next = if items.len() as u64 > limit {
             items.truncate(limit as usize);
             items.last().map(|last| AssetCursor {
@@ -302,14 +298,10 @@ impl Store {
         limit: u64,
     ) -> Result<Vec<i64>, StoreError> {
         let txn = self.db.begin().await?;
-        txn.execute_raw(sea_orm::Statement::from_string(
-            DatabaseBackend::Postgres,
-            format!(
-                "SET LOCAL plan_cache_mode = {}",
-                crate::PlanMode::Custom.setting()
-            ),
-        ))
-        .await?;
+        // Planned for this very pattern: a generic plan cannot see how rare it is and walks
+        // the namespace in key order instead of taking the index.
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
         let ids: Vec<i64> = self
             .list_select(scope, query, sort, after, limit)
             .select_only()

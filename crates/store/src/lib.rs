@@ -30,7 +30,6 @@ pub use query::{
     AssetCursor, AssetQuery, AssetSort, LabelRequirement, NameCursor, Page, escape_like,
 };
 pub use scope::{Namespace, NamespaceScope, ScopeError};
-// PlanMode is defined below.
 pub use usage::Usage;
 
 #[derive(Debug, thiserror::Error)]
@@ -131,62 +130,20 @@ impl Store {
         &self,
         scope: &NamespaceScope,
     ) -> Result<DatabaseTransaction, StoreError> {
-        self.begin_scoped_planned(scope, PlanMode::Cached).await
-    }
-
-    /// [`Store::begin_scoped`], choosing how the transaction's statements are planned.
-    pub(crate) async fn begin_scoped_planned(
-        &self,
-        scope: &NamespaceScope,
-        plans: PlanMode,
-    ) -> Result<DatabaseTransaction, StoreError> {
         let txn = self.db.begin().await?;
         if self.backend() == DatabaseBackend::Postgres {
             // set_config('role', …, true) is SET LOCAL ROLE, with the same membership check.
             txn.execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
-                "SELECT set_config('role', $1, true), set_config($2, $3, true), \
-                 set_config('plan_cache_mode', $4, true)",
+                "SELECT set_config('role', $1, true), set_config($2, $3, true)",
                 [
                     migrations::READER_ROLE.into(),
                     migrations::ALLOWED_NAMESPACES_SETTING.into(),
                     scope.setting_value().into(),
-                    plans.setting().into(),
                 ],
             ))
             .await?;
         }
         Ok(txn)
-    }
-}
-
-/// How PostgreSQL plans a scoped read's prepared statements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PlanMode {
-    /// The server's default: custom plans first, then the generic one if it is no dearer.
-    /// Every statement but a search keeps its btree plan either way (a test checks).
-    Cached,
-    /// A fresh plan for every execution. A search's generic plan cannot see how rare its
-    /// pattern is and walks the namespace in key order; a custom plan sees the pattern and
-    /// takes the trigram index.
-    Custom,
-}
-
-impl PlanMode {
-    /// `plan_cache_mode`'s value.
-    pub fn setting(self) -> &'static str {
-        match self {
-            PlanMode::Cached => "auto",
-            PlanMode::Custom => "force_custom_plan",
-        }
-    }
-
-    /// How a list with `query` is planned.
-    pub fn for_query(query: &AssetQuery) -> Self {
-        if query.text.is_some() {
-            PlanMode::Custom
-        } else {
-            PlanMode::Cached
-        }
     }
 }

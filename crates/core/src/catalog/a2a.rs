@@ -10,7 +10,7 @@ use super::{
         AgentDetails, AgentInterface, AgentSkill, FieldError, SecurityScheme, list_field,
         push_link, push_tag, slug, text_field,
     },
-    error::{CatalogError, Problem},
+    error::{CatalogError, map_items},
     model::{Asset, AssetKind},
     validate::MAX_NAME,
 };
@@ -31,24 +31,7 @@ pub(super) fn cards_to_assets(
     items: Vec<Value>,
     list: &'static str,
 ) -> Result<Vec<Asset>, CatalogError> {
-    let mut assets = Vec::with_capacity(items.len());
-    let mut problems = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match card_to_asset(item) {
-            Ok(asset) => assets.push(asset),
-            Err((field, message)) => problems.push(Problem {
-                list,
-                index,
-                field,
-                message,
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(assets)
-    } else {
-        Err(CatalogError::Invalid(problems))
-    }
+    map_items(items, list, |card| card_to_asset(card).map(Some))
 }
 
 fn card_to_asset(card: Value) -> Result<Asset, FieldError> {

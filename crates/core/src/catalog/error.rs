@@ -21,6 +21,37 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Maps every item of a document's list with `convert` (`None`: the item is left out), and
+/// reports every item's problem by its index rather than stopping at the first.
+pub(super) fn map_items<T, F>(
+    items: Vec<serde_json::Value>,
+    list: &'static str,
+    mut convert: F,
+) -> Result<Vec<T>, CatalogError>
+where
+    F: FnMut(serde_json::Value) -> Result<Option<T>, (Option<String>, String)>,
+{
+    let mut out = Vec::with_capacity(items.len());
+    let mut problems = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match convert(item) {
+            Ok(Some(value)) => out.push(value),
+            Ok(None) => {}
+            Err((field, message)) => problems.push(Problem {
+                list,
+                index,
+                field,
+                message,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(CatalogError::Invalid(problems))
+    }
+}
+
 /// Why a document was refused. A refused document is refused whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {

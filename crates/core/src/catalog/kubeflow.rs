@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::{
-    error::{CatalogError, Problem},
+    error::{CatalogError, map_items},
     model::{Asset, AssetKind, Link},
 };
 
@@ -15,24 +15,9 @@ pub(super) fn models_to_assets(
     items: Vec<Value>,
     source: Option<Value>,
 ) -> Result<Vec<Asset>, CatalogError> {
-    let mut assets = Vec::with_capacity(items.len());
-    let mut problems = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match model_to_asset(item, source.as_ref()) {
-            Ok(asset) => assets.push(asset),
-            Err((field, message)) => problems.push(Problem {
-                list: "models",
-                index,
-                field,
-                message,
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(assets)
-    } else {
-        Err(CatalogError::Invalid(problems))
-    }
+    map_items(items, "models", |item| {
+        model_to_asset(item, source.as_ref()).map(Some)
+    })
 }
 
 type FieldError = (Option<String>, String);

@@ -12,7 +12,7 @@ use super::{
         FieldError, McpPackage, McpRemote, McpServerDetails, list_field, push_link, push_tag,
         text_field,
     },
-    error::{CatalogError, Problem},
+    error::{CatalogError, Problem, map_items},
     model::{Asset, AssetKind},
 };
 
@@ -43,9 +43,7 @@ pub(super) fn looks_like_server(top: &Map<String, Value>) -> bool {
 /// A registry answer's `servers`: each a `{server, _meta}` response or a bare `server.json`.
 /// Entries the registry marks deleted are left out.
 pub(super) fn registry_to_assets(items: Vec<Value>) -> Result<Vec<Asset>, CatalogError> {
-    let mut assets = Vec::with_capacity(items.len());
-    let mut problems = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
+    map_items(items, "servers", |item| {
         let (server, official) = match item {
             Value::Object(mut response) if response.contains_key("server") => {
                 let official = response
@@ -62,23 +60,12 @@ pub(super) fn registry_to_assets(items: Vec<Value>) -> Result<Vec<Asset>, Catalo
             .and_then(Value::as_str)
             == Some("deleted");
         if deleted {
-            continue;
+            return Ok(None);
         }
-        match server_to_asset(server, official) {
-            Ok(asset) => assets.push(asset),
-            Err((field, message)) => problems.push(Problem {
-                list: "servers",
-                index,
-                field: field.map(|f| format!("server.{f}")),
-                message,
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(assets)
-    } else {
-        Err(CatalogError::Invalid(problems))
-    }
+        server_to_asset(server, official)
+            .map(Some)
+            .map_err(|(field, message)| (field.map(|f| format!("server.{f}")), message))
+    })
 }
 
 /// One `server.json` document as a catalog.

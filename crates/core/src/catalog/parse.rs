@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{
     a2a,
-    error::{CatalogError, Problem},
+    error::{CatalogError, map_items},
     kubeflow, mcp,
     model::Asset,
     validate::validate_assets,
@@ -191,24 +191,11 @@ fn check_count(count: usize, limits: Limits) -> Result<(), CatalogError> {
 }
 
 fn curio_assets(items: Vec<Value>) -> Result<Vec<Asset>, CatalogError> {
-    let mut assets = Vec::with_capacity(items.len());
-    let mut problems = Vec::new();
-    for (index, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<Asset>(item) {
-            Ok(asset) => assets.push(asset),
-            Err(e) => problems.push(Problem {
-                list: "assets",
-                index,
-                field: None,
-                message: e.to_string(),
-            }),
-        }
-    }
-    if problems.is_empty() {
-        Ok(assets)
-    } else {
-        Err(CatalogError::Invalid(problems))
-    }
+    map_items(items, "assets", |item| {
+        serde_json::from_value::<Asset>(item)
+            .map(Some)
+            .map_err(|e| (None, e.to_string()))
+    })
 }
 
 #[cfg(test)]
