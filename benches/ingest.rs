@@ -116,7 +116,7 @@ async fn naive_ingest(
     let now = Utc::now();
     let txn = store.connection().begin().await?;
     for r in &d.added {
-        txn.execute(&upsert_statement(namespace, "bench", &[r], now)?)
+        txn.execute(&upsert_statement(namespace, "bench", &[r], now, 1)?)
             .await?;
     }
     for e in &events {

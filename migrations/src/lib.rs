@@ -8,6 +8,7 @@ mod m20261122_000002_postgres_security;
 mod m20261202_000003_asset_details;
 mod m20261202_000004_search_index;
 mod m20261202_000005_catalog_revisions;
+mod m20261202_000006_change_feed;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_asset_details::Migration),
             Box::new(m20261202_000004_search_index::Migration),
             Box::new(m20261202_000005_catalog_revisions::Migration),
+            Box::new(m20261202_000006_change_feed::Migration),
         ]
     }
 }

@@ -5,15 +5,26 @@ use futures::future::join_all;
 use super::{ApiState, error::ApiError};
 use crate::{
     access::{
-        authz::{Attributes, Decision},
+        authz::{API_GROUP, Attributes, Decision},
         identity::UserInfo,
     },
     catalog::AssetKind,
 };
 
-fn forbidden(user: &UserInfo, verb: &str, resource: &str, namespace: &str) -> ApiError {
+pub fn forbidden(
+    user: &UserInfo,
+    group: &str,
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+) -> ApiError {
+    let scope = if namespace.is_empty() {
+        "at the cluster scope".to_owned()
+    } else {
+        format!("in the namespace \"{namespace}\"")
+    };
     ApiError::Forbidden(format!(
-        "{} \"{}\" cannot {verb} resource \"{resource}\" in API group \"curio.dev\" in the namespace \"{namespace}\"",
+        "{} \"{}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}",
         if user.is_anonymous() {
             "anonymous user"
         } else {
@@ -35,7 +46,7 @@ pub async fn require(
     if check(state, user, verb, resource, namespace, name).await? {
         Ok(())
     } else {
-        Err(forbidden(user, verb, resource, namespace))
+        Err(forbidden(user, API_GROUP, verb, resource, namespace))
     }
 }
 
@@ -49,8 +60,22 @@ pub async fn check(
     namespace: &str,
     name: Option<&str>,
 ) -> Result<bool, ApiError> {
+    check_in(state, user, API_GROUP, verb, resource, namespace, name).await
+}
+
+/// [`check`] in any API group Curio serves.
+pub async fn check_in(
+    state: &ApiState,
+    user: &UserInfo,
+    group: &'static str,
+    verb: &'static str,
+    resource: &str,
+    namespace: &str,
+    name: Option<&str>,
+) -> Result<bool, ApiError> {
     let attributes = Attributes {
         user: user.clone(),
+        group,
         verb,
         resource: resource.to_owned(),
         namespace: namespace.to_owned(),

@@ -22,6 +22,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A watch from a revision the change feed no longer holds: relist.
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     Unavailable(String),
     /// Over a rate limit; answered with `Retry-After`.
@@ -40,6 +43,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
@@ -52,24 +56,32 @@ impl ApiError {
             ApiError::Forbidden(_) => "Forbidden",
             ApiError::NotFound(_) => "NotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::Gone(_) => "Expired",
             ApiError::Unavailable(_) => "ServiceUnavailable",
             ApiError::TooManyRequests { .. } => "TooManyRequests",
         }
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let code = self.status();
-        let body = json!({
+impl ApiError {
+    /// The Kubernetes `Status` this error is.
+    pub fn status_object(&self) -> serde_json::Value {
+        json!({
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
             "status": "Failure",
             "message": self.to_string(),
             "reason": self.reason(),
-            "code": code.as_u16(),
-        });
+            "code": self.status().as_u16(),
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.status();
+        let body = self.status_object();
         let mut response = (code, Json(body)).into_response();
         if let ApiError::TooManyRequests { retry_after, .. } = &self {
             // Whole seconds, at least one (RFC 9110 §10.2.3).

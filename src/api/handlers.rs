@@ -95,7 +95,29 @@ const ASSET_LIST_PARAMS: &[&str] = &[
     "q",
     "sort",
     "version",
+    // A change stream instead of a page (server-sent events): `watch=true`, resumed from
+    // `resourceVersion` or the `Last-Event-ID` header.
+    "watch",
+    "resourceVersion",
 ];
+
+/// `watch=true`: the request asks for the change stream.
+fn watching(params: &RawParams) -> Result<bool, ApiError> {
+    match params.get("watch").map(String::as_str) {
+        None | Some("false") => {
+            if params.contains_key("resourceVersion") {
+                return Err(ApiError::BadRequest(
+                    "resourceVersion is for watches (watch=true)".into(),
+                ));
+            }
+            Ok(false)
+        }
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "watch must be true or false, got {other:?}"
+        ))),
+    }
+}
 
 /// Runs an asset list for `kinds_by_namespace` (already authorized), with paging, and answers it.
 async fn asset_page(
@@ -172,6 +194,18 @@ pub async fn list_namespace_assets(
         }
         kinds = vec![kind];
     }
+    if watching(&params)? {
+        return super::kube::event_stream(
+            state,
+            user,
+            ns,
+            kinds,
+            params::asset_query(&params)?,
+            &params,
+            &headers,
+        )
+        .await;
+    }
     asset_page(
         &state,
         "assets",
@@ -208,6 +242,18 @@ pub async fn list_kind(
     )?;
     let ns = namespace(&ns)?;
     require(&state, &user, "list", kind.plural(), ns.as_str(), None).await?;
+    if watching(&params)? {
+        return super::kube::event_stream(
+            state,
+            user,
+            ns,
+            vec![kind],
+            params::asset_query(&params)?,
+            &params,
+            &headers,
+        )
+        .await;
+    }
     asset_page(
         &state,
         kind.plural(),
@@ -307,6 +353,11 @@ pub async fn list_cross_namespace(
     let mut allowed = ASSET_LIST_PARAMS.to_vec();
     allowed.push("namespaces");
     params::reject_unknown(&params, &allowed)?;
+    if watching(&params)? {
+        return Err(ApiError::BadRequest(
+            "watch one namespace's list: /api/v1/namespaces/{ns}/assets?watch=true".into(),
+        ));
+    }
     let namespaces = namespaces_param(&params)?;
     let requested = params::kind(&params)?;
     let mut kinds_by_namespace = BTreeMap::new();

@@ -8,6 +8,7 @@ pub mod continuation;
 mod error;
 pub mod flow;
 mod handlers;
+pub mod kube;
 pub mod metrics;
 pub mod notices;
 mod params;
@@ -56,6 +57,10 @@ pub struct ApiState {
     pub policies: Option<crate::cluster::policies::Policies>,
     /// Serialized answers keyed by scope, query and catalog revisions.
     pub responses: Arc<cache::ResponseCache>,
+    pub watch: kube::watch::WatchSettings,
+    /// Cancel at shutdown: ends every watch stream, so graceful shutdown need not wait for
+    /// them (clients reconnect, as to a restarting kube-apiserver).
+    pub stop_streams: tokio_util::sync::CancellationToken,
 }
 
 impl ApiState {
@@ -81,6 +86,8 @@ impl ApiState {
             flows: Arc::new(flow::FlowLimits::unlimited()),
             policies: None,
             responses,
+            watch: kube::watch::WatchSettings::default(),
+            stop_streams: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -132,6 +139,7 @@ pub fn router(state: ApiState) -> Router {
             get(handlers::get_asset),
         )
         .merge(registry::routes())
+        .merge(kube::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route(

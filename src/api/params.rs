@@ -137,6 +137,8 @@ pub fn asset_query(params: &RawParams) -> Result<AssetQuery, ApiError> {
         text: search_text(params)?,
         name: None,
         version: text(params, "version", 128)?,
+        object_name: None,
+        namespace: None,
     })
 }
 

@@ -139,6 +139,15 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         telemetry::metrics_router(registry.clone()),
         shutdown_signal(),
     ));
+    let stop_streams = tokio_util::sync::CancellationToken::new();
+    // At the signal, watch streams end first, so the drain does not wait on them.
+    let shutdown = {
+        let stop_streams = stop_streams.clone();
+        async move {
+            shutdown_signal().await;
+            stop_streams.cancel();
+        }
+    };
     let router = api::router(api::ApiState {
         store,
         authn,
@@ -150,6 +159,8 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         rate_limits: args.rate_limits.rate_limits(policies.clone()),
         flows: args.rate_limits.flow_limits(),
         responses,
+        watch: api::kube::watch::WatchSettings::default(),
+        stop_streams,
         policies,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -167,13 +178,13 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
                     proxy_client_ca: args.proxy_client_ca,
                     proxy_allowed_names: args.proxy_allowed_names,
                 },
-                shutdown_signal(),
+                shutdown,
             )
             .await?;
         }
         _ => {
             tracing::info!(listen = %args.listen, "serving the API over HTTP");
-            server::serve_http(listener, router, shutdown_signal()).await?;
+            server::serve_http(listener, router, shutdown).await?;
         }
     }
     metrics.await.context("the metrics server panicked")??;

@@ -17,7 +17,9 @@ use curio::{
     controller::{metrics::ControllerMetrics, reconcile::Context},
     server,
     source::{http::UrlFetcher, policy::AddressPolicy},
-    standalone::{self, Standalone, SyncReport, folder::Folder, lock::DataDirLock, serve},
+    standalone::{
+        self, Standalone, SyncReport, folder::Folder, kubeconfig, lock::DataDirLock, serve,
+    },
     telemetry,
 };
 
@@ -44,6 +46,11 @@ pub struct StandaloneArgs {
     /// free one).
     #[arg(long, env = "CURIO_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Also serve the API over HTTPS here, HOST:PORT, for kubectl (it sends tokens only over
+    /// HTTPS), with a certificate from a CA kept in --data-dir, and write DIR/kubeconfig with
+    /// one user per token; `off` to not.
+    #[arg(long, env = "CURIO_HTTPS_LISTEN", default_value = "127.0.0.1:8443")]
+    https_listen: String,
     /// Bearer tokens (kube-apiserver --token-auth-file format) [default: DIR/tokens.csv].
     #[arg(long, env = "CURIO_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<PathBuf>,
@@ -71,14 +78,14 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("the manifests folder {}", args.manifests.display()))?;
     // Held until the process ends: two processes on one embedded database would fight.
     let mut _data_dir_lock = None;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
     let database_url = match &args.database_url {
         Some(url) => url.clone(),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("creating {}", args.data_dir.display()))?;
-            let dir = args.data_dir.canonicalize()?;
-            _data_dir_lock = Some(DataDirLock::acquire(&dir)?);
-            format!("sqlite://{}?mode=rwc", dir.join("curio.db").display())
+            _data_dir_lock = Some(DataDirLock::acquire(&data_dir)?);
+            format!("sqlite://{}?mode=rwc", data_dir.join("curio.db").display())
         }
     };
     curio::store::migrate(&database_url)
@@ -134,6 +141,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let report = runner.sync().await.context("reading the manifests")?;
     standalone::log_report(&report);
 
+    let stop_streams = tokio_util::sync::CancellationToken::new();
     let router = api::router(api::ApiState {
         store,
         authn: Arc::new(tokens.clone()),
@@ -147,6 +155,8 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             .rate_limits(Some(runner.ctx.policies.clone())),
         flows: args.rate_limits.flow_limits(),
         responses,
+        watch: api::kube::watch::WatchSettings::default(),
+        stop_streams: stop_streams.clone(),
         policies: Some(runner.ctx.policies.clone()),
     })
     .merge(serve::files_router(
@@ -169,6 +179,32 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let https = match args.https_listen.as_str() {
+        "off" | "" => None,
+        address => {
+            let (listener, kubeconfig) = https_listener(address, &data_dir, &token_file).await?;
+            let config = server::server_config(&server::TlsSettings {
+                cert: kubeconfig.pki.cert.clone(),
+                key: kubeconfig.pki.key.clone(),
+                proxy_client_ca: None,
+                proxy_allowed_names: Vec::new(),
+            })?;
+            let mut stop = stop_rx.clone();
+            let router = router.clone();
+            Some((
+                tokio::spawn(server::serve_tls(
+                    listener,
+                    router,
+                    config,
+                    Vec::new(),
+                    async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    },
+                )),
+                kubeconfig,
+            ))
+        }
+    };
     let server = tokio::spawn(async move {
         let mut stop = stop_rx;
         server::serve_http(listener, router, async move {
@@ -187,11 +223,16 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         tokens: &tokens,
         runner: &runner,
         cluster: &cluster,
+        kubectl: https.as_ref().map(|(_, k)| k),
     });
 
     runner.run(args.poll_interval, shutdown_signal()).await;
+    stop_streams.cancel();
     let _ = stop_tx.send(true);
     server.await.context("the API server panicked")??;
+    if let Some((https, _)) = https {
+        https.await.context("the HTTPS server panicked")??;
+    }
     if let Some(metrics) = metrics {
         metrics.await.context("the metrics server panicked")??;
     }
@@ -208,12 +249,67 @@ struct Banner<'a> {
     tokens: &'a StaticTokens,
     runner: &'a Standalone,
     cluster: &'a MemoryCluster,
+    kubectl: Option<&'a Kubectl>,
+}
+
+/// Where kubectl reaches standalone.
+struct Kubectl {
+    server: String,
+    kubeconfig: PathBuf,
+    pki: kubeconfig::Pki,
+}
+
+/// Binds the HTTPS address, makes (or reuses) its certificate, and writes the kubeconfig.
+async fn https_listener(
+    address: &str,
+    data_dir: &Path,
+    token_file: &Path,
+) -> anyhow::Result<(tokio::net::TcpListener, Kubectl)> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| {
+            format!("binding the HTTPS address {address} (--https-listen off to not serve it)")
+        })?;
+    let mut local = listener.local_addr()?;
+    if local.ip().is_unspecified() {
+        local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let pki = kubeconfig::Pki::in_dir(data_dir);
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if !names.contains(&local.ip().to_string()) {
+        names.push(local.ip().to_string());
+    }
+    let ca = kubeconfig::ensure_certificate(&pki, &names)?;
+    let text = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading {}", token_file.display()))?;
+    let users: Vec<(String, String)> = curio::access::authn::token_entries(&text)?
+        .into_iter()
+        .map(|(_, token, user)| (user.username, token))
+        .collect();
+    let server = format!("https://{local}");
+    let path = data_dir.join("kubeconfig");
+    kubeconfig::write_kubeconfig(&path, &server, &ca, &users)?;
+    Ok((
+        listener,
+        Kubectl {
+            server,
+            kubeconfig: path,
+            pki,
+        },
+    ))
 }
 
 /// Where it serves, what it read, who may sign in, and commands to try.
 fn print_banner(banner: &Banner<'_>) {
     let namespaces = standalone::namespaces(banner.cluster);
     println!("Curio standalone: serving {}", banner.base);
+    if let Some(kubectl) = banner.kubectl {
+        println!(
+            "  kubectl:   {} (kubeconfig {})",
+            kubectl.server,
+            kubectl.kubeconfig.display()
+        );
+    }
     println!("  manifests: {}", banner.manifests.display());
     println!("  database:  {}", redact(banner.database_url));
     println!(
@@ -247,6 +343,16 @@ fn print_banner(banner: &Banner<'_>) {
     if !commands.is_empty() {
         println!("Try:");
         for command in commands {
+            println!("  {command}");
+        }
+    }
+    if let Some(kubectl) = banner.kubectl {
+        for command in serve::kubectl_commands(
+            &kubectl.kubeconfig,
+            banner.tokens,
+            &banner.runner.rbac.current(),
+            &namespaces,
+        ) {
             println!("  {command}");
         }
     }

@@ -4,6 +4,7 @@
 //! RBAC from the folder.
 
 pub mod folder;
+pub mod kubeconfig;
 mod locate;
 pub mod lock;
 pub mod manifests;

@@ -54,6 +54,7 @@ pub fn try_commands(
     let may_list = |user: &crate::access::identity::UserInfo, namespace: &str| {
         rbac.decide(&Attributes {
             user: user.clone(),
+            group: crate::access::authz::API_GROUP,
             verb: "list",
             resource: "models".into(),
             namespace: namespace.into(),
@@ -86,6 +87,48 @@ pub fn try_commands(
             user.username
         ));
         return commands;
+    }
+    Vec::new()
+}
+
+/// kubectl commands for the banner: a user who may list models in one namespace and not in
+/// another, reading both through the HTTPS listener with the written kubeconfig.
+pub fn kubectl_commands(
+    kubeconfig: &Path,
+    tokens: &StaticTokens,
+    rbac: &StaticRbac,
+    namespaces: &[String],
+) -> Vec<String> {
+    let may_list = |user: &crate::access::identity::UserInfo, namespace: &str| {
+        rbac.decide(&Attributes {
+            user: user.clone(),
+            group: crate::access::authz::CATALOG_API_GROUP,
+            verb: "list",
+            resource: "models".into(),
+            namespace: namespace.into(),
+            name: None,
+        })
+        .allowed()
+    };
+    for user in tokens.users() {
+        let allowed = namespaces.iter().find(|ns| may_list(&user, ns));
+        let denied = namespaces.iter().find(|ns| !may_list(&user, ns));
+        let (Some(allowed), Some(denied)) = (allowed, denied) else {
+            continue;
+        };
+        let kubectl = format!(
+            "kubectl --kubeconfig {} --user {}",
+            kubeconfig.display(),
+            user.username
+        );
+        return vec![
+            format!("{kubectl} get models -n {allowed}"),
+            format!("{kubectl} get catalog -n {allowed} -o wide"),
+            format!(
+                "{kubectl} get models -n {denied}    # Forbidden: {} may not read {denied}",
+                user.username
+            ),
+        ];
     }
     Vec::new()
 }

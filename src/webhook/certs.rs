@@ -34,13 +34,22 @@ fn offset(at: DateTime<Utc>) -> time::OffsetDateTime {
 
 /// A fresh CA and a serving certificate for `dns_names`, valid from a minute before `now`.
 pub fn issue(dns_names: &[String], now: DateTime<Utc>) -> Result<Issued, CertError> {
+    issue_named(dns_names, now, "curio-webhook")
+}
+
+/// [`issue`] with the CA named `{name}-ca` (names that parse as IP addresses become IP SANs).
+pub fn issue_named(
+    dns_names: &[String],
+    now: DateTime<Utc>,
+    name: &str,
+) -> Result<Issued, CertError> {
     let not_before = offset(now - chrono::Duration::minutes(1));
     let not_after = offset(now + chrono::Duration::days(VALIDITY_DAYS));
 
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name
-        .push(DnType::CommonName, "curio-webhook-ca");
+        .push(DnType::CommonName, format!("{name}-ca"));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = not_before;
     ca.not_after = not_after;
@@ -50,7 +59,7 @@ pub fn issue(dns_names: &[String], now: DateTime<Utc>) -> Result<Issued, CertErr
     let mut leaf = CertificateParams::new(dns_names.to_vec())?;
     leaf.distinguished_name.push(
         DnType::CommonName,
-        dns_names.first().map_or("curio-webhook", String::as_str),
+        dns_names.first().map_or(name, String::as_str),
     );
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![

@@ -237,6 +237,7 @@ impl Webhook {
         for verb in &plan.verbs {
             let attributes = Attributes {
                 user: request.user.clone(),
+                group: crate::access::authz::API_GROUP,
                 verb: verb.as_str(),
                 resource: Resource::CatalogSources.plural().into(),
                 namespace: request.namespace.clone(),

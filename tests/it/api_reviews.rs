@@ -111,6 +111,7 @@ fn alice() -> UserInfo {
 fn question(user: UserInfo, namespace: &str) -> Attributes {
     Attributes {
         user,
+        group: curio::access::authz::API_GROUP,
         verb: "list",
         resource: "models".into(),
         namespace: namespace.into(),

@@ -11,6 +11,7 @@ mod api_audit;
 mod api_cache;
 mod api_contract;
 mod api_isolation;
+mod api_kube;
 mod api_ratelimit;
 mod api_registry;
 mod api_reviews;

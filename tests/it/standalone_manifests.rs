@@ -146,6 +146,7 @@ fn state(runner: &Standalone) -> String {
     let vera = UserInfo::authenticated("vera".into(), None, vec![]);
     let may = runner.rbac.current().decide(&Attributes {
         user: vera,
+        group: curio::access::authz::API_GROUP,
         verb: "list",
         resource: "models".into(),
         namespace: "team-a".into(),

@@ -68,7 +68,7 @@ fn second_process_is_refused(manifests: &Path, data: &Path) {
         .arg(manifests)
         .arg("--data-dir")
         .arg(data)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"])
         .env_remove("DATABASE_URL")
         .output()
         .expect("run a second curio standalone");
@@ -89,7 +89,8 @@ fn start(manifests: &Path, data: &Path, database_url: Option<&str>) -> Standalon
         .arg(manifests)
         .arg("--data-dir")
         .arg(data)
-        .args(["--listen", "127.0.0.1:0", "--poll-interval", "300ms"])
+        .args(["--listen", "127.0.0.1:0", "--https-listen", "127.0.0.1:0"])
+        .args(["--poll-interval", "300ms"])
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_log).unwrap());
@@ -105,7 +106,12 @@ fn start(manifests: &Path, data: &Path, database_url: Option<&str>) -> Standalon
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {banner:?}"))
         .to_owned();
-    let rest: Vec<String> = lines.map_while(Result::ok).take(9).collect();
+    let rest: Vec<String> = lines.map_while(Result::ok).take(13).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("kubectl:") && l.contains("https://127.0.0.1:")),
+        "the banner shows the HTTPS address: {rest:?}"
+    );
     assert!(
         rest.iter()
             .any(|l| l.contains("alice") && l.contains("vera")),
@@ -122,6 +128,57 @@ fn start(manifests: &Path, data: &Path, database_url: Option<&str>) -> Standalon
         base,
         stderr_log,
     }
+}
+
+/// The real kubectl (KUBECTL, as scripts/test.sh provides) against standalone's HTTPS listener.
+fn kubectl_reads_the_catalog(kubeconfig: &Path) {
+    let kubectl = std::env::var("KUBECTL").expect(
+        "KUBECTL: a kubectl binary (scripts/test.sh sets it from scripts/tools.sh kubectl)",
+    );
+    let run = |args: &[&str]| {
+        Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    };
+    let table = run(&["--user", "vera", "get", "models", "-n", "team-a"]);
+    let stdout = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&table.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[0].contains("DISPLAY NAME")
+            && lines[0].contains("APPROVED"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines.len(),
+        5,
+        "a header and team-a's four models: {stdout}"
+    );
+    let denied = run(&["--user", "vera", "get", "models", "-n", "team-b"]);
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(!denied.status.success());
+    assert!(stderr.contains("Forbidden"), "{stderr}");
+    let yaml = run(&[
+        "--user",
+        "vera",
+        "get",
+        "mdl",
+        "-n",
+        "team-a",
+        "--field-selector",
+        "spec.name=meta-llama/Llama-3.1-8B-Instruct",
+        "-o",
+        "jsonpath={.items[*].spec.version}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&yaml.stdout), "3.1");
 }
 
 async fn eventually<F, Fut>(what: &str, mut probe: F)
@@ -268,6 +325,9 @@ async fn exercise(database_url: Option<&str>) {
         .get(Some("vera-token"), "/api/v1/namespaces/team-b/assets", &[])
         .await;
     assert_eq!(code, 403);
+
+    // The same through kubectl, with the kubeconfig standalone wrote (HTTPS, per-user tokens).
+    kubectl_reads_the_catalog(&data.join("kubeconfig"));
 
     // The models-only viewer never sees an MCP server or an agent.
     let (code, body) = api

@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 #[tokio::test]
 async fn migrations_run_twice_are_a_no_op() {
     let url = empty_postgres().await;
-    assert_eq!(store::migrate(&url).await.unwrap(), 5);
+    assert_eq!(store::migrate(&url).await.unwrap(), 6);
     let store = store::connect(&url).await.unwrap();
     let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
     let before = count(&store, tables).await;
@@ -67,7 +67,8 @@ async fn five_concurrent_migrate_processes_migrate_once() {
             ("m20261122_000002_postgres_security".to_string(), 1),
             ("m20261202_000003_asset_details".to_string(), 1),
             ("m20261202_000004_search_index".to_string(), 1),
-            ("m20261202_000005_catalog_revisions".to_string(), 1)
+            ("m20261202_000005_catalog_revisions".to_string(), 1),
+            ("m20261202_000006_change_feed".to_string(), 1)
         ]
     );
 }

@@ -3,6 +3,7 @@
 //! Kubernetes client in its dependency tree, and the compiler holds that line.
 
 pub mod catalog;
+pub mod catalog_api;
 pub mod crd;
 pub mod decisions;
 #[cfg(any(test, feature = "fixtures"))]

@@ -8,22 +8,28 @@ use sea_orm::{ColumnTrait, ColumnType, Iterable, sea_query::Iden};
 use serde::Serialize;
 
 use super::{StoreError, entity::asset};
-use curio_core::catalog::{AssetFields, AssetRecord};
+use curio_core::{
+    catalog::{AssetFields, AssetRecord},
+    catalog_api::names,
+};
 
 /// One record as the row's content: its fields and their digest, keyed like the columns
 /// (camelCase).
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct RowContent<'a> {
     #[serde(flatten)]
     fields: &'a AssetFields,
     digest: &'a str,
+    object_name: String,
 }
 
 impl<'a> RowContent<'a> {
-    pub(crate) fn of(record: &'a AssetRecord) -> Self {
+    pub(crate) fn of(record: &'a AssetRecord, source: &str) -> Self {
         Self {
             fields: record.fields(),
             digest: record.digest(),
+            object_name: names::object_name(source, record.name(), record.version()),
         }
     }
 }
@@ -46,6 +52,8 @@ fn is_statement_column(column: asset::Column) -> bool {
             | asset::Column::Source
             | asset::Column::CreatedAt
             | asset::Column::UpdatedAt
+            | asset::Column::Revision
+            | asset::Column::CreatedRevision
     )
 }
 
@@ -54,19 +62,25 @@ pub(crate) fn content_columns() -> impl Iterator<Item = asset::Column> {
     asset::Column::iter().filter(|c| !is_statement_column(*c))
 }
 
-/// Every column an insert names: the scope, the content, the timestamps.
+/// Every column an insert names: the scope, the content, the timestamps, the revisions.
 pub(crate) fn insert_columns() -> Vec<asset::Column> {
     let mut columns = vec![asset::Column::Namespace, asset::Column::Source];
     columns.extend(content_columns());
-    columns.extend([asset::Column::CreatedAt, asset::Column::UpdatedAt]);
+    columns.extend([
+        asset::Column::CreatedAt,
+        asset::Column::UpdatedAt,
+        asset::Column::Revision,
+        asset::Column::CreatedRevision,
+    ]);
     columns
 }
 
-/// The columns an upsert overwrites on conflict: never the key or `created_at`.
+/// The columns an upsert overwrites on conflict: never the key, `created_at` or
+/// `created_revision`.
 pub(crate) fn updated_on_conflict() -> Vec<asset::Column> {
     content_columns()
         .filter(|c| !KEY.iter().any(|k| k.to_string() == c.to_string()))
-        .chain([asset::Column::UpdatedAt])
+        .chain([asset::Column::UpdatedAt, asset::Column::Revision])
         .collect()
 }
 
@@ -120,7 +134,7 @@ pub(crate) fn bind_value(value: &serde_json::Value, kind: ValueType) -> sea_orm:
 }
 
 /// PostgreSQL's `INSERT … SELECT … FROM jsonb_to_recordset($3) … ON CONFLICT … DO UPDATE`:
-/// `$1` namespace, `$2` source, `$3` the rows as JSON text, `$4` the time.
+/// `$1` namespace, `$2` source, `$3` the rows as JSON text, `$4` the time, `$5` the revision.
 pub(crate) fn pg_json_upsert_sql() -> Result<&'static str, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
     if let Some(sql) = SQL.get() {
@@ -158,7 +172,7 @@ fn build_pg_json_upsert() -> Result<String, StoreError> {
         .collect();
     Ok(format!(
         "INSERT INTO assets ({columns}) \
-         SELECT $1, $2, {selected}, $4, $4 \
+         SELECT $1, $2, {selected}, $4, $4, $5, $5 \
          FROM jsonb_to_recordset($3::text::jsonb) AS r({record_type}) \
          ON CONFLICT ({key}) DO UPDATE SET {updates}",
         columns = names(&insert_columns()),
@@ -186,7 +200,7 @@ mod tests {
             agent: Some(Default::default()),
             ..asset(AssetKind::Model, "granite", "3")
         });
-        let content = serde_json::to_value(RowContent::of(&record)).unwrap();
+        let content = serde_json::to_value(RowContent::of(&record, "s")).unwrap();
         let mut keys: Vec<String> = content.as_object().unwrap().keys().cloned().collect();
         let mut columns: Vec<String> = content_columns().map(json_key).collect();
         keys.sort();
@@ -203,21 +217,21 @@ mod tests {
         let expected = r#"
 INSERT INTO assets (namespace, source, kind, name, version, display_name, description, provider,
                     license, tags, labels, stage, approved, links, metadata, mcp, agent, digest,
-                    created_at, updated_at)
+                    object_name, created_at, updated_at, revision, created_revision)
 SELECT $1, $2, r."kind", r."name", r."version", r."displayName", r."description", r."provider",
        r."license", r."tags", r."labels", r."stage", r."approved", r."links", r."metadata", r."mcp",
-       r."agent", r."digest", $4, $4
+       r."agent", r."digest", r."objectName", $4, $4, $5, $5
 FROM jsonb_to_recordset($3::text::jsonb) AS r(
     "kind" text, "name" text, "version" text, "displayName" text, "description" text, "provider" text,
     "license" text, "tags" jsonb, "labels" jsonb, "stage" text, "approved" boolean, "links" jsonb,
-    "metadata" jsonb, "mcp" jsonb, "agent" jsonb, "digest" text)
+    "metadata" jsonb, "mcp" jsonb, "agent" jsonb, "digest" text, "objectName" text)
 ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
     display_name = EXCLUDED.display_name, description = EXCLUDED.description,
     provider = EXCLUDED.provider, license = EXCLUDED.license, tags = EXCLUDED.tags,
     labels = EXCLUDED.labels, stage = EXCLUDED.stage, approved = EXCLUDED.approved,
     links = EXCLUDED.links, metadata = EXCLUDED.metadata, mcp = EXCLUDED.mcp,
-    agent = EXCLUDED.agent, digest = EXCLUDED.digest,
-    updated_at = EXCLUDED.updated_at"#;
+    agent = EXCLUDED.agent, digest = EXCLUDED.digest, object_name = EXCLUDED.object_name,
+    updated_at = EXCLUDED.updated_at, revision = EXCLUDED.revision"#;
         let built = pg_json_upsert_sql().unwrap();
         assert_eq!(
             squeeze(built).replace("( ", "("),

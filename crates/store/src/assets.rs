@@ -14,6 +14,7 @@ use super::{
     asset_row::{self, RowContent},
     audit::{self, NewAuditEvent},
     entity::asset,
+    feed,
     query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
     scope::Namespace,
 };
@@ -30,8 +31,8 @@ pub struct ApplyOutcome {
     pub audit_events: u64,
 }
 
-/// Rows per multi-row `VALUES` statement: under SQLite's 32,766 bind limit.
-const SQLITE_UPSERT_CHUNK: usize = 1_500;
+/// Rows per multi-row `VALUES` statement: 23 binds a row, under SQLite's 32,766 limit.
+const SQLITE_UPSERT_CHUNK: usize = 1_000;
 /// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
 const PG_JSON_CHUNK: usize = 5_000;
 const DELETE_CHUNK: usize = 1_000;
@@ -42,6 +43,7 @@ pub fn upsert_statement(
     source: &str,
     records: &[&AssetRecord],
     now: DateTime<Utc>,
+    revision: i64,
 ) -> Result<InsertStatement, StoreError> {
     let content: Vec<(String, asset_row::ValueType)> = asset_row::content_columns()
         .map(|c| Ok((asset_row::json_key(c), asset_row::value_type(c)?)))
@@ -51,9 +53,9 @@ pub fn upsert_statement(
         .into_table(asset::Entity)
         .columns(asset_row::insert_columns());
     for record in records {
-        let row = serde_json::to_value(RowContent::of(record))
+        let row = serde_json::to_value(RowContent::of(record, source))
             .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?;
-        let mut values: Vec<SimpleExpr> = Vec::with_capacity(content.len() + 4);
+        let mut values: Vec<SimpleExpr> = Vec::with_capacity(content.len() + 6);
         values.push(namespace.as_str().into());
         values.push(source.into());
         for (key, kind) in &content {
@@ -62,6 +64,8 @@ pub fn upsert_statement(
         }
         values.push(now.into());
         values.push(now.into());
+        values.push(revision.into());
+        values.push(revision.into());
         insert
             .values(values)
             .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
@@ -75,15 +79,16 @@ pub fn upsert_statement(
 }
 
 /// The PostgreSQL upsert: the rows go as one JSON text parameter and `jsonb_to_recordset`
-/// expands them server-side. Four bind parameters whatever the row count, and no per-row
+/// expands them server-side. Five bind parameters whatever the row count, and no per-row
 /// statement text to build or parse.
 fn pg_json_upsert(
     namespace: &Namespace,
     source: &str,
     records: &[&AssetRecord],
     now: DateTime<Utc>,
+    revision: i64,
 ) -> Result<sea_orm::Statement, StoreError> {
-    let rows: Vec<RowContent<'_>> = records.iter().map(|r| RowContent::of(r)).collect();
+    let rows: Vec<RowContent<'_>> = records.iter().map(|r| RowContent::of(r, source)).collect();
     let rows = serde_json::to_string(&rows)
         .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?;
     Ok(sea_orm::Statement::from_sql_and_values(
@@ -94,6 +99,7 @@ fn pg_json_upsert(
             source.into(),
             rows.into(),
             now.into(),
+            revision.into(),
         ],
     ))
 }
@@ -155,6 +161,15 @@ impl Store {
         }
         let now = Utc::now();
         let txn = self.db.begin().await?;
+        // Drawn first and held to commit: see the change feed's ordering (`feed`).
+        let revision = if diff.is_empty() {
+            0
+        } else {
+            feed::draw_revision(&txn, self.backend()).await?
+        };
+        if !diff.removed.is_empty() {
+            feed::write_tombstones(&txn, namespace, source, &diff.removed, revision, now).await?;
+        }
         for chunk in diff.removed.chunks(DELETE_CHUNK) {
             let keys = chunk.iter().map(|r| {
                 (
@@ -185,20 +200,25 @@ impl Store {
             .collect();
         if self.backend() == DatabaseBackend::Postgres {
             for chunk in upserts.chunks(PG_JSON_CHUNK) {
-                txn.execute_raw(pg_json_upsert(namespace, source, chunk, now)?)
+                txn.execute_raw(pg_json_upsert(namespace, source, chunk, now, revision)?)
                     .await?;
             }
         } else {
             for chunk in upserts.chunks(SQLITE_UPSERT_CHUNK) {
-                txn.execute(&upsert_statement(namespace, source, chunk, now)?)
+                txn.execute(&upsert_statement(namespace, source, chunk, now, revision)?)
                     .await?;
             }
         }
         let audit_written = audit::insert_batch(&txn, audit_events).await?;
         if !diff.is_empty() {
-            bump_revision(&txn, self.backend(), namespace).await?;
+            bump_revision(&txn, self.backend(), namespace, revision).await?;
+            feed::compact(&txn, self.backend(), now - self.feed.retention).await?;
+            feed::notify(&txn, self.backend(), namespace, revision).await?;
         }
         txn.commit().await?;
+        if !diff.is_empty() {
+            self.feed.committed(self.backend(), namespace, revision);
+        }
         Ok(ApplyOutcome {
             added: diff.added.len(),
             updated: diff.updated.len(),
@@ -365,26 +385,28 @@ fn ordered(
     select
 }
 
-/// Moves the namespace's catalog revision on, in the transaction that changed its assets.
+/// Sets the namespace's catalog revision to the change feed's `revision`, in the transaction
+/// that changed its assets.
 async fn bump_revision(
     txn: &sea_orm::DatabaseTransaction,
     backend: DatabaseBackend,
     namespace: &Namespace,
+    revision: i64,
 ) -> Result<(), StoreError> {
     let sql = match backend {
         DatabaseBackend::Postgres => {
-            "INSERT INTO catalog_revisions (namespace, revision) VALUES ($1, 1) \
-             ON CONFLICT (namespace) DO UPDATE SET revision = catalog_revisions.revision + 1"
+            "INSERT INTO catalog_revisions (namespace, revision) VALUES ($1, $2) \
+             ON CONFLICT (namespace) DO UPDATE SET revision = EXCLUDED.revision"
         }
         _ => {
-            "INSERT INTO catalog_revisions (namespace, revision) VALUES (?, 1) \
-             ON CONFLICT (namespace) DO UPDATE SET revision = catalog_revisions.revision + 1"
+            "INSERT INTO catalog_revisions (namespace, revision) VALUES (?, ?) \
+             ON CONFLICT (namespace) DO UPDATE SET revision = EXCLUDED.revision"
         }
     };
     txn.execute_raw(sea_orm::Statement::from_sql_and_values(
         backend,
         sql,
-        [namespace.as_str().into()],
+        [namespace.as_str().into(), revision.into()],
     ))
     .await?;
     Ok(())
@@ -491,6 +513,12 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
     }
     if let Some(version) = &query.version {
         out.push(asset::Column::Version.eq(version.as_str()));
+    }
+    if let Some(object_name) = &query.object_name {
+        out.push(asset::Column::ObjectName.eq(object_name.as_str()));
+    }
+    if let Some(namespace) = &query.namespace {
+        out.push(asset::Column::Namespace.eq(namespace.as_str()));
     }
     if !query.stages.is_empty() {
         out.push(asset::Column::Stage.is_in(query.stages.iter().map(String::as_str)));

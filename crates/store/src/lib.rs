@@ -9,6 +9,7 @@ mod asset_row;
 mod assets;
 mod audit;
 pub mod entity;
+mod feed;
 mod migrate;
 mod objects;
 mod query;
@@ -24,6 +25,7 @@ use sea_orm::{
 
 pub use assets::{ApplyOutcome, upsert_statement};
 pub use audit::{AuditQuery, NewAuditEvent, audit_insert_statement};
+pub use feed::{CHANNEL, Change, DEFAULT_RETENTION, FeedCursor, FeedEvent, FeedHead};
 pub use migrate::{MIGRATION_LOCK_KEY, migrate};
 pub use objects::{ObjectRecord, ObjectTable, StoredObject};
 pub use query::{
@@ -56,6 +58,8 @@ pub enum StoreError {
 pub struct StoreOptions {
     pub max_connections: u32,
     pub connect_timeout: Duration,
+    /// How long deletions stay in the change feed for watches to resume through.
+    pub feed_retention: Duration,
 }
 
 impl Default for StoreOptions {
@@ -63,6 +67,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: 16,
             connect_timeout: Duration::from_secs(10),
+            feed_retention: feed::DEFAULT_RETENTION,
         }
     }
 }
@@ -70,6 +75,7 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    feed: std::sync::Arc<feed::Feed>,
 }
 
 /// Opens a pool. Does not migrate; call [`migrate`] first.
@@ -89,7 +95,10 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, St
         db.execute_unprepared("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
             .await?;
     }
-    Ok(Store { db })
+    Ok(Store {
+        db,
+        feed: feed::Feed::new(options.feed_retention),
+    })
 }
 
 impl Store {

@@ -36,6 +36,10 @@ pub struct AssetQuery {
     pub text: Option<String>,
     pub name: Option<String>,
     pub version: Option<String>,
+    /// The asset's object name in the `catalog.curio.dev` API.
+    pub object_name: Option<String>,
+    /// Only this namespace (a field selector's; the scope still bounds it).
+    pub namespace: Option<String>,
 }
 
 /// The order of an asset list. Each is a total order (it ends in `id`), so keyset pages are

@@ -5,7 +5,7 @@ mod token_review;
 
 use async_trait::async_trait;
 
-pub use static_tokens::{StaticTokenError, StaticTokens};
+pub use static_tokens::{StaticTokenError, StaticTokens, entries as token_entries};
 pub use token_review::{TokenReviewAuthenticator, TokenReviewOptions};
 
 use super::identity::UserInfo;

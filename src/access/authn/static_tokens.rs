@@ -61,47 +61,60 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
 impl StaticTokens {
     pub fn parse(text: &str) -> Result<Self, StaticTokenError> {
         let mut users = HashMap::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let fail = |message: String| StaticTokenError::Line {
-                line: i + 1,
-                message,
-            };
-            let fields = csv_fields(line).map_err(fail)?;
-            if fields.len() < 3 {
-                return Err(fail("expected token,user,uid[,\"groups\"]".into()));
-            }
-            let (token, user, uid) = (fields[0].trim(), fields[1].trim(), fields[2].trim());
-            if token.is_empty() || user.is_empty() {
-                return Err(fail("token and user must not be empty".into()));
-            }
-            let groups = fields
-                .get(3)
-                .map(|g| {
-                    g.split(',')
-                        .map(str::trim)
-                        .filter(|g| !g.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let uid = (!uid.is_empty()).then(|| uid.to_owned());
-            if users
-                .insert(
-                    digest(token),
-                    UserInfo::authenticated(user.into(), uid, groups),
-                )
-                .is_some()
-            {
-                return Err(fail("duplicate token".into()));
+        for (line, token, user) in entries(text)? {
+            if users.insert(digest(&token), user).is_some() {
+                return Err(StaticTokenError::Line {
+                    line,
+                    message: "duplicate token".into(),
+                });
             }
         }
         Ok(Self { users })
     }
+}
 
+/// The file's lines as (line number, token, user), in order: the users' own credentials, for a
+/// kubeconfig standalone writes beside its data.
+pub fn entries(text: &str) -> Result<Vec<(usize, String, UserInfo)>, StaticTokenError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fail = |message: String| StaticTokenError::Line {
+            line: i + 1,
+            message,
+        };
+        let fields = csv_fields(line).map_err(fail)?;
+        if fields.len() < 3 {
+            return Err(fail("expected token,user,uid[,\"groups\"]".into()));
+        }
+        let (token, user, uid) = (fields[0].trim(), fields[1].trim(), fields[2].trim());
+        if token.is_empty() || user.is_empty() {
+            return Err(fail("token and user must not be empty".into()));
+        }
+        let groups = fields
+            .get(3)
+            .map(|g| {
+                g.split(',')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let uid = (!uid.is_empty()).then(|| uid.to_owned());
+        out.push((
+            i + 1,
+            token.to_owned(),
+            UserInfo::authenticated(user.into(), uid, groups),
+        ));
+    }
+    Ok(out)
+}
+
+impl StaticTokens {
     pub fn load(path: &Path) -> Result<Self, StaticTokenError> {
         let text = std::fs::read_to_string(path).map_err(|source| StaticTokenError::Read {
             path: path.display().to_string(),

@@ -14,10 +14,14 @@ use super::identity::UserInfo;
 
 pub const API_GROUP: &str = "curio.dev";
 
-/// One access question, always in the `curio.dev` group.
+/// The aggregated API's group: the catalog's assets as Kubernetes objects.
+pub const CATALOG_API_GROUP: &str = "catalog.curio.dev";
+
+/// One access question, in the `curio.dev` group or the aggregated `catalog.curio.dev`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Attributes {
     pub user: UserInfo,
+    pub group: &'static str,
     pub verb: &'static str,
     pub resource: String,
     pub namespace: String,

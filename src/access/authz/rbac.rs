@@ -15,7 +15,7 @@ use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, Subject,
 };
 
-use super::{API_GROUP, Attributes, Authorizer, AuthzError, Decision};
+use super::{Attributes, Authorizer, AuthzError, Decision};
 use crate::access::identity::UserInfo;
 
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +184,7 @@ impl StaticRbac {
         Decision::Deny {
             reason: format!(
                 "no RBAC rule allows {} to {} {}.{} in namespace {}",
-                a.user.username, a.verb, a.resource, API_GROUP, a.namespace
+                a.user.username, a.verb, a.resource, a.group, a.namespace
             ),
         }
     }
@@ -195,7 +195,7 @@ fn contains_or_star(list: Option<&Vec<String>>, value: &str) -> bool {
 }
 
 fn rule_matches(rule: &PolicyRule, a: &Attributes) -> bool {
-    contains_or_star(rule.api_groups.as_ref(), API_GROUP)
+    contains_or_star(rule.api_groups.as_ref(), a.group)
         && contains_or_star(rule.resources.as_ref(), &a.resource)
         && rule.verbs.iter().any(|v| v == "*" || v == a.verb)
         && match rule.resource_names.as_deref() {
@@ -269,6 +269,7 @@ mod tests {
         rbac()
             .decide(&Attributes {
                 user,
+                group: crate::access::authz::API_GROUP,
                 verb,
                 resource: resource.into(),
                 namespace: ns.into(),
@@ -369,6 +370,7 @@ mod tests {
         })).unwrap()).unwrap();
         let attributes = |user| Attributes {
             user,
+            group: crate::access::authz::API_GROUP,
             verb: "list",
             resource: "models".into(),
             namespace: "public".into(),

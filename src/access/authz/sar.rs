@@ -33,8 +33,12 @@ impl SubjectAccessReviewer {
                 groups: Some(user.groups.clone()),
                 extra: (!user.extra.is_empty()).then(|| user.extra.clone().into_iter().collect()),
                 resource_attributes: Some(ResourceAttributes {
-                    group: Some(API_GROUP.into()),
-                    version: Some(crate::crd::VERSION.into()),
+                    group: Some(attributes.group.into()),
+                    version: Some(if attributes.group == API_GROUP {
+                        crate::crd::VERSION.into()
+                    } else {
+                        curio_core::catalog_api::VERSION.into()
+                    }),
                     resource: Some(attributes.resource.clone()),
                     verb: Some(attributes.verb.into()),
                     namespace: Some(attributes.namespace.clone()),

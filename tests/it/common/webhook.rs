@@ -95,6 +95,7 @@ async fn review(
             groups: sar.spec.groups.clone().unwrap_or_default(),
             extra: Default::default(),
         },
+        group: curio::access::authz::API_GROUP,
         verb,
         resource: ra.resource.unwrap_or_default(),
         namespace: ra.namespace.unwrap_or_default(),

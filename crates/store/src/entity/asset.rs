@@ -2,9 +2,9 @@
 //! two together), and a row serializes as the read API's asset: flat camelCase JSON.
 
 use sea_orm::entity::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "assets")]
 #[serde(rename_all = "camelCase")]
 pub struct Model {
@@ -33,10 +33,19 @@ pub struct Model {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<Json>,
     pub digest: String,
+    /// The name of the asset's object in the `catalog.curio.dev` API.
+    #[serde(skip)]
+    pub object_name: String,
     #[serde(serialize_with = "super::rfc3339_seconds")]
     pub created_at: DateTimeUtc,
     #[serde(serialize_with = "super::rfc3339_seconds")]
     pub updated_at: DateTimeUtc,
+    /// The change-feed revision of the row's last write.
+    #[serde(skip)]
+    pub revision: i64,
+    /// The change-feed revision that created the row.
+    #[serde(skip)]
+    pub created_revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
