@@ -21,7 +21,7 @@ async fn migrations_run_twice_are_a_no_op() {
     assert_eq!(count(&store, tables).await, before);
     assert_eq!(
         count(&store, "SELECT count(*) FROM seaql_migrations").await,
-        5
+        6
     );
 }
 
@@ -79,6 +79,12 @@ async fn row_level_security_blocks_a_cross_namespace_raw_select() {
     let (a, b) = (ns("team-a"), ns("team-b"));
     refresh(&store, &a, "src", models("a", 3)).await;
     refresh(&store, &b, "src", models("b", 4)).await;
+    // team-b deletes one: a tombstone in the change feed, as tenant-scoped as the rows.
+    refresh(&store, &b, "src", models("b", 3)).await;
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM asset_tombstones WHERE namespace = 'team-b'").await,
+        1
+    );
 
     let txn = store
         .begin_scoped(&NamespaceScope::single(a.clone()))
@@ -97,7 +103,13 @@ async fn row_level_security_blocks_a_cross_namespace_raw_select() {
         .collect();
     assert_eq!(seen.len(), 3);
     assert!(seen.iter().all(|n| n == "team-a"), "{seen:?}");
-    for table in ["assets", "audit_events", "catalog_sources", "refresh_jobs"] {
+    for table in [
+        "assets",
+        "audit_events",
+        "catalog_sources",
+        "refresh_jobs",
+        "asset_tombstones",
+    ] {
         let row = txn
             .query_one_raw(Statement::from_string(
                 store.backend(),
@@ -141,7 +153,7 @@ async fn row_level_security_blocks_a_cross_namespace_raw_select() {
         .list_assets(&both, &AssetQuery::default(), Default::default(), None, 100)
         .await
         .unwrap();
-    assert_eq!(page.items.len(), 7);
+    assert_eq!(page.items.len(), 6);
 }
 
 #[tokio::test]
@@ -390,4 +402,39 @@ async fn pagination_returns_every_preexisting_row_once_under_concurrent_inserts(
         );
     }
     assert!(seen.values().all(|n| *n == 1), "a row appeared twice");
+}
+
+#[tokio::test]
+async fn the_change_feed_migration_names_rows_written_before_it() {
+    use migrations::MigratorTrait;
+    let url = empty_postgres().await;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    migrations::Migrator::up(&db, Some(5)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO assets (namespace, source, kind, name, version, tags, labels, approved, links,
+                             metadata, digest, created_at, updated_at)
+         VALUES ('team-a', 'hf', 'Model', 'meta-llama/Llama-3.1-8B-Instruct', '3.1', '[]', '{}',
+                 false, '[]', '{}', 'd', now(), now()),
+                ('team-a', 'ibm', 'Model', 'granite', '3.0', '[]', '{}', false, '[]', '{}', 'd',
+                 now(), now())",
+    )
+    .await
+    .unwrap();
+    migrations::Migrator::up(&db, None).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT object_name FROM assets ORDER BY name",
+        ))
+        .await
+        .unwrap();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "object_name").unwrap())
+        .collect();
+    assert_eq!(names[0], "granite.v3-0.ibm");
+    assert!(
+        names[1].starts_with("meta-llama-llama-3-1-8b-instruct.v3-1.hf.x"),
+        "{names:?}"
+    );
 }
