@@ -99,16 +99,20 @@ const ASSET_LIST_PARAMS: &[&str] = &[
     // `resourceVersion` or the `Last-Event-ID` header.
     "watch",
     "resourceVersion",
+    "timeoutSeconds",
 ];
 
 /// `watch=true`: the request asks for the change stream.
 fn watching(params: &RawParams) -> Result<bool, ApiError> {
     match params.get("watch").map(String::as_str) {
         None | Some("false") => {
-            if params.contains_key("resourceVersion") {
-                return Err(ApiError::BadRequest(
-                    "resourceVersion is for watches (watch=true)".into(),
-                ));
+            if let Some(key) = ["resourceVersion", "timeoutSeconds"]
+                .into_iter()
+                .find(|k| params.contains_key(*k))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "{key} is for watches (watch=true)"
+                )));
             }
             Ok(false)
         }

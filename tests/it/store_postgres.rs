@@ -82,7 +82,11 @@ async fn row_level_security_blocks_a_cross_namespace_raw_select() {
     // team-b deletes one: a tombstone in the change feed, as tenant-scoped as the rows.
     refresh(&store, &b, "src", models("b", 3)).await;
     assert_eq!(
-        count(&store, "SELECT count(*) FROM asset_tombstones WHERE namespace = 'team-b'").await,
+        count(
+            &store,
+            "SELECT count(*) FROM asset_tombstones WHERE namespace = 'team-b'"
+        )
+        .await,
         1
     );
 

@@ -421,6 +421,15 @@ pub async fn event_stream(
             ))
         })?),
     };
+    let timeout = match params.get("timeoutSeconds") {
+        None => DEFAULT_WATCH_TIMEOUT,
+        Some(raw) => Duration::from_secs(raw.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "timeoutSeconds must be a whole number, got {raw:?}"
+            ))
+        })?)
+        .min(MAX_WATCH_TIMEOUT),
+    };
     let recheck = {
         let (state, user, namespace, kinds) = (
             state.clone(),
@@ -447,7 +456,7 @@ pub async fn event_stream(
         kinds,
         since,
         bookmarks: Some(state.watch.bookmark),
-        timeout: DEFAULT_WATCH_TIMEOUT,
+        timeout,
         recheck_every: state.watch.recheck,
         recheck,
         stop: state.stop_streams.clone(),

@@ -160,7 +160,9 @@ async fn run(
     let mut cursor = FeedCursor::after(since);
     let deadline = tokio::time::sleep(spec.timeout);
     tokio::pin!(deadline);
-    let mut bookmark = spec.bookmarks.map(tokio::time::interval);
+    let mut bookmark = spec
+        .bookmarks
+        .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
     let mut recheck = tokio::time::interval(spec.recheck_every);
     recheck.tick().await; // the first tick is immediate; the request was just authorized
     let mut scope = match scope_of(&store, &spec.namespaces).await {

@@ -47,7 +47,7 @@ pub fn rbac_documents() -> Vec<Value> {
                           "verbs": ["get", "list", "watch"]}]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
                "metadata": {"name": "curio-models-view"},
-               "rules": [{"apiGroups": ["curio.dev", "catalog.curio.dev"], "resources": ["models"], "verbs": ["get", "list"]}]}),
+               "rules": [{"apiGroups": ["curio.dev", "catalog.curio.dev"], "resources": ["models"], "verbs": ["get", "list", "watch"]}]}),
         binding(
             "team-a",
             "admins",
