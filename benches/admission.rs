@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         webhook::router(handler),
         config,
-        Vec::new(),
+        None,
         std::future::pending(),
     ));
     let http = reqwest::Client::builder()

@@ -11,13 +11,16 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::{conn::auto, graceful::GracefulShutdown},
 };
-use rustls::{RootCertStore, ServerConfig, server::WebPkiClientVerifier};
+use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use crate::access::identity::VerifiedProxy;
+use crate::access::proxy::{
+    AllowedNames, ProxyClientVerifier, ProxyHeaders, ProxyTrust, ProxyTrustError,
+    RequestHeaderConfig,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -48,6 +51,8 @@ pub enum ServeError {
     ClientVerifier(#[from] rustls::server::VerifierBuilderError),
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
+    #[error("TLS configuration: {0}")]
+    ProxyTrust(#[from] ProxyTrustError),
 }
 
 #[derive(Clone, Debug)]
@@ -69,46 +74,69 @@ fn certificates(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, ServeErr
         })
 }
 
-pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, ServeError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?;
-    let builder = match &settings.proxy_client_ca {
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates(ca)? {
-                roots.add(cert)?;
-            }
-            // Ordinary clients present no certificate; a presented one must chain to the CA.
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .allow_unauthenticated()
-                .build()?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
+/// The proxies `settings` trusts by flag (none without `proxy_client_ca`); the cluster's
+/// ConfigMap may add its own later ([`ProxyTrust::set_cluster`]).
+pub fn proxy_trust(settings: &TlsSettings) -> Result<Arc<ProxyTrust>, ServeError> {
+    let flags = match &settings.proxy_client_ca {
+        Some(path) => Some(RequestHeaderConfig {
+            ca_pem: std::fs::read_to_string(path).map_err(|source| ServeError::Read {
+                path: path.clone(),
+                source,
+            })?,
+            allowed: AllowedNames::Listed(settings.proxy_allowed_names.clone()),
+            headers: ProxyHeaders::default(),
+        }),
+        None => None,
     };
+    Ok(ProxyTrust::new(flags)?)
+}
+
+/// The serving certificate from `settings`; client certificates are checked against `trust`.
+pub fn server_config(
+    settings: &TlsSettings,
+    trust: &Arc<ProxyTrust>,
+) -> Result<Arc<ServerConfig>, ServeError> {
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|source| ServeError::Pem {
         path: settings.key.clone(),
         source,
     })?;
-    let mut config = builder.with_single_cert(certificates(&settings.cert)?, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    config_with(certificates(&settings.cert)?, key, trust)
 }
 
-/// The common name of a verified client certificate, if it is one of `allowed`.
-fn proxy_identity(cert: &CertificateDer<'_>, allowed: &[String]) -> Option<VerifiedProxy> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let common_name = parsed
-        .subject()
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_owned();
-    allowed
-        .contains(&common_name)
-        .then_some(VerifiedProxy { common_name })
+/// [`server_config`] for a certificate held in memory (PEM texts).
+pub fn server_config_pem(
+    cert_pem: &str,
+    key_pem: &str,
+    trust: &Arc<ProxyTrust>,
+) -> Result<Arc<ServerConfig>, ServeError> {
+    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| ServeError::PemText {
+            what: "certificate",
+            source,
+        })?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|source| {
+        ServeError::PemText {
+            what: "key",
+            source,
+        }
+    })?;
+    config_with(certs, key, trust)
+}
+
+fn config_with(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    trust: &Arc<ProxyTrust>,
+) -> Result<Arc<ServerConfig>, ServeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        // Ordinary clients present no certificate; a presented one must chain to a proxy CA.
+        .with_client_cert_verifier(ProxyClientVerifier::new(trust.clone()));
+    let mut config = builder.with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Serves plain HTTP until `shutdown` resolves, then drains in-flight requests.
@@ -128,31 +156,24 @@ pub async fn serve_https(
     listener: TcpListener,
     router: Router,
     settings: TlsSettings,
+    trust: Arc<ProxyTrust>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let config = server_config(&settings)?;
-    serve_tls(
-        listener,
-        router,
-        config,
-        settings.proxy_allowed_names,
-        shutdown,
-    )
-    .await
+    let config = server_config(&settings, &trust)?;
+    serve_tls(listener, router, config, Some(trust), shutdown).await
 }
 
 /// Serves HTTPS with `config` until `shutdown` resolves, then drains in-flight connections
-/// (up to 30 s). Client certificates whose common name is in `proxy_allowed_names` mark their
-/// connection as a verified proxy.
+/// (up to 30 s). A client certificate `trust` identifies marks its connection as a verified
+/// proxy.
 pub async fn serve_tls(
     listener: TcpListener,
     router: Router,
     config: Arc<ServerConfig>,
-    proxy_allowed_names: Vec<String>,
+    trust: Option<Arc<ProxyTrust>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let acceptor = TlsAcceptor::from(config);
-    let allowed = Arc::new(proxy_allowed_names);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -168,7 +189,7 @@ pub async fn serve_tls(
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
-        let allowed = allowed.clone();
+        let trust = trust.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
@@ -184,12 +205,10 @@ pub async fn serve_tls(
                     return;
                 }
             };
-            let proxy = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .and_then(|cert| proxy_identity(cert, &allowed));
+            let proxy = match (&trust, tls.get_ref().1.peer_certificates()) {
+                (Some(trust), Some(chain)) => trust.identify(chain),
+                _ => None,
+            };
             let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
                 if let Some(proxy) = &proxy {
                     request.extensions_mut().insert(proxy.clone());

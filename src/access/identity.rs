@@ -43,9 +43,6 @@ impl UserInfo {
     }
 }
 
-/// Set by the TLS server on connections whose client certificate is signed by the proxy CA
-/// and has one of the allowed common names.
-#[derive(Clone, Debug)]
-pub struct VerifiedProxy {
-    pub common_name: String,
-}
+/// Set by the TLS server on connections whose client certificate a trusted proxy CA signed
+/// for an allowed common name (see [`super::proxy`]).
+pub use super::proxy::VerifiedProxy;

@@ -5,3 +5,4 @@ pub mod authn;
 pub mod authz;
 pub mod identity;
 pub mod metrics;
+pub mod proxy;

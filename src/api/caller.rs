@@ -1,7 +1,8 @@
 //! The `Caller` extractor: authenticates every API request before a handler runs.
 //!
 //! Identity comes from a bearer token (checked by the authenticator) or, only on connections
-//! whose TLS client certificate a trusted proxy presented, from `X-Remote-User`/`X-Remote-Group`.
+//! whose TLS client certificate a trusted proxy presented, from the proxy's identity headers
+//! (`X-Remote-User`, `X-Remote-Group`, `X-Remote-Extra-*` unless the cluster names others).
 //! Identity or impersonation headers on any other request are ignored and counted.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
@@ -12,9 +13,6 @@ use crate::access::identity::{UserInfo, VerifiedProxy};
 /// Who is asking (the user's rate bucket already charged; namespaces are charged as they are
 /// authorized, see [`super::charges`]).
 pub struct Caller(pub UserInfo);
-
-const REMOTE_USER: &str = "x-remote-user";
-const REMOTE_GROUP: &str = "x-remote-group";
 
 fn is_identity_header(name: &str) -> bool {
     name.starts_with("x-remote-") || name.starts_with("impersonate-")
@@ -42,31 +40,50 @@ impl FromRequestParts<ApiState> for Caller {
 /// Who is asking: a verified proxy's user, a token's user, or anonymous.
 async fn authenticate(parts: &Parts, state: &ApiState) -> Result<UserInfo, ApiError> {
     let metrics = &state.access_metrics;
-    let from_proxy = parts.extensions.get::<VerifiedProxy>().is_some();
-    if let Some(user) = parts
-        .headers
-        .get(REMOTE_USER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|_| from_proxy)
+    let proxy = parts.extensions.get::<VerifiedProxy>();
+    if let Some(proxy) = proxy
+        && let Some(user) = proxy
+            .headers
+            .username
+            .iter()
+            .find_map(|h| parts.headers.get(h.as_str()))
+            .and_then(|v| v.to_str().ok())
+            .filter(|u| !u.is_empty())
     {
-        {
-            let groups = parts
+        let values = |name: &str| {
+            parts
                 .headers
-                .get_all(REMOTE_GROUP)
+                .get_all(name)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .map(|g| g.trim().to_owned())
                 .filter(|g| !g.is_empty())
-                .collect();
-            metrics.authn("success", "proxy");
-            return Ok(UserInfo::authenticated(user.to_owned(), None, groups));
+                .collect::<Vec<_>>()
+        };
+        let groups = proxy.headers.group.iter().flat_map(|h| values(h)).collect();
+        let mut user = UserInfo::authenticated(user.to_owned(), None, groups);
+        for name in parts.headers.keys() {
+            let name = name.as_str();
+            if let Some(key) = proxy
+                .headers
+                .extra_prefixes
+                .iter()
+                .find_map(|p| name.strip_prefix(p.as_str()))
+                .filter(|k| !k.is_empty())
+            {
+                // Extra keys travel percent-encoded (k8s.io/apiserver's requestheader).
+                let key = percent_decode(key);
+                user.extra.entry(key).or_default().extend(values(name));
+            }
         }
+        metrics.authn("success", "proxy");
+        return Ok(user);
     }
     for name in parts.headers.keys() {
         let name = name.as_str();
         // Impersonation is never honoured; proxy headers only from a verified proxy.
-        if is_identity_header(name) && !(from_proxy && name.starts_with("x-remote-")) {
+        if is_identity_header(name) && !proxy.is_some_and(|p| p.headers.carries(name)) {
             metrics.identity_header_ignored(name);
         }
     }
@@ -103,6 +120,13 @@ async fn authenticate(parts: &Parts, state: &ApiState) -> Result<UserInfo, ApiEr
             ))
         }
     }
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("k={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| text.to_owned())
 }
 
 /// The token of a `Bearer` Authorization value; the scheme is case-insensitive (RFC 9110 §11.1),

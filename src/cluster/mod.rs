@@ -1,6 +1,7 @@
 //! The seam between reconcile logic and wherever the resources live: a Kubernetes cluster, a
 //! folder of manifests (standalone mode), or a test. Reconcilers never call `kube::Api`.
 
+pub mod front_proxy;
 pub mod kubernetes;
 pub mod leader;
 pub mod memory;

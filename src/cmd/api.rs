@@ -73,8 +73,13 @@ pub struct ApiArgs {
     )]
     tls_key: Option<PathBuf>,
     /// Trust X-Remote-User/X-Remote-Group only on connections with a client certificate signed
-    /// by this CA (PEM) and named in --proxy-allowed-names. Needs --tls-cert.
-    #[arg(long, env = "CURIO_PROXY_CLIENT_CA", requires_all = ["tls_cert", "proxy_allowed_names"], value_name = "FILE")]
+    /// by this CA (PEM) and named in --proxy-allowed-names, on the HTTPS listeners.
+    #[arg(
+        long,
+        env = "CURIO_PROXY_CLIENT_CA",
+        requires = "proxy_allowed_names",
+        value_name = "FILE"
+    )]
     proxy_client_ca: Option<PathBuf>,
     /// Common names of the authenticating proxy's client certificates.
     #[arg(
@@ -84,6 +89,14 @@ pub struct ApiArgs {
         value_name = "NAMES"
     )]
     proxy_allowed_names: Vec<String>,
+    /// Also serve HTTPS here, HOST:PORT, for the cluster's aggregation layer (the APIService
+    /// v1alpha1.catalog.curio.dev). With --tls-cert that certificate, else one made at start.
+    #[arg(long, env = "CURIO_API_SECURE_LISTEN", value_name = "HOST:PORT")]
+    secure_listen: Option<std::net::SocketAddr>,
+    /// On the HTTPS listeners, also trust the front proxy the cluster names in
+    /// kube-system/extension-apiserver-authentication (watched for rotation).
+    #[arg(long, env = "CURIO_FRONT_PROXY_FROM_CLUSTER", default_value_t = true, action = clap::ArgAction::Set)]
+    front_proxy_from_cluster: bool,
 }
 
 pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
@@ -148,6 +161,10 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
             stop_streams.cancel();
         }
     };
+    let secure_shutdown = {
+        let stop_streams = stop_streams.clone();
+        async move { stop_streams.cancelled().await }
+    };
     let router = api::router(api::ApiState {
         store,
         authn,
@@ -166,26 +183,67 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    match (args.tls_cert, args.tls_key) {
-        (Some(cert), Some(key)) => {
-            tracing::info!(listen = %args.listen, "serving the API over HTTPS");
-            server::serve_https(
-                listener,
-                router,
-                server::TlsSettings {
-                    cert,
-                    key,
-                    proxy_client_ca: args.proxy_client_ca,
-                    proxy_allowed_names: args.proxy_allowed_names,
-                },
-                shutdown,
-            )
-            .await?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::TlsSettings {
+            cert: cert.clone(),
+            key: key.clone(),
+            proxy_client_ca: args.proxy_client_ca.clone(),
+            proxy_allowed_names: args.proxy_allowed_names.clone(),
+        }),
+        _ => None,
+    };
+    let trust = server::proxy_trust(&server::TlsSettings {
+        cert: PathBuf::new(),
+        key: PathBuf::new(),
+        proxy_client_ca: args.proxy_client_ca.clone(),
+        proxy_allowed_names: args.proxy_allowed_names.clone(),
+    })?;
+    if args.front_proxy_from_cluster && (tls.is_some() || args.secure_listen.is_some()) {
+        match kube_client(&mut cluster).await {
+            Ok(client) => curio::cluster::front_proxy::watch(client, trust.clone()),
+            Err(e) => tracing::warn!(error = %e, "not reading the cluster's front proxy"),
         }
-        _ => {
+    }
+    let secure = match args.secure_listen {
+        Some(address) => {
+            let config = match &tls {
+                Some(settings) => server::server_config(settings, &trust)?,
+                None => {
+                    let names = vec!["localhost".to_owned(), address.ip().to_string()];
+                    let issued = curio::webhook::certs::issue_named(
+                        &names,
+                        chrono::Utc::now(),
+                        "curio-api",
+                    )?;
+                    server::server_config_pem(&issued.cert_pem, &issued.key_pem, &trust)?
+                }
+            };
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("binding {address}"))?;
+            tracing::info!(listen = %address, "serving the API over HTTPS for the aggregation layer");
+            Some(tokio::spawn(server::serve_tls(
+                listener,
+                router.clone(),
+                config,
+                Some(trust.clone()),
+                secure_shutdown,
+            )))
+        }
+        None => None,
+    };
+    match tls {
+        Some(settings) => {
+            tracing::info!(listen = %args.listen, "serving the API over HTTPS");
+            server::serve_https(listener, router, settings, trust, shutdown).await?;
+        }
+        None => {
             tracing::info!(listen = %args.listen, "serving the API over HTTP");
             server::serve_http(listener, router, shutdown).await?;
         }
+    }
+    if let Some(secure) = secure {
+        secure.await.context("the HTTPS server panicked")??;
     }
     metrics.await.context("the metrics server panicked")??;
     Ok(ExitCode::SUCCESS)

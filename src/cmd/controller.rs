@@ -415,7 +415,7 @@ async fn start_webhook(
         listener,
         webhook::router(handler),
         config,
-        Vec::new(),
+        None,
         stopping.cancelled_owned(),
     ))))
 }

@@ -183,12 +183,16 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
         "off" | "" => None,
         address => {
             let (listener, kubeconfig) = https_listener(address, &data_dir, &token_file).await?;
-            let config = server::server_config(&server::TlsSettings {
-                cert: kubeconfig.pki.cert.clone(),
-                key: kubeconfig.pki.key.clone(),
-                proxy_client_ca: None,
-                proxy_allowed_names: Vec::new(),
-            })?;
+            // No authenticating proxy in front of standalone: tokens only.
+            let config = server::server_config(
+                &server::TlsSettings {
+                    cert: kubeconfig.pki.cert.clone(),
+                    key: kubeconfig.pki.key.clone(),
+                    proxy_client_ca: None,
+                    proxy_allowed_names: Vec::new(),
+                },
+                &curio::access::proxy::ProxyTrust::new(None)?,
+            )?;
             let mut stop = stop_rx.clone();
             let router = router.clone();
             Some((
@@ -196,7 +200,7 @@ pub async fn run(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
                     listener,
                     router,
                     config,
-                    Vec::new(),
+                    None,
                     async move {
                         let _ = stop.wait_for(|s| *s).await;
                     },

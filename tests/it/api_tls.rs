@@ -58,6 +58,13 @@ struct Pki {
 }
 
 async fn serve(dir: &Path, pki: &Pki) -> SocketAddr {
+    serve_with_trust(dir, pki).await.0
+}
+
+async fn serve_with_trust(
+    dir: &Path,
+    pki: &Pki,
+) -> (SocketAddr, Arc<curio::access::proxy::ProxyTrust>) {
     let (_, _, cert_pem, key_pem) = leaf(
         &pki.server_ca,
         "curio-api",
@@ -78,12 +85,14 @@ async fn serve(dir: &Path, pki: &Pki) -> SocketAddr {
         proxy_allowed_names: vec!["front-proxy".into()],
     };
     let router = api::router(static_state(store));
+    let trust = server::proxy_trust(&settings).unwrap();
+    let serving = trust.clone();
     tokio::spawn(async move {
-        server::serve_https(listener, router, settings, std::future::pending())
+        server::serve_https(listener, router, settings, serving, std::future::pending())
             .await
             .unwrap();
     });
-    addr
+    (addr, trust)
 }
 
 /// One GET over a fresh TLS connection; the status code, or the connection error.
@@ -203,5 +212,127 @@ async fn identity_headers_count_only_from_a_verified_proxy() {
     assert_eq!(
         get(addr, &pki, client(&pki.proxy_ca, "front-proxy"), path, &[]).await,
         Ok(403)
+    );
+}
+
+/// The cluster's `extension-apiserver-authentication` ConfigMap adds a proxy (its CA, any name
+/// when its list is empty, its own header names) beside the flags' one, and a rotated CA
+/// replaces the old one without a restart.
+#[tokio::test]
+async fn the_clusters_front_proxy_is_trusted_and_follows_rotation() {
+    use curio::cluster::front_proxy;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki {
+        server_ca: ca("server-ca"),
+        proxy_ca: ca("proxy-ca"),
+        other_ca: ca("aggregator-ca"),
+    };
+    let (addr, trust) = serve_with_trust(dir.path(), &pki).await;
+    let configmap = |ca_pem: String| ConfigMap {
+        data: Some(
+            [
+                ("requestheader-client-ca-file".to_owned(), ca_pem),
+                ("requestheader-allowed-names".to_owned(), "[]".to_owned()),
+                (
+                    "requestheader-username-headers".to_owned(),
+                    "[\"X-Auth-User\"]".to_owned(),
+                ),
+                (
+                    "requestheader-group-headers".to_owned(),
+                    "[\"X-Auth-Group\"]".to_owned(),
+                ),
+                (
+                    "requestheader-extra-headers-prefix".to_owned(),
+                    "[\"X-Auth-Extra-\"]".to_owned(),
+                ),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    };
+    front_proxy::apply(&trust, Some(&configmap(pki.other_ca.pem())));
+    let aggregator = || {
+        let (cert, key, _, _) = leaf(
+            &pki.other_ca,
+            "aggregator",
+            vec![],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        Some((cert, key))
+    };
+    let path = "/api/v1/namespaces/team-b/models";
+    assert_eq!(
+        get(addr, &pki, aggregator(), path, &[("X-Auth-User", "bob")]).await,
+        Ok(200),
+        "the cluster's proxy, any name, its header"
+    );
+    assert_eq!(
+        get(addr, &pki, aggregator(), path, &[("X-Remote-User", "bob")]).await,
+        Ok(403),
+        "another source's header name is not this proxy's"
+    );
+    // The flags' proxy still works beside it.
+    let (cert, key, _, _) = leaf(
+        &pki.proxy_ca,
+        "front-proxy",
+        vec![],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    assert_eq!(
+        get(
+            addr,
+            &pki,
+            Some((cert, key)),
+            path,
+            &[("X-Remote-User", "bob")]
+        )
+        .await,
+        Ok(200)
+    );
+    // Rotation: a new CA replaces the old; the old one's certificates fail the handshake.
+    let rotated = ca("aggregator-ca-2");
+    front_proxy::apply(&trust, Some(&configmap(rotated.pem())));
+    assert!(
+        get(addr, &pki, aggregator(), path, &[("X-Auth-User", "bob")])
+            .await
+            .is_err(),
+        "the rotated-out CA is no longer trusted"
+    );
+    let (cert, key, _, _) = leaf(
+        &rotated,
+        "aggregator",
+        vec![],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    assert_eq!(
+        get(
+            addr,
+            &pki,
+            Some((cert, key)),
+            path,
+            &[("X-Auth-User", "bob")]
+        )
+        .await,
+        Ok(200)
+    );
+    // A malformed ConfigMap keeps what was trusted.
+    front_proxy::apply(&trust, Some(&configmap("not a certificate".into())));
+    let (cert, key, _, _) = leaf(
+        &rotated,
+        "aggregator",
+        vec![],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    assert_eq!(
+        get(
+            addr,
+            &pki,
+            Some((cert, key)),
+            path,
+            &[("X-Auth-User", "bob")]
+        )
+        .await,
+        Ok(200)
     );
 }

@@ -173,7 +173,7 @@ pub async fn serve_with_policies(
         listener,
         webhook::router(handler),
         config,
-        Vec::new(),
+        None,
         std::future::pending(),
     ));
     let http = reqwest::Client::builder()
