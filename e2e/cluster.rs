@@ -1597,3 +1597,347 @@ async fn an_mcp_registry_source_syncs_and_each_namespace_serves_a_registry() {
         let _ = namespaces.delete(ns, &DeleteParams::default()).await;
     }
 }
+
+/// `kubectl <args>` as the kubeconfig's identity; (success, stdout, stderr).
+fn kubectl(args: &[&str]) -> (bool, String, String) {
+    let kubectl = env("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let output = Command::new(&kubectl)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {kubectl} (set KUBECTL, or use e2e/run.sh): {e}"));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn inline_models(namespace: &str, name: &str, models: &[(&str, &str)]) -> String {
+    let assets: Vec<serde_json::Value> = models
+        .iter()
+        .map(|(name, version)| {
+            json!({"kind": "Model", "name": name, "version": version,
+                   "displayName": format!("Display {name}"), "provider": "e2e", "license": "apache-2.0"})
+        })
+        .collect();
+    json!({
+        "apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"source": {"inline": {"assets": assets}}}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+#[ignore = "needs a cluster with the aggregation layer's front-proxy flags: run e2e/run.sh"]
+async fn kubectl_reads_the_catalog_through_the_aggregation_layer() {
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
+    let Setup {
+        client,
+        database_url,
+        run,
+    } = setup().await;
+    let (system, team_a) = system_and_team(&client, &database_url, &run, "ka").await;
+    let team_b = format!("e2e-{run}-kb");
+    create_namespace(&client, &team_b).await;
+    let _controller = start_replica(
+        &format!("{run}-k"),
+        &database_url,
+        &system,
+        &[&team_a, &team_b],
+    );
+    let (ok, out) = kubectl_apply(&inline_models(
+        &team_a,
+        "models",
+        &[
+            ("granite-3-8b-instruct", "3.0"),
+            ("meta-llama/Llama-3.1-8B-Instruct", "3.1"),
+        ],
+    ));
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl_apply(&inline_models(
+        &team_b,
+        "models",
+        &[("secret-b-model", "1")],
+    ));
+    assert!(ok, "{out}");
+    wait_ready(&Api::namespaced(client.clone(), &team_a), "models", 2).await;
+    wait_ready(&Api::namespaced(client.clone(), &team_b), "models", 1).await;
+
+    // curio api, out of cluster, serving HTTPS for the aggregator; the APIService reaches it
+    // through an ExternalName Service (localhost).
+    let port = free_port();
+    let _api = Replica {
+        name: format!("{run}-k-api"),
+        child: spawn_curio(
+            &format!("{run}-k-api"),
+            &[
+                "api",
+                "--database-url",
+                &database_url,
+                "--listen",
+                &format!("127.0.0.1:{}", free_port()),
+                "--secure-listen",
+                &format!("127.0.0.1:{port}"),
+            ],
+        ),
+        metrics: String::new(),
+    };
+    let services: Api<Service> = Api::namespaced(client.clone(), &system);
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "curio-api"},
+        "spec": {"type": "ExternalName", "externalName": "localhost"}
+    }))
+    .unwrap();
+    services
+        .create(&PostParams::default(), &service)
+        .await
+        .unwrap();
+    let apiservices: Api<APIService> = Api::all(client.clone());
+    let name = "v1alpha1.catalog.curio.dev";
+    // One APIService per cluster: a leftover from an earlier run is replaced.
+    let _ = apiservices.delete(name, &DeleteParams::default()).await;
+    let apiservice: APIService = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "group": "catalog.curio.dev", "version": "v1alpha1",
+            "service": {"namespace": system, "name": "curio-api", "port": port},
+            "insecureSkipTLSVerify": true,
+            "groupPriorityMinimum": 1000, "versionPriority": 15
+        }
+    }))
+    .unwrap();
+    eventually("the APIService created", || {
+        let (apiservices, apiservice) = (apiservices.clone(), apiservice.clone());
+        async move {
+            apiservices
+                .create(&PostParams::default(), &apiservice)
+                .await
+                .ok()
+        }
+    })
+    .await;
+    eventually("the APIService Available", || {
+        let apiservices = apiservices.clone();
+        async move {
+            let current = apiservices.get(name).await.ok()?;
+            let conditions = current.status?.conditions?;
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+                .then_some(())
+        }
+    })
+    .await;
+
+    // RBAC in the catalog.curio.dev group: alice reads team A; rita reads every namespace.
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let role = format!("curio-e2e-{run}-catalog-view");
+    let (alice, rita) = (format!("e2e-alice-{run}"), format!("e2e-rita-{run}"));
+    roles
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": role},
+                "rules": [{"apiGroups": ["catalog.curio.dev"], "resources": ["models", "mcpservers", "agents"],
+                           "verbs": ["get", "list", "watch"]}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (ok, out) = kubectl_apply(
+        &json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "alice-catalog", "namespace": team_a},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": alice}]})
+        .to_string(),
+    );
+    assert!(ok, "{out}");
+    let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let binding = format!("curio-e2e-{run}-rita");
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": binding},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "User", "name": rita}]
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+
+    // Discovery: kubectl sees the resources.
+    let (ok, resources, err) = kubectl(&["api-resources", "--api-group=catalog.curio.dev"]);
+    assert!(ok, "{err}");
+    eprintln!("kubectl api-resources --api-group=catalog.curio.dev\n{resources}");
+    for plural in ["models", "mcpservers", "agents"] {
+        assert!(resources.contains(plural), "{resources}");
+    }
+    let (ok, can, _) = kubectl(&[
+        "auth",
+        "can-i",
+        "list",
+        "models.catalog.curio.dev",
+        "-n",
+        &team_a,
+        "--as",
+        &alice,
+    ]);
+    assert!(ok && can.trim() == "yes", "{can}");
+
+    // A table with Curio's columns, as alice; -o wide adds more.
+    let (ok, table, err) = kubectl(&["get", "models", "-n", &team_a, "--as", &alice]);
+    assert!(ok, "{err}");
+    eprintln!("kubectl get models -n {team_a}\n{table}");
+    let header = table.lines().next().unwrap_or_default();
+    for column in [
+        "NAME",
+        "DISPLAY NAME",
+        "VERSION",
+        "STAGE",
+        "APPROVED",
+        "SOURCE",
+        "AGE",
+    ] {
+        assert!(header.contains(column), "{table}");
+    }
+    assert!(
+        table.contains("granite-3-8b-instruct.v3-0.models"),
+        "{table}"
+    );
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let (ok, wide, err) = kubectl(&["get", "models", "-n", &team_a, "--as", &alice, "-o", "wide"]);
+    assert!(ok, "{err}");
+    eprintln!("kubectl get models -n {team_a} -o wide\n{wide}");
+    assert!(
+        wide.lines().next().unwrap_or_default().contains("ASSET"),
+        "{wide}"
+    );
+    assert!(wide.contains("meta-llama/Llama-3.1-8B-Instruct"), "{wide}");
+
+    // yaml and json, the original name by field selector.
+    let (ok, yaml, err) = kubectl(&[
+        "get",
+        "model",
+        "granite-3-8b-instruct.v3-0.models",
+        "-n",
+        &team_a,
+        "--as",
+        &alice,
+        "-o",
+        "yaml",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        yaml.contains("kind: Model") && yaml.contains("name: granite-3-8b-instruct"),
+        "{yaml}"
+    );
+    let (ok, json_out, err) = kubectl(&[
+        "get",
+        "models",
+        "-n",
+        &team_a,
+        "--as",
+        &alice,
+        "-o",
+        "json",
+        "--field-selector",
+        "spec.name=meta-llama/Llama-3.1-8B-Instruct",
+    ]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{json_out}");
+    assert_eq!(list["items"][0]["spec"]["version"], "3.1");
+
+    // Another team's namespace: Forbidden. A cluster-wide reader sees both with -A.
+    let (ok, _, err) = kubectl(&["get", "models", "-n", &team_b, "--as", &alice]);
+    assert!(!ok && err.contains("Forbidden"), "{err}");
+    let (ok, all, err) = kubectl(&["get", "models", "-A", "--as", &rita]);
+    assert!(ok, "{err}");
+    assert!(all.contains(&team_a) && all.contains(&team_b), "{all}");
+    let (ok, _, err) = kubectl(&["get", "models", "-A", "--as", &alice]);
+    assert!(!ok && err.contains("Forbidden"), "{err}");
+
+    // explain, from the group's OpenAPI.
+    let (ok, explained, err) = kubectl(&["explain", "models.spec"]);
+    assert!(ok, "{err}");
+    assert!(explained.contains("displayName"), "{explained}");
+
+    // get -w sees an edit of the CatalogSource within 5 s.
+    let kubectl_bin = env("KUBECTL").unwrap_or_else(|| "kubectl".into());
+    let mut watch = Command::new(&kubectl_bin)
+        .args([
+            "get",
+            "models",
+            "-n",
+            &team_a,
+            "--as",
+            &alice,
+            "-w",
+            "--output-watch-events",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The initial listing first.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(200))
+            && line.contains("granite-3-8b-instruct")
+        {
+            break;
+        }
+    }
+    let (ok, out) = kubectl_apply(&inline_models(
+        &team_a,
+        "models",
+        &[
+            ("granite-3-8b-instruct", "3.0"),
+            ("meta-llama/Llama-3.1-8B-Instruct", "3.1"),
+            ("phi-4", "1"),
+        ],
+    ));
+    assert!(ok, "{out}");
+    let edited = Instant::now();
+    let seen = loop {
+        match lines_rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains("phi-4.v1.models") => break Some(line),
+            _ if edited.elapsed() > Duration::from_secs(5) => break None,
+            _ => {}
+        }
+    };
+    let _ = watch.kill();
+    let seen = seen.expect("kubectl get -w shows the added model within 5 s");
+    assert!(seen.starts_with("ADDED"), "{seen}");
+    eprintln!(
+        "kubectl get -w saw the edit after {:?}: {seen}",
+        edited.elapsed()
+    );
+
+    let _ = apiservices.delete(name, &DeleteParams::default()).await;
+    let _ = bindings.delete(&binding, &DeleteParams::default()).await;
+    let _ = roles.delete(&role, &DeleteParams::default()).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [&system, &team_a, &team_b] {
+        let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    }
+}

