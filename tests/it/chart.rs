@@ -354,13 +354,28 @@ fn the_controller_is_granted_nothing_beyond_its_list() {
                 "{binding}"
             );
         }
-        // No other role in the chart is bound to anything.
+        // No other role in the chart is bound to anything; besides its own, the built-in
+        // roles every extension API server is bound to (the aggregated API is on by default).
         let bound: BTreeSet<&str> = of_kind(&docs, "ClusterRoleBinding")
             .into_iter()
             .chain(of_kind(&docs, "RoleBinding"))
             .map(|b| b["roleRef"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(bound, BTreeSet::from(["curio-controller"]));
+        assert_eq!(
+            bound,
+            BTreeSet::from([
+                "curio-controller",
+                "system:auth-delegator",
+                "extension-apiserver-authentication-reader"
+            ])
+        );
+        let reader = named(
+            &docs,
+            "RoleBinding",
+            "curio-extension-apiserver-authentication-reader",
+        );
+        assert_eq!(reader["metadata"]["namespace"], "kube-system");
+        assert_eq!(reader["roleRef"]["kind"], "Role");
         // The migration Job has no Kubernetes credentials at all.
         let job = named(&docs, "Job", "curio-migrate");
         assert_eq!(
@@ -426,6 +441,64 @@ fn aggregated_roles_carry_their_labels_and_verbs() {
             "{role:?}"
         );
     }
+}
+
+#[test]
+fn the_apiservice_reaches_the_api_containers_https_port() {
+    let (_, docs) = render(None);
+    let apiservice = named(&docs, "APIService", "v1alpha1.catalog.curio.dev");
+    assert_eq!(apiservice["spec"]["group"], "catalog.curio.dev");
+    let service_name = apiservice["spec"]["service"]["name"].as_str().unwrap();
+    assert_eq!(apiservice["spec"]["service"]["namespace"], "curio-system");
+    let service = named(&docs, "Service", service_name);
+    let port = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == apiservice["spec"]["service"]["port"])
+        .expect("the Service has the APIService's port");
+    let target = port["targetPort"].as_str().unwrap();
+    let deployment = named(&docs, "Deployment", "curio");
+    let api = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "api")
+        .unwrap();
+    let container_port = api["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == target)
+        .expect("the container names the target port");
+    let listen = format!(
+        "--secure-listen=0.0.0.0:{}",
+        container_port["containerPort"]
+    );
+    assert!(
+        api["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == &json!(listen)),
+        "{api}"
+    );
+    // The chart's view role reads the new group.
+    let view = grants(named(&docs, "ClusterRole", "curio-view"));
+    assert!(view.contains(&(
+        "catalog.curio.dev".into(),
+        "models".into(),
+        "watch".into(),
+        "*".into()
+    )));
+    // Off: no APIService, no HTTPS listener, no extension-apiserver bindings.
+    let dir = tempfile::tempdir().unwrap();
+    let off = dir.path().join("off.yaml");
+    std::fs::write(&off, "aggregatedApi: {enabled: false}\n").unwrap();
+    let (text, docs) = render(Some(&off));
+    assert!(of_kind(&docs, "APIService").is_empty());
+    assert!(!text.contains("--secure-listen"));
+    assert!(!text.contains("system:auth-delegator"));
 }
 
 #[test]
@@ -542,6 +615,11 @@ fn discovery() -> BTreeMap<String, Value> {
                 resource("jobs", "Job", true),
                 resource("cronjobs", "CronJob", true),
             ],
+        ),
+        (
+            "apiregistration.k8s.io",
+            "v1",
+            vec![resource("apiservices", "APIService", false)],
         ),
         (
             "policy",

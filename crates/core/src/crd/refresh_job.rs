@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 #[x_kube(validation = Rule::new("self == oldSelf").message("spec is immutable"))]
 #[x_kube(validation = Rule::new("has(self.sourceRef) != has(self.selector)").message("exactly one of sourceRef or selector must be set"))]
 pub struct RefreshJobSpec {
+    /// The CatalogSource, in this namespace, to refresh (or give a selector).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_ref: Option<SourceRef>,
     /// Refresh every CatalogSource of the namespace whose labels match.
@@ -67,8 +68,10 @@ pub struct RefreshJobSpec {
     pub ttl_seconds_after_finished: Option<i32>,
 }
 
+/// A CatalogSource in the job's namespace, by name.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct SourceRef {
+    /// The CatalogSource's name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
