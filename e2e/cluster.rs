@@ -1951,6 +1951,7 @@ async fn kubectl_reads_the_catalog_through_the_aggregation_layer() {
         }
     };
     let _ = watch.kill();
+    let _ = watch.wait();
     let seen = seen.expect("kubectl get -w shows the added model within 5 s");
     assert!(seen.starts_with("ADDED"), "{seen}");
     eprintln!(
