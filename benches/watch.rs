@@ -1,0 +1,226 @@
+//! Watches of the aggregated API against a separate `curio api` process on the real
+//! PostgreSQL, fed by this process's writes through LISTEN/NOTIFY (the controller writes, the
+//! API serves). Prints one `name: value unit` line per figure.
+//!
+//!     cargo bench --bench watch
+//!
+//! `watch_event_latency_p99_ms`: 100 watchers across 10 namespaces (10 each); 60 writes, one
+//! namespace at a time, 50 ms apart, each adding one model; from the moment the write starts
+//! (so its own transaction is included: conservative) to each of that namespace's 10 watchers
+//! reading the event. `watch_idle_memory_kib_per_stream`: the API process's resident memory
+//! before and after 1,000 more watches that receive nothing, divided by 1,000 (client
+//! connections are in this process, not counted).
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use curio::{
+    catalog::{AssetKind, AssetRecord, diff},
+    store::{Namespace, Store},
+};
+use curio_core::fixtures::asset;
+use support::{BenchDatabase, percentile};
+
+const NAMESPACES: usize = 10;
+const WATCHERS_PER_NAMESPACE: usize = 10;
+const WRITES: usize = 60;
+const IDLE_STREAMS: usize = 1_000;
+
+fn namespace(i: usize) -> Namespace {
+    Namespace::new(format!("bench-{i}")).expect("a valid namespace")
+}
+
+async fn write(store: &Store, ns: &Namespace, names: &[String]) -> anyhow::Result<()> {
+    let desired: Vec<AssetRecord> = names
+        .iter()
+        .map(|n| AssetRecord::from_asset(asset(AssetKind::Model, n, "1")))
+        .collect();
+    let stored = store.source_digests(ns, "bench").await?;
+    let changes = diff(&stored, desired);
+    store.apply_refresh(ns, "bench", &changes, &[]).await?;
+    Ok(())
+}
+
+fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS in /proc/<pid>/status")
+}
+
+struct Api {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn start_api(url: &str, dir: &std::path::Path) -> anyhow::Result<Api> {
+    std::fs::write(dir.join("tokens.csv"), "bench-token,bench,1,\"readers\"\n")?;
+    let rbac = dir.join("rbac");
+    std::fs::create_dir_all(&rbac)?;
+    std::fs::write(
+        rbac.join("rbac.yaml"),
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n\
+         rules: [{apiGroups: [catalog.curio.dev], resources: [models], verbs: [get, list, watch]}]\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: readers}\n\
+         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\n\
+         subjects: [{kind: Group, name: readers}]\n",
+    )?;
+    let port = free_port()?;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args(["api", "--database-url", url, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--metrics-address", "127.0.0.1:0", "--token-file"])
+        .arg(dir.join("tokens.csv"))
+        .arg("--rbac-manifests")
+        .arg(&rbac)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting curio api")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(Api { child, base });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("curio api did not become ready")
+}
+
+/// Opens a watch and hands each event's object name to `seen` as it arrives.
+async fn watch(
+    http: reqwest::Client,
+    url: String,
+    seen: impl Fn(&str) + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut response = http.get(&url).bearer_auth("bench-token").send().await?;
+    anyhow::ensure!(response.status().is_success(), "{url}: {}", response.status());
+    tokio::spawn(async move {
+        let mut buffer = Vec::new();
+        while let Ok(Some(chunk)) = response.chunk().await {
+            buffer.extend_from_slice(&chunk);
+            while let Some(at) = buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=at).collect();
+                if let Ok(event) = serde_json::from_slice::<serde_json::Value>(&line)
+                    && let Some(name) = event["object"]["metadata"]["name"].as_str()
+                {
+                    seen(name);
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let db = BenchDatabase::create("curio_bench_watch").await?;
+    let store = db.connect(8).await?;
+    let mut catalogs: Vec<Vec<String>> = Vec::new();
+    for i in 0..NAMESPACES {
+        let names: Vec<String> = (0..10).map(|j| format!("seed-{i}-{j}")).collect();
+        write(&store, &namespace(i), &names).await?;
+        catalogs.push(names);
+    }
+    let dir = tempfile::tempdir()?;
+    let api = start_api(&db.url, dir.path()).await?;
+    let head = store.feed_head().await?.revision;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
+
+    // When each write started, by the object name it adds; and the samples.
+    let started: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let samples: Arc<Mutex<Vec<f64>>> = Arc::default();
+    for i in 0..NAMESPACES {
+        for _ in 0..WATCHERS_PER_NAMESPACE {
+            let (started, samples) = (started.clone(), samples.clone());
+            let url = format!(
+                "{}/apis/catalog.curio.dev/v1alpha1/namespaces/bench-{i}/models?watch=true&resourceVersion={head}",
+                api.base
+            );
+            watch(http.clone(), url, move |name| {
+                let at = started.lock().map(|s| s.get(name).copied()).ok().flatten();
+                if let Some(at) = at
+                    && let Ok(mut samples) = samples.lock()
+                {
+                    samples.push(at.elapsed().as_secs_f64() * 1000.0);
+                }
+            })
+            .await?;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for w in 0..WRITES {
+        let i = w % NAMESPACES;
+        let name = format!("added-{w}");
+        catalogs[i].push(name.clone());
+        // The object name the watchers will see (plain: name.v1.source).
+        if let Ok(mut started) = started.lock() {
+            started.insert(format!("{name}.v1.bench"), Instant::now());
+        }
+        write(&store, &namespace(i), &catalogs[i]).await?;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut latencies = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    latencies.sort_by(f64::total_cmp);
+    let expected = WRITES * WATCHERS_PER_NAMESPACE;
+    println!("watch_events_received: {} of {expected}", latencies.len());
+    println!(
+        "watch_event_latency_p50_ms: {:.1} ms",
+        percentile(&latencies, 0.5)
+    );
+    println!(
+        "watch_event_latency_p99_ms: {:.1} ms",
+        percentile(&latencies, 0.99)
+    );
+
+    // Idle streams: what each costs the API process.
+    let pid = api.child.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = resident_kib(pid)?;
+    let head = store.feed_head().await?.revision;
+    for k in 0..IDLE_STREAMS {
+        let url = format!(
+            "{}/apis/catalog.curio.dev/v1alpha1/namespaces/idle-{}/models?watch=true&resourceVersion={head}",
+            api.base,
+            k % 50
+        );
+        watch(http.clone(), url, |_| {}).await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = resident_kib(pid)?;
+    println!(
+        "watch_idle_memory_kib_per_stream: {:.1} KiB ({} KiB before, {} KiB after {IDLE_STREAMS} streams)",
+        (after.saturating_sub(before)) as f64 / IDLE_STREAMS as f64,
+        before,
+        after
+    );
+    drop(api);
+    db.drop_now().await?;
+    Ok(())
+}
