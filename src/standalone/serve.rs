@@ -42,6 +42,32 @@ async fn file(State(root): State<PathBuf>, UrlPath(path): UrlPath<String>) -> Re
     }
 }
 
+/// The first user who may list models (in `group`) in one of `namespaces` and not in
+/// another, with the two namespaces: the banner's example of both answers.
+fn user_allowed_and_denied<'a>(
+    tokens: &StaticTokens,
+    rbac: &StaticRbac,
+    group: &'static str,
+    namespaces: &'a [String],
+) -> Option<(crate::access::identity::UserInfo, &'a String, &'a String)> {
+    let may_list = |user: &crate::access::identity::UserInfo, namespace: &str| {
+        rbac.decide(&Attributes {
+            user: user.clone(),
+            group,
+            verb: "list",
+            resource: "models".into(),
+            namespace: namespace.into(),
+            name: None,
+        })
+        .allowed()
+    };
+    tokens.users().into_iter().find_map(|user| {
+        let allowed = namespaces.iter().find(|ns| may_list(&user, ns))?;
+        let denied = namespaces.iter().find(|ns| !may_list(&user, ns))?;
+        Some((user, allowed, denied))
+    })
+}
+
 /// Three curl commands that show a list, a get and a 403, chosen from the tokens and RBAC.
 pub fn try_commands(
     base: &str,
@@ -51,44 +77,30 @@ pub fn try_commands(
     namespaces: &[String],
     model_in: impl Fn(&str) -> Option<String>,
 ) -> Vec<String> {
-    let may_list = |user: &crate::access::identity::UserInfo, namespace: &str| {
-        rbac.decide(&Attributes {
-            user: user.clone(),
-            group: crate::access::authz::API_GROUP,
-            verb: "list",
-            resource: "models".into(),
-            namespace: namespace.into(),
-            name: None,
-        })
-        .allowed()
+    let Some((user, allowed, denied)) =
+        user_allowed_and_denied(tokens, rbac, crate::access::authz::API_GROUP, namespaces)
+    else {
+        return Vec::new();
     };
-    for user in tokens.users() {
-        let allowed = namespaces.iter().find(|ns| may_list(&user, ns));
-        let denied = namespaces.iter().find(|ns| !may_list(&user, ns));
-        let (Some(allowed), Some(denied)) = (allowed, denied) else {
-            continue;
-        };
-        let auth = format!(
-            "-H \"Authorization: Bearer $(awk -F, '$2==\"{}\"{{print $1}}' {})\"",
-            user.username,
-            token_file.display()
-        );
-        let mut commands = vec![format!(
-            "curl -s {auth} {base}/api/v1/namespaces/{allowed}/models    # {} lists {allowed}'s models",
-            user.username
-        )];
-        if let Some(model) = model_in(allowed) {
-            commands.push(format!(
-                "curl -s {auth} {base}/api/v1/namespaces/{allowed}/models/{model}"
-            ));
-        }
+    let auth = format!(
+        "-H \"Authorization: Bearer $(awk -F, '$2==\"{}\"{{print $1}}' {})\"",
+        user.username,
+        token_file.display()
+    );
+    let mut commands = vec![format!(
+        "curl -s {auth} {base}/api/v1/namespaces/{allowed}/models    # {} lists {allowed}'s models",
+        user.username
+    )];
+    if let Some(model) = model_in(allowed) {
         commands.push(format!(
-            "curl -s {auth} {base}/api/v1/namespaces/{denied}/models    # 403: {} may not read {denied}",
-            user.username
+            "curl -s {auth} {base}/api/v1/namespaces/{allowed}/models/{model}"
         ));
-        return commands;
     }
-    Vec::new()
+    commands.push(format!(
+        "curl -s {auth} {base}/api/v1/namespaces/{denied}/models    # 403: {} may not read {denied}",
+        user.username
+    ));
+    commands
 }
 
 /// kubectl commands for the banner: a user who may list models in one namespace and not in
@@ -99,38 +111,27 @@ pub fn kubectl_commands(
     rbac: &StaticRbac,
     namespaces: &[String],
 ) -> Vec<String> {
-    let may_list = |user: &crate::access::identity::UserInfo, namespace: &str| {
-        rbac.decide(&Attributes {
-            user: user.clone(),
-            group: crate::access::authz::CATALOG_API_GROUP,
-            verb: "list",
-            resource: "models".into(),
-            namespace: namespace.into(),
-            name: None,
-        })
-        .allowed()
+    let Some((user, allowed, denied)) = user_allowed_and_denied(
+        tokens,
+        rbac,
+        crate::access::authz::CATALOG_API_GROUP,
+        namespaces,
+    ) else {
+        return Vec::new();
     };
-    for user in tokens.users() {
-        let allowed = namespaces.iter().find(|ns| may_list(&user, ns));
-        let denied = namespaces.iter().find(|ns| !may_list(&user, ns));
-        let (Some(allowed), Some(denied)) = (allowed, denied) else {
-            continue;
-        };
-        let kubectl = format!(
-            "kubectl --kubeconfig {} --user {}",
-            kubeconfig.display(),
+    let kubectl = format!(
+        "kubectl --kubeconfig {} --user {}",
+        kubeconfig.display(),
+        user.username
+    );
+    vec![
+        format!("{kubectl} get models -n {allowed}"),
+        format!("{kubectl} get catalog -n {allowed} -o wide"),
+        format!(
+            "{kubectl} get models -n {denied}    # Forbidden: {} may not read {denied}",
             user.username
-        );
-        return vec![
-            format!("{kubectl} get models -n {allowed}"),
-            format!("{kubectl} get catalog -n {allowed} -o wide"),
-            format!(
-                "{kubectl} get models -n {denied}    # Forbidden: {} may not read {denied}",
-                user.username
-            ),
-        ];
-    }
-    Vec::new()
+        ),
+    ]
 }
 
 #[cfg(test)]

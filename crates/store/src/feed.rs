@@ -32,6 +32,16 @@ pub const CHANNEL: &str = "curio_catalog";
 /// How long tombstones are kept by default: a watch may resume from this far back.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(3600);
 const TOMBSTONE_CHUNK: usize = 1_000;
+/// The columns a tombstone is written with (and read back with, after its `id`).
+const TOMBSTONE_COLUMNS: [&str; 7] = [
+    "namespace",
+    "source",
+    "kind",
+    "object_name",
+    "revision",
+    "content",
+    "deleted_at",
+];
 
 /// A committed write: in `namespace` (`None`: anywhere, after a lost notification
 /// connection), at `revision`.
@@ -135,18 +145,9 @@ pub(crate) async fn write_tombstones(
 ) -> Result<(), StoreError> {
     for chunk in removed.chunks(TOMBSTONE_CHUNK) {
         let mut insert = Query::insert();
-        insert.into_table(Alias::new("asset_tombstones")).columns(
-            [
-                "namespace",
-                "source",
-                "kind",
-                "object_name",
-                "revision",
-                "content",
-                "deleted_at",
-            ]
-            .map(Alias::new),
-        );
+        insert
+            .into_table(Alias::new("asset_tombstones"))
+            .columns(TOMBSTONE_COLUMNS.map(Alias::new));
         for removal in chunk {
             let key = &removal.key;
             let object_name = names::object_name(source, &key.name, &key.version);
@@ -329,19 +330,8 @@ impl Store {
             .all(&txn)
             .await?;
         let tombstones = Query::select()
-            .columns(
-                [
-                    "id",
-                    "namespace",
-                    "source",
-                    "kind",
-                    "object_name",
-                    "revision",
-                    "content",
-                    "deleted_at",
-                ]
-                .map(Alias::new),
-            )
+            .column(Alias::new("id"))
+            .columns(TOMBSTONE_COLUMNS.map(Alias::new))
             .from(Alias::new("asset_tombstones"))
             .and_where(Expr::col(Alias::new("namespace")).is_in(namespaces.iter().copied()))
             .and_where(Expr::col(Alias::new("kind")).is_in(kind_names.iter().copied()))

@@ -171,6 +171,33 @@ async fn list_all_namespaces(
     list_or_watch(state, user, resource, None, params, headers).await
 }
 
+/// `timeoutSeconds`: how long a watch runs.
+fn watch_timeout(params: &RawParams) -> Result<Duration, ApiError> {
+    match params.get("timeoutSeconds") {
+        None => Ok(DEFAULT_WATCH_TIMEOUT),
+        Some(raw) => Ok(Duration::from_secs(raw.parse::<u64>().map_err(|_| {
+            ApiError::BadRequest(format!(
+                "timeoutSeconds must be a whole number, got {raw:?}"
+            ))
+        })?)
+        .min(MAX_WATCH_TIMEOUT)),
+    }
+}
+
+/// Where a watch resumes: after this revision; `None` (absent, empty or `0`) starts with the
+/// current objects.
+fn revision(raw: Option<&str>, what: &str) -> Result<Option<i64>, ApiError> {
+    match raw {
+        None | Some("") | Some("0") => Ok(None),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest(format!("{what} must be a revision, got {raw:?}"))),
+    }
+}
+
 fn flag(params: &RawParams, key: &str) -> Result<bool, ApiError> {
     match params.get(key).map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
@@ -289,21 +316,11 @@ async fn watch_response(
     table: bool,
     include: IncludeObject,
 ) -> Result<Response, ApiError> {
-    let since = match params.get("resourceVersion").map(String::as_str) {
-        None | Some("") | Some("0") => None,
-        Some(raw) => Some(raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::BadRequest(format!("resourceVersion must be a revision, got {raw:?}"))
-        })?),
-    };
-    let timeout = match params.get("timeoutSeconds") {
-        None => DEFAULT_WATCH_TIMEOUT,
-        Some(raw) => Duration::from_secs(raw.parse::<u64>().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "timeoutSeconds must be a whole number, got {raw:?}"
-            ))
-        })?)
-        .min(MAX_WATCH_TIMEOUT),
-    };
+    let since = revision(
+        params.get("resourceVersion").map(String::as_str),
+        "resourceVersion",
+    )?;
+    let timeout = watch_timeout(params)?;
     let bookmarks = flag(params, "allowWatchBookmarks")?.then_some(state.watch.bookmark);
     let recheck = {
         let (state, user, namespace) = (state.clone(), user.clone(), namespace.clone());
@@ -413,23 +430,8 @@ pub async fn event_stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .or(params.get("resourceVersion").map(String::as_str));
-    let since = match resume {
-        None | Some("") | Some("0") => None,
-        Some(raw) => Some(raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "Last-Event-ID (or resourceVersion) must be a revision, got {raw:?}"
-            ))
-        })?),
-    };
-    let timeout = match params.get("timeoutSeconds") {
-        None => DEFAULT_WATCH_TIMEOUT,
-        Some(raw) => Duration::from_secs(raw.parse::<u64>().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "timeoutSeconds must be a whole number, got {raw:?}"
-            ))
-        })?)
-        .min(MAX_WATCH_TIMEOUT),
-    };
+    let since = revision(resume, "Last-Event-ID (or resourceVersion)")?;
+    let timeout = watch_timeout(params)?;
     let recheck = {
         let (state, user, namespace, kinds) = (
             state.clone(),
