@@ -619,3 +619,69 @@ async fn server_sent_events_resume_with_last_event_id() {
         .await;
     assert_eq!(code, 403);
 }
+
+/// `kubectl get models -A -w` as a cluster-wide reader: changes in every namespace, including one
+/// that had no catalog data when the watch began.
+#[tokio::test]
+async fn a_cluster_wide_watch_follows_every_namespace_even_new_ones() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(state(store.clone())).await);
+    let (_, list) = client
+        .get(Some("rita-token"), &format!("{BASE}/models"), &[])
+        .await;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut watch = Lines::open(
+        &client,
+        "rita-token",
+        &format!("{BASE}/models?watch=true&resourceVersion={rv}"),
+        &[],
+    )
+    .await;
+    refresh(
+        &store,
+        &ns("team-c"),
+        "src",
+        vec![record(AssetKind::Model, "brand-new", "1")],
+    )
+    .await;
+    let event = watch.change().await;
+    assert_eq!(summary(&event), ("ADDED".into(), "brand-new.v1.src".into()));
+    assert_eq!(event["object"]["metadata"]["namespace"], "team-c");
+    refresh(
+        &store,
+        &ns("team-b"),
+        "src-inline",
+        vec![record(AssetKind::Model, "granite-team-b", "1")],
+    )
+    .await;
+    let event = watch.change().await;
+    assert_eq!(
+        summary(&event),
+        ("DELETED".into(), "llama-team-b.v3-1.src-inline".into())
+    );
+    // The MCP server and the agent team-b lost in that write are not this watch's: the next
+    // event is the next model.
+    refresh(
+        &store,
+        &ns("team-a"),
+        "src-inline",
+        vec![
+            record(AssetKind::Model, "granite-team-a", "1"),
+            record(AssetKind::Model, "llama-team-a", "3.1"),
+            record(AssetKind::Model, "phi-4", "1"),
+            record(AssetKind::McpServer, "github-team-a", "1"),
+            record(AssetKind::Agent, "triage-team-a", "1"),
+        ],
+    )
+    .await;
+    let event = watch.change().await;
+    assert_eq!(
+        summary(&event),
+        ("ADDED".into(), "phi-4.v1.src-inline".into())
+    );
+    assert_eq!(event["object"]["metadata"]["namespace"], "team-a");
+}
