@@ -254,10 +254,27 @@ async fn run(
                         }
                     }
                     Ok(Change { namespace: None, .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        match Box::pin(store.feed_head()).await {
-                            Ok(head) => target = target.max(head.revision),
-                            Err(e) => {
+                        // Some commits went unheard (a lost LISTEN connection, or this stream
+                        // fell behind): take the head, and for every-namespace streams the
+                        // namespaces again, since an unheard commit may have made one.
+                        let head = Box::pin(store.feed_head()).await;
+                        let rescoped = match spec.namespaces {
+                            Namespaces::All => Box::pin(scope_of(&store, &spec.namespaces)).await.map(Some),
+                            Namespaces::Fixed(_) => Ok(None),
+                        };
+                        match (head, rescoped) {
+                            (Ok(head), Ok(rescoped)) => {
+                                target = target.max(head.revision);
+                                if let Some(rescoped) = rescoped {
+                                    scope = rescoped;
+                                }
+                            }
+                            (Err(e), _) => {
                                 let _ = sender.send(encoder.error(&ApiError::from(e))).await;
+                                return;
+                            }
+                            (_, Err(e)) => {
+                                let _ = sender.send(encoder.error(&e)).await;
                                 return;
                             }
                         }
