@@ -245,19 +245,7 @@ async fn list_or_watch(
         )
         .await;
     }
-    let scope = match &namespace {
-        Some(ns) => Some(NamespaceScope::single(ns.clone())),
-        None => {
-            let names: Vec<Namespace> = state
-                .store
-                .catalog_namespaces()
-                .await?
-                .into_iter()
-                .filter_map(|n| Namespace::new(n).ok())
-                .collect();
-            NamespaceScope::new(names).ok()
-        }
-    };
+    let scope = watch::scope_of(&state.store, &watch::Namespaces::of(namespace.clone())).await?;
     let limit = match params.get("limit").map(String::as_str) {
         None | Some("0") => params::MAX_LIMIT,
         Some(_) => params::limit(&params)?.min(params::MAX_LIMIT),
@@ -342,10 +330,7 @@ async fn watch_response(
         }) as watch::Recheck
     };
     let spec = watch::WatchSpec {
-        namespaces: match namespace {
-            Some(ns) => watch::Namespaces::Fixed(NamespaceScope::single(ns)),
-            None => watch::Namespaces::All,
-        },
+        namespaces: watch::Namespaces::of(namespace),
         kinds: vec![resource.kind],
         since,
         bookmarks,

@@ -127,7 +127,18 @@ fn tokio_stream_from(
     .fuse()
 }
 
-async fn scope_of(
+impl Namespaces {
+    /// One namespace, or (for a cluster-scope request) all of them.
+    pub fn of(namespace: Option<Namespace>) -> Self {
+        match namespace {
+            Some(ns) => Self::Fixed(NamespaceScope::single(ns)),
+            None => Self::All,
+        }
+    }
+}
+
+/// The namespaces a request reads now; `None` when there is no catalog data anywhere.
+pub async fn scope_of(
     store: &Store,
     namespaces: &Namespaces,
 ) -> Result<Option<NamespaceScope>, ApiError> {
