@@ -143,3 +143,66 @@ pub async fn require_some_kind(
     }
     Ok(kinds)
 }
+
+/// Every namespace holding catalog data in which `user` may list at least one asset kind, with
+/// those kinds. The checks run concurrently (each cached and coalesced by the authorizer);
+/// one without a decision fails the request.
+pub async fn readable_namespaces(
+    state: &ApiState,
+    user: &UserInfo,
+) -> Result<std::collections::BTreeMap<String, Vec<AssetKind>>, ApiError> {
+    let namespaces = state.store.data_namespaces().await?;
+    let checks = namespaces
+        .iter()
+        .map(|ns| async move { (ns, listable_kinds_uncharged(state, user, ns).await) });
+    let mut readable = std::collections::BTreeMap::new();
+    for (ns, kinds) in join_all(checks).await {
+        let kinds = kinds?;
+        if !kinds.is_empty() {
+            readable.insert(ns.clone(), kinds);
+        }
+    }
+    // Charged once the set is known, as a request naming them would be.
+    for ns in readable.keys() {
+        super::charges::charge(state, ns).await?;
+    }
+    Ok(readable)
+}
+
+/// [`listable_kinds`] without charging: finding which namespaces are readable is not yet
+/// reading them.
+async fn listable_kinds_uncharged(
+    state: &ApiState,
+    user: &UserInfo,
+    namespace: &str,
+) -> Result<Vec<AssetKind>, ApiError> {
+    let checks = AssetKind::ALL.map(|kind| async move {
+        let attributes = Attributes {
+            user: user.clone(),
+            group: API_GROUP,
+            verb: "list",
+            resource: kind.plural().to_owned(),
+            namespace: namespace.to_owned(),
+            name: None,
+        };
+        (kind, state.authz.authorize(&attributes).await)
+    });
+    let mut kinds = Vec::new();
+    for (kind, decision) in join_all(checks).await {
+        match decision {
+            Ok(Decision::Allow) => {
+                state.access_metrics.authz("allowed", "list");
+                kinds.push(kind);
+            }
+            Ok(Decision::Deny { .. }) => state.access_metrics.authz("denied", "list"),
+            Err(e) => {
+                tracing::warn!(error = %e, user = %user.username, namespace, "authorization failed");
+                state.access_metrics.authz("error", "list");
+                return Err(ApiError::Unavailable(
+                    "authorization is unavailable; try again".into(),
+                ));
+            }
+        }
+    }
+    Ok(kinds)
+}

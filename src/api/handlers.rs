@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{
     ApiState,
-    authorize::{check, require, require_some_kind},
+    authorize::{check, readable_namespaces, require, require_some_kind},
     cache::cached,
     caller::Caller,
     continuation::{self, query_digest},
@@ -40,6 +40,9 @@ fn namespace(raw: &str) -> Result<Namespace, ApiError> {
 struct ListMeta {
     #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
     continue_token: Option<String>,
+    /// The change feed's revision read before the rows: a watch from it misses nothing.
+    #[serde(rename = "resourceVersion", skip_serializing_if = "Option::is_none")]
+    resource_version: Option<String>,
 }
 
 /// A Kubernetes-style list, serialized without an intermediate JSON tree.
@@ -89,6 +92,8 @@ const ASSET_LIST_PARAMS: &[&str] = &[
     "labelSelector",
     "kind",
     "source",
+    "provider",
+    "license",
     "tag",
     "stage",
     "approved",
@@ -157,6 +162,8 @@ async fn asset_page(
     query.kinds_by_namespace = Some(kinds_by_namespace);
     let key_parts = (route, requested_kind, &query, sort, &after, limit);
     let build = || async {
+        // Read before the rows: every write at or below it is in them (see the store's feed).
+        let head = state.store.feed_head().await?;
         let page = state
             .store
             .list_assets(&scope, &query, sort, after.as_ref(), limit)
@@ -166,6 +173,7 @@ async fn asset_page(
             kind: "AssetList",
             metadata: ListMeta {
                 continue_token: page.next.map(|c| continuation::encode(&digest, &c)),
+                resource_version: Some(head.revision.to_string()),
             },
             items: page.items.iter().collect(),
         };
@@ -346,8 +354,37 @@ fn namespaces_param(params: &RawParams) -> Result<Vec<Namespace>, ApiError> {
     Ok(namespaces)
 }
 
-/// `GET /api/v1/assets?namespaces=a,b`: across namespaces, each narrowed to the kinds the
-/// caller may list there. A namespace with none is a 403 for the whole request.
+/// The namespaces a cross-namespace request reads, each with the kinds the caller may list
+/// there (narrowed to `kind=`): those `namespaces=` names, where one without a listable kind
+/// is a 403 for the whole request, or without it every namespace the caller may read.
+pub async fn cross_namespace_kinds(
+    state: &ApiState,
+    user: &crate::access::identity::UserInfo,
+    params: &RawParams,
+) -> Result<BTreeMap<String, Vec<AssetKind>>, ApiError> {
+    let requested = params::kind(params)?;
+    let mut kinds_by_namespace = BTreeMap::new();
+    if params.contains_key("namespaces") {
+        for ns in &namespaces_param(params)? {
+            kinds_by_namespace.insert(
+                ns.to_string(),
+                require_some_kind(state, user, ns.as_str()).await?,
+            );
+        }
+    } else {
+        kinds_by_namespace = readable_namespaces(state, user).await?;
+    }
+    if let Some(kind) = requested {
+        for kinds in kinds_by_namespace.values_mut() {
+            kinds.retain(|k| *k == kind);
+        }
+        kinds_by_namespace.retain(|_, kinds| !kinds.is_empty());
+    }
+    Ok(kinds_by_namespace)
+}
+
+/// `GET /api/v1/assets`: across namespaces (`namespaces=a,b`, or every namespace the caller
+/// may read), each narrowed to the kinds the caller may list there.
 pub async fn list_cross_namespace(
     State(state): State<ApiState>,
     Caller(user): Caller,
@@ -362,15 +399,21 @@ pub async fn list_cross_namespace(
             "watch one namespace's list: /api/v1/namespaces/{ns}/assets?watch=true".into(),
         ));
     }
-    let namespaces = namespaces_param(&params)?;
+    let kinds_by_namespace = cross_namespace_kinds(&state, &user, &params).await?;
     let requested = params::kind(&params)?;
-    let mut kinds_by_namespace = BTreeMap::new();
-    for ns in &namespaces {
-        let mut kinds = require_some_kind(&state, &user, ns.as_str()).await?;
-        if let Some(kind) = requested {
-            kinds.retain(|k| *k == kind);
-        }
-        kinds_by_namespace.insert(ns.to_string(), kinds);
+    if kinds_by_namespace.is_empty() {
+        // Nothing readable: an empty list, the same whether or not any namespace exists.
+        params::limit(&params)?;
+        let body = ListView::<()> {
+            api_version: API_VERSION,
+            kind: "AssetList",
+            metadata: ListMeta {
+                continue_token: None,
+                resource_version: None,
+            },
+            items: Vec::new(),
+        };
+        return Ok(super::respond::cacheable(&headers, &body));
     }
     asset_page(
         &state,
@@ -572,7 +615,7 @@ pub async fn discovery(
                 "kind": kind.as_str(),
                 "resource": kind.plural(),
                 "path": format!("/api/v1/namespaces/{ns}/{}", kind.plural()),
-                "filters": ["labelSelector", "source", "tag", "stage", "approved", "q", "version"],
+                "filters": ["labelSelector", "source", "provider", "license", "tag", "stage", "approved", "q", "version"],
                 "sortKeys": ["namespace", "name", "-name", "updated", "-updated"],
             })
         })

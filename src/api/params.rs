@@ -8,7 +8,7 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use super::{error::ApiError, selector::parse_selector};
 use crate::{
     catalog::AssetKind,
-    store::{AssetQuery, AssetSort, AuditQuery},
+    store::{AssetQuery, AssetSort, AuditQuery, FacetField},
 };
 
 pub const DEFAULT_LIMIT: u64 = 50;
@@ -17,8 +17,12 @@ pub const MAX_LIMIT: u64 = 500;
 pub type RawParams = BTreeMap<String, String>;
 
 /// The query string as one value per parameter. A parameter given twice is a 400 rather than a
-/// silent choice of one value; a list is one parameter with comma-separated values.
+/// silent choice of one value; a list is one parameter with comma-separated values, and the
+/// few list parameters that may also repeat ([`REPEATABLE`]) are joined with commas.
 pub struct Params(pub RawParams);
+
+/// Parameters that may be given more than once (`field=provider&field=license`).
+const REPEATABLE: &[&str] = &["field"];
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
@@ -27,6 +31,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let query = parts.uri.query().unwrap_or_default();
         let mut params = RawParams::new();
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            if REPEATABLE.contains(&key.as_ref())
+                && let Some(joined) = params.get_mut(key.as_ref())
+            {
+                joined.push(',');
+                joined.push_str(&value);
+                continue;
+            }
             if params.insert(key.to_string(), value.into_owned()).is_some() {
                 return Err(ApiError::BadRequest(format!(
                     "query parameter {key:?} is given more than once; give a list as comma-separated values"
@@ -127,6 +138,8 @@ pub fn asset_query(params: &RawParams) -> Result<AssetQuery, ApiError> {
         kinds: None,
         kinds_by_namespace: None,
         sources: list(params, "source")?,
+        providers: list(params, "provider")?,
+        licenses: list(params, "license")?,
         tags: list(params, "tag")?,
         labels: match params.get("labelSelector") {
             Some(selector) => parse_selector(selector)?,
@@ -140,6 +153,43 @@ pub fn asset_query(params: &RawParams) -> Result<AssetQuery, ApiError> {
         object_name: None,
         namespace: None,
     })
+}
+
+/// `field` of the facets routes: the fields to count (every one when absent).
+pub fn facet_fields(params: &RawParams) -> Result<Vec<FacetField>, ApiError> {
+    let names = list(params, "field")?;
+    if names.is_empty() {
+        return Ok(FacetField::ALL.to_vec());
+    }
+    let mut fields = Vec::new();
+    for name in names {
+        let field = FacetField::parse(&name).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "field must be one of {}; got {name:?}",
+                FacetField::ALL.map(FacetField::as_str).join(", ")
+            ))
+        })?;
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
+    Ok(fields)
+}
+
+pub const DEFAULT_FACET_TOP: u64 = 10;
+pub const MAX_FACET_TOP: u64 = 100;
+
+/// `top`: how many values of each field a facet holds.
+pub fn facet_top(params: &RawParams) -> Result<u64, ApiError> {
+    match params.get("top") {
+        None => Ok(DEFAULT_FACET_TOP),
+        Some(raw) => match raw.parse::<u64>() {
+            Ok(n) if (1..=MAX_FACET_TOP).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!(
+                "top must be a whole number from 1 to {MAX_FACET_TOP}, got {raw:?}"
+            ))),
+        },
+    }
 }
 
 /// Filters of the audit lists.

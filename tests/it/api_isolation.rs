@@ -39,6 +39,12 @@ fn routes(ns: &str) -> Vec<(String, &'static str)> {
         ),
         (format!("/api/v1/namespaces/{ns}/assets"), "*assets"),
         (format!("/api/v1/namespaces/{ns}/assets?q=a"), "*assets"),
+        (format!("/api/v1/namespaces/{ns}/assets/facets"), "*assets"),
+        (
+            format!("/api/v1/namespaces/{ns}/assets/facets?kind=Model&field=kind"),
+            "models",
+        ),
+        (format!("/api/v1/assets/facets?namespaces={ns}"), "*assets"),
         (format!("/api/v1/namespaces/{ns}/models"), "models"),
         (
             format!("/api/v1/namespaces/{ns}/models/granite-{ns}"),
@@ -215,7 +221,7 @@ async fn isolation_matrix() {
         assert_eq!(code, expected, "{user} GET {path}: {body}");
         cells += 1;
     }
-    assert_eq!(cells, 6 * (2 * 26 + 1));
+    assert_eq!(cells, 6 * (2 * 29 + 1));
 }
 
 /// Watches (the aggregated API's and the server-sent events) carry only rows the watcher may
@@ -507,7 +513,12 @@ async fn bad_requests_get_a_status_and_never_a_500() {
         "/api/v1/namespaces/team-a/assets?approved=maybe",
         "/api/v1/namespaces/team-a/assets?kind=Dataset",
         "/api/v1/namespaces/team-a/assets?bogus=1",
-        "/api/v1/assets",
+        "/api/v1/assets?namespaces=",
+        "/api/v1/assets/facets?namespaces=",
+        "/api/v1/namespaces/team-a/assets/facets?field=kind&field=nope",
+        "/api/v1/namespaces/team-a/assets/facets?top=101",
+        "/api/v1/namespaces/team-a/assets/facets?sort=name",
+        "/api/v1/namespaces/team-a/access?limit=1",
     ] {
         let (code, body) = client.get(Some("alice-token"), path, &[]).await;
         assert_eq!(code, 400, "{path}: {body}");
@@ -776,4 +787,116 @@ async fn the_api_port_serves_no_metrics() {
             Expect::new(Some("alice-token"), "/metrics", 404).why("a tenant admin"),
         ])
         .await;
+}
+
+/// The routes that find the caller's namespaces themselves (`/api/v1/namespaces`, the
+/// cross-namespace list and facets without `namespaces=`) name, count and return only what the
+/// caller may read; `/access` reports exactly the caller's own permissions.
+#[tokio::test]
+async fn what_i_can_see_is_only_what_i_may_read() {
+    let (store, _) = postgres_store().await;
+    seed(&store).await;
+    let client = Client::new(spawn(static_state(store)).await);
+    // Per namespace, the seeded assets of each kind.
+    let seeded = [("Model", 2), ("McpServer", 1), ("Agent", 1)];
+    for (user, token) in USERS {
+        let readable: Vec<&str> = ["team-a", "team-b"]
+            .into_iter()
+            .filter(|ns| may(user, ns, "*assets"))
+            .collect();
+
+        let (code, body) = client.get(token, "/api/v1/namespaces", &[]).await;
+        assert_eq!(code, 200, "{user}: {body}");
+        let names: Vec<&str> = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names, readable,
+            "{user} sees exactly the readable namespaces"
+        );
+        for item in body["items"].as_array().unwrap() {
+            let ns = item["name"].as_str().unwrap();
+            for (kind, count) in seeded {
+                let listable = may(user, ns, plural(kind));
+                assert_eq!(
+                    item["kinds"]
+                        .as_array()
+                        .unwrap()
+                        .contains(&Value::from(kind)),
+                    listable,
+                    "{user} {ns} {kind}"
+                );
+                let expected = listable.then_some(count);
+                assert_eq!(
+                    item["counts"][kind].as_i64(),
+                    expected,
+                    "{user} {ns} {kind}"
+                );
+            }
+        }
+
+        let (code, body) = client.get(token, "/api/v1/assets?limit=500", &[]).await;
+        assert_eq!(code, 200, "{user}: {body}");
+        assert_only_readable(user, "/api/v1/assets", &body);
+        let expected: usize = readable
+            .iter()
+            .flat_map(|ns| seeded.iter().filter(move |(k, _)| may(user, ns, plural(k))))
+            .map(|(_, n)| *n as usize)
+            .sum();
+        assert_eq!(body["items"].as_array().unwrap().len(), expected, "{user}");
+
+        let (code, body) = client
+            .get(token, "/api/v1/assets/facets?field=kind&field=source", &[])
+            .await;
+        assert_eq!(code, 200, "{user}: {body}");
+        let kind_total: i64 = body["facets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["field"] == "kind")
+            .flat_map(|f| f["values"].as_array().unwrap())
+            .map(|v| v["count"].as_i64().unwrap())
+            .sum();
+        assert_eq!(kind_total as usize, expected, "{user}: {body}");
+
+        for ns in ["team-a", "team-b"] {
+            let (code, body) = client
+                .get(token, &format!("/api/v1/namespaces/{ns}/access"), &[])
+                .await;
+            assert_eq!(code, 200, "{user} {ns}: {body}");
+            for resource in [
+                "models",
+                "mcpservers",
+                "agents",
+                "catalogsources",
+                "refreshjobs",
+                "auditevents",
+            ] {
+                let listed = body["resources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["resource"] == resource)
+                    .is_some_and(|r| r["verbs"].as_array().unwrap().contains(&"list".into()));
+                assert_eq!(
+                    listed,
+                    may(user, ns, resource),
+                    "{user} {ns} {resource}: {body}"
+                );
+            }
+            let approves = body["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["verbs"].as_array().unwrap().contains(&"approve".into()));
+            assert_eq!(
+                approves,
+                user == "alice" && ns == "team-a" || user == "bob" && ns == "team-b",
+                "{user} {ns}: only admins approve"
+            );
+        }
+    }
 }

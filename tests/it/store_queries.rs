@@ -4,7 +4,7 @@
 use crate::common::*;
 use curio::{
     catalog::{Asset, AssetKind, AssetRecord},
-    store::{AssetQuery, LabelRequirement, NamespaceScope, Store},
+    store::{AssetQuery, FacetField, LabelRequirement, NamespaceScope, Store},
 };
 
 fn labelled(kind: AssetKind, name: &str, labels: &[(&str, &str)], tags: &[&str]) -> AssetRecord {
@@ -188,6 +188,142 @@ async fn check_filters(store: Store) {
     );
 }
 
+/// Facets count the same on both backends: per value, most frequent first, each field without
+/// its own filter, bounded by `top`, and only in scope.
+async fn check_facets(store: Store) {
+    let a = ns("team-a");
+    let with =
+        |name: &str, provider: &str, license: &str, tags: &[&str], labels: &[(&str, &str)]| {
+            let mut asset: Asset = asset(AssetKind::Model, name, "1");
+            asset.provider = Some(provider.into());
+            asset.license = Some(license.into());
+            asset.tags = tags.iter().map(|t| t.to_string()).collect();
+            asset.labels = labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            AssetRecord::from_asset(asset)
+        };
+    refresh(
+        &store,
+        &a,
+        "src",
+        vec![
+            with(
+                "m1",
+                "ibm",
+                "apache-2.0",
+                &["llm", "chat"],
+                &[("task", "chat")],
+            ),
+            with(
+                "m2",
+                "ibm",
+                "mit",
+                &["llm"],
+                &[("task", "chat"), ("size", "8b")],
+            ),
+            with("m3", "meta", "llama", &["llm"], &[]),
+            with("m4", "mistral", "apache-2.0", &[], &[]),
+        ],
+    )
+    .await;
+    // Another tenant's values never count here.
+    refresh(
+        &store,
+        &ns("team-b"),
+        "src",
+        vec![with(
+            "m1",
+            "secret-corp",
+            "apache-2.0",
+            &["llm"],
+            &[("task", "chat")],
+        )],
+    )
+    .await;
+    let scope = NamespaceScope::single(a);
+    let counts = |facets: &[curio::store::Facet], field: FacetField| -> Vec<(String, i64)> {
+        facets
+            .iter()
+            .find(|f| f.field == field)
+            .unwrap()
+            .values
+            .iter()
+            .map(|v| (v.value.clone(), v.count))
+            .collect()
+    };
+    let pairs = |p: &[(&str, i64)]| -> Vec<(String, i64)> {
+        p.iter().map(|(v, n)| (v.to_string(), *n)).collect()
+    };
+    let all = store
+        .asset_facets(&scope, &AssetQuery::default(), &FacetField::ALL, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(&all, FacetField::Provider),
+        pairs(&[("ibm", 2), ("meta", 1), ("mistral", 1)])
+    );
+    assert_eq!(
+        counts(&all, FacetField::License),
+        pairs(&[("apache-2.0", 2), ("llama", 1), ("mit", 1)])
+    );
+    assert_eq!(
+        counts(&all, FacetField::Tag),
+        pairs(&[("llm", 3), ("chat", 1)])
+    );
+    assert_eq!(
+        counts(&all, FacetField::LabelKey),
+        pairs(&[("task", 2), ("size", 1)])
+    );
+    assert_eq!(counts(&all, FacetField::Approved), pairs(&[("false", 4)]));
+    assert_eq!(counts(&all, FacetField::Kind), pairs(&[("Model", 4)]));
+    assert_eq!(counts(&all, FacetField::Source), pairs(&[("src", 4)]));
+
+    // A provider filter narrows the other facets but not its own.
+    let ibm = AssetQuery {
+        providers: vec!["ibm".into()],
+        ..AssetQuery::default()
+    };
+    let narrowed = store
+        .asset_facets(
+            &scope,
+            &ibm,
+            &[FacetField::Provider, FacetField::License],
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        counts(&narrowed, FacetField::Provider),
+        pairs(&[("ibm", 2), ("meta", 1), ("mistral", 1)])
+    );
+    assert_eq!(
+        counts(&narrowed, FacetField::License),
+        pairs(&[("apache-2.0", 1), ("mit", 1)])
+    );
+    // And the list agrees with the facet it was chosen from.
+    assert_eq!(names(&store, ibm).await, ["m1", "m2"]);
+    let licensed = AssetQuery {
+        licenses: vec!["apache-2.0".into()],
+        ..AssetQuery::default()
+    };
+    assert_eq!(names(&store, licensed).await, ["m1", "m4"]);
+
+    // Bounded: the top value, and a flag that more exist.
+    let top = store
+        .asset_facets(&scope, &AssetQuery::default(), &[FacetField::Provider], 1)
+        .await
+        .unwrap();
+    assert_eq!(counts(&top, FacetField::Provider), pairs(&[("ibm", 2)]));
+    assert!(top[0].truncated);
+    assert!(!all[0].truncated);
+
+    let per_kind = store.asset_counts(&scope).await.unwrap();
+    assert_eq!(per_kind.len(), 1);
+    assert_eq!((per_kind[0].kind.as_str(), per_kind[0].count), ("Model", 4));
+}
+
 #[tokio::test]
 async fn filters_on_postgres() {
     let (store, _) = postgres_store().await;
@@ -198,6 +334,18 @@ async fn filters_on_postgres() {
 async fn filters_on_sqlite() {
     let (store, _dir) = sqlite_store().await;
     check_filters(store).await;
+}
+
+#[tokio::test]
+async fn facets_on_postgres() {
+    let (store, _) = postgres_store().await;
+    check_facets(store).await;
+}
+
+#[tokio::test]
+async fn facets_on_sqlite() {
+    let (store, _dir) = sqlite_store().await;
+    check_facets(store).await;
 }
 
 #[tokio::test]

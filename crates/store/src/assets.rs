@@ -482,7 +482,7 @@ fn keyset_condition(pg: bool, sort: AssetSort, c: &AssetCursor) -> SimpleExpr {
     }
 }
 
-fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<SimpleExpr> {
+pub(crate) fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<SimpleExpr> {
     let pg = backend == DatabaseBackend::Postgres;
     let mut out = Vec::new();
     if let Some(kinds) = &query.kinds {
@@ -507,6 +507,12 @@ fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) -> Vec<Simple
     }
     if !query.sources.is_empty() {
         out.push(asset::Column::Source.is_in(query.sources.iter().map(String::as_str)));
+    }
+    if !query.providers.is_empty() {
+        out.push(asset::Column::Provider.is_in(query.providers.iter().map(String::as_str)));
+    }
+    if !query.licenses.is_empty() {
+        out.push(asset::Column::License.is_in(query.licenses.iter().map(String::as_str)));
     }
     if let Some(name) = &query.name {
         out.push(asset::Column::Name.eq(name.as_str()));

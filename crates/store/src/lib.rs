@@ -9,6 +9,7 @@ mod asset_row;
 mod assets;
 mod audit;
 pub mod entity;
+mod facets;
 mod feed;
 mod migrate;
 mod objects;
@@ -25,6 +26,7 @@ use sea_orm::{
 
 pub use assets::{ApplyOutcome, upsert_statement};
 pub use audit::{AuditQuery, NewAuditEvent, audit_insert_statement};
+pub use facets::{Facet, FacetField, FacetValue, KindCount};
 pub use feed::{CHANNEL, Change, DEFAULT_RETENTION, FeedCursor, FeedEvent, FeedHead};
 pub use migrate::{MIGRATION_LOCK_KEY, migrate};
 pub use objects::{ObjectRecord, ObjectTable, StoredObject};

@@ -26,6 +26,10 @@ pub struct AssetQuery {
     pub kinds_by_namespace: Option<std::collections::BTreeMap<String, Vec<AssetKind>>>,
     /// Any of these sources (empty: any source).
     pub sources: Vec<String>,
+    /// Any of these providers (empty: any provider).
+    pub providers: Vec<String>,
+    /// Any of these licenses (empty: any license).
+    pub licenses: Vec<String>,
     /// Carrying any of these tags (empty: no narrowing).
     pub tags: Vec<String>,
     pub labels: Vec<LabelRequirement>,
