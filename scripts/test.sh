@@ -87,8 +87,27 @@ KUBECTL=${KUBECTL:-$(scripts/tools.sh kubectl)}
 export HELM KUBECTL
 log "HELM=$HELM KUBECTL=$KUBECTL"
 
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast "$@"
+  cargo nextest run --workspace --no-fail-fast "$@" || status=$?
 else
-  cargo test --workspace --no-fail-fast "$@"
+  cargo test --workspace --no-fail-fast "$@" || status=$?
 fi
+
+# The browser tests (tests/ui): Debian's Chromium, installed when missing, driven by
+# playwright-core, pages checked with axe-core (both from tests/ui/package-lock.json). They run
+# the curio binary the suite above built. Screenshots land in target/ui-screenshots/.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian's ${missing[*]} for the browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
+target_dir=${CARGO_TARGET_DIR:-target}
+CURIO_BIN="$target_dir/debug/curio" CHROMIUM=$(command -v chromium) \
+  node --test --test-concurrency=1 --test-reporter=spec tests/ui/ui.test.mjs || status=$?
+exit "$status"

@@ -16,4 +16,5 @@ pub mod server;
 pub mod source;
 pub mod standalone;
 pub mod telemetry;
+pub mod ui;
 pub mod webhook;

@@ -11,6 +11,7 @@ mod handlers;
 pub mod kube;
 pub mod metrics;
 pub mod notices;
+mod overview;
 mod params;
 pub mod ratelimit;
 mod registry;
@@ -104,7 +105,20 @@ pub fn router(state: ApiState) -> Router {
     let openapi = Arc::new(openapi_document());
     let api = Router::new()
         .route("/api/v1/discovery", get(handlers::discovery))
+        .route("/api/v1/namespaces", get(overview::list_namespaces))
         .route("/api/v1/assets", get(handlers::list_cross_namespace))
+        .route(
+            "/api/v1/assets/facets",
+            get(overview::cross_namespace_facets),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/assets/facets",
+            get(overview::namespace_facets),
+        )
+        .route(
+            "/api/v1/namespaces/{ns}/access",
+            get(overview::namespace_access),
+        )
         .route(
             "/api/v1/auditevents",
             get(handlers::list_cross_namespace_audit_events),
@@ -139,6 +153,7 @@ pub fn router(state: ApiState) -> Router {
             get(handlers::get_asset),
         )
         .merge(registry::routes())
+        .merge(crate::ui::routes())
         .merge(kube::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))

@@ -307,6 +307,10 @@ async fn https_listener(
 fn print_banner(banner: &Banner<'_>) {
     let namespaces = standalone::namespaces(banner.cluster);
     println!("Curio standalone: serving {}", banner.base);
+    println!(
+        "  browser:   {}/ui/ (sign in with a token from the token file)",
+        banner.base
+    );
     if let Some(kubectl) = banner.kubectl {
         println!(
             "  kubectl:   {} (kubeconfig {})",
