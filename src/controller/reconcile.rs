@@ -224,6 +224,32 @@ pub fn needs_refresh(source: &CatalogSource, now: Timestamp) -> bool {
         || interval_due(source, now)
 }
 
+/// Whether the store holds as many of the source's assets as its status says it applied. A
+/// store that cannot answer is trusted (the refresh that follows would fail on it anyway).
+async fn store_holds_catalog(ctx: &Context, source: &CatalogSource, id: &Identity) -> bool {
+    let Some(claimed) = source.status.as_ref().and_then(|s| s.asset_count) else {
+        return true;
+    };
+    match ctx.store.source_asset_count(&id.namespace, &id.name).await {
+        Ok(held) => held == claimed,
+        Err(e) => {
+            tracing::debug!(error = %e, "could not count the source's assets");
+            true
+        }
+    }
+}
+
+/// The source as if never fetched: no ETag, no incremental registry state.
+fn forget_fetch_state(source: &CatalogSource) -> CatalogSource {
+    let mut source = source.clone();
+    if let Some(status) = source.status.as_mut() {
+        status.etag = None;
+        status.registry_sync = None;
+        status.content_digest = None;
+    }
+    source
+}
+
 /// A failure the reconcile turns into status: what to say and whether to retry.
 struct Failure {
     transient: bool,
@@ -313,9 +339,16 @@ async fn reconcile(
         return fail(ctx, source, &id, failure).await;
     }
     let time = Timestamp::now();
-    if *trigger == Trigger::Watch && !force && !needs_refresh(source, time) {
+    let mut source = std::borrow::Cow::Borrowed(source);
+    if !store_holds_catalog(ctx, &source, &id).await {
+        // The status claims assets the store does not hold (a new or restored database):
+        // fetch everything again, without the ETag or incremental state that would make the
+        // fetch a no-op.
+        source = std::borrow::Cow::Owned(forget_fetch_state(&source));
+    } else if *trigger == Trigger::Watch && !force && !needs_refresh(&source, time) {
         return Ok(Report::UpToDate);
     }
+    let source = source.as_ref();
     let previous = source.status.clone().unwrap_or_default();
     let handled = match trigger {
         Trigger::Job(job) => Some(job.handle()),
@@ -396,14 +429,19 @@ async fn reconcile(
         Ok(outcome) => outcome,
         Err(e) => return fail(ctx, source, &id, e.into()).await,
     };
-    let message = format!(
-        "{} (added {}, updated {}, removed {}, unchanged {})",
-        assets(count),
-        outcome.added,
-        outcome.updated,
-        outcome.removed,
-        outcome.unchanged
-    );
+    let message = if outcome.added + outcome.updated + outcome.removed == 0 {
+        // Said plainly: "added 0" after an earlier refresh that added them reads as a loss.
+        format!("{} (unchanged by the last refresh)", assets(count))
+    } else {
+        format!(
+            "{} (added {}, updated {}, removed {}, unchanged {})",
+            assets(count),
+            outcome.added,
+            outcome.updated,
+            outcome.removed,
+            outcome.unchanged
+        )
+    };
     let status = CatalogSourceStatus {
         observed_generation: Some(id.generation),
         conditions: conditions(
@@ -640,10 +678,11 @@ async fn fail(
     let status = CatalogSourceStatus {
         observed_generation: Some(id.generation),
         conditions: conditions(&previous.conditions, &outcome, id.generation, now()),
-        message: Some(format!(
-            "{}; keeping the last good catalog",
-            failure.message
-        )),
+        message: Some(if previous.content_digest.is_some() {
+            format!("{}; keeping the last good catalog", failure.message)
+        } else {
+            format!("{}; no catalog has been applied yet", failure.message)
+        }),
         ..previous.clone()
     };
     let repeated = Some(&status) == source.status.as_ref();

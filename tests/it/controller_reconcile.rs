@@ -462,3 +462,70 @@ async fn a_refresh_interrupted_before_its_status_write_converges_exactly_once() 
     );
     assert_eq!(cluster.last_status().asset_count, Some(3));
 }
+
+/// A controller started on an empty (new or restored) database finds sources whose status says
+/// Ready with assets the store does not hold, and fetches them again in full: no ETag, so no
+/// 304 that would leave the store empty.
+#[tokio::test]
+async fn a_ready_source_is_fetched_again_into_an_empty_store() {
+    let (ctx, cluster) = context_with(loopback_allowed()).await;
+    let server = Arc::new(CatalogServer::default());
+    *server.body.lock().unwrap() = GOOD.to_string();
+    let url = serve_catalog("127.0.0.1", server.clone(), None).await;
+    let mut src = source(json!({"source": {"url": {"url": url}}, "interval": "1h"}));
+    reconcile_source(&ctx, &src).await.unwrap();
+    let status = cluster.last_status();
+    assert_eq!(status.asset_count, Some(3));
+    assert!(status.etag.is_some());
+    assert_eq!(
+        status.message.as_deref(),
+        Some("3 assets (added 3, updated 0, removed 0, unchanged 0)")
+    );
+    src.status = Some(status);
+
+    // The same source, Ready at its generation, seen by a controller on a new database.
+    let (fresh, fresh_cluster) = context_with(loopback_allowed()).await;
+    let report = reconcile_source(&fresh, &src).await.unwrap();
+    assert!(
+        matches!(report, Report::Applied(o) if o.added == 3),
+        "{report:?}"
+    );
+    assert_eq!(count(&fresh.store, "SELECT count(*) FROM assets").await, 3);
+    assert_eq!(
+        server.not_modified.load(Ordering::SeqCst),
+        0,
+        "fetched in full, not answered 304"
+    );
+    assert_eq!(server.gets.load(Ordering::SeqCst), 2);
+
+    // Where the store holds what the status says, the status write coming back costs nothing.
+    src.status = Some(fresh_cluster.last_status());
+    assert_eq!(
+        reconcile_source(&fresh, &src).await.unwrap(),
+        Report::UpToDate
+    );
+    assert_eq!(server.gets.load(Ordering::SeqCst), 2);
+    // And a refresh that changes nothing says so plainly.
+    let report = curio::controller::reconcile::refetch_source(&fresh, &src)
+        .await
+        .unwrap();
+    assert!(
+        matches!(report, Report::Applied(o) if o.unchanged == 3),
+        "{report:?}"
+    );
+}
+
+/// A source that never had a good catalog does not claim to keep one.
+#[tokio::test]
+async fn a_first_failure_does_not_claim_a_last_good_catalog() {
+    let (ctx, cluster) = context().await;
+    let src =
+        source(json!({"source": {"inline": {"assets": [{"kind": "Model", "name": "bad name!"}]}}}));
+    let report = reconcile_source(&ctx, &src).await.unwrap();
+    assert!(matches!(report, Report::Failed { .. }), "{report:?}");
+    let message = cluster.last_status().message.unwrap();
+    assert!(
+        message.ends_with("no catalog has been applied yet"),
+        "{message}"
+    );
+}

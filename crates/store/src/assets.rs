@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
     sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SimpleExpr},
 };
 
@@ -106,6 +106,20 @@ fn pg_json_upsert(
 
 impl Store {
     /// The stored digests of one source's assets: the left side of a refresh's diff.
+    /// How many assets `source` has in the store.
+    pub async fn source_asset_count(
+        &self,
+        namespace: &Namespace,
+        source: &str,
+    ) -> Result<i64, StoreError> {
+        let count = asset::Entity::find()
+            .filter(asset::Column::Namespace.eq(namespace.as_str()))
+            .filter(asset::Column::Source.eq(source))
+            .count(&self.db)
+            .await?;
+        Ok(i64::try_from(count).unwrap_or(i64::MAX))
+    }
+
     pub async fn source_digests(
         &self,
         namespace: &Namespace,
