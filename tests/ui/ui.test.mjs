@@ -180,6 +180,9 @@ test("the UI's responses carry the security headers", async () => {
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/, path);
     assert.equal(response.headers.get("x-content-type-options"), "nosniff", path);
     assert.equal(response.headers.get("referrer-policy"), "no-referrer", path);
+    // Revalidated, not downloaded again.
+    const again = await fetch(`${base}${path}`, { headers: { "If-None-Match": response.headers.get("etag") } });
+    assert.equal(again.status, 304, path);
   }
 });
 

@@ -32,6 +32,8 @@ pub struct ApplyOutcome {
 }
 
 /// Rows per multi-row `VALUES` statement: 23 binds a row, under SQLite's 32,766 limit.
+/// A refresh adding or removing at least this many rows refreshes the planner's statistics.
+const ANALYZE_AFTER_ROWS: usize = 1000;
 const SQLITE_UPSERT_CHUNK: usize = 1_000;
 /// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
 const PG_JSON_CHUNK: usize = 5_000;
@@ -233,6 +235,9 @@ impl Store {
         if !diff.is_empty() {
             self.feed.committed(self.backend(), namespace, revision);
         }
+        if diff.added.len() + diff.removed.len() >= ANALYZE_AFTER_ROWS {
+            self.analyze_assets().await;
+        }
         Ok(ApplyOutcome {
             added: diff.added.len(),
             updated: diff.updated.len(),
@@ -240,6 +245,20 @@ impl Store {
             unchanged: diff.unchanged,
             audit_events: audit_written,
         })
+    }
+
+    /// Refreshes the planner's statistics of `assets`. After a large ingest they say the
+    /// namespace is nearly empty until autovacuum gets to it (a minute or more), and a first
+    /// page of 50 sorts every row of the namespace instead of walking the keyset index (140 ms
+    /// against 0.1 ms for 100,000 rows). Best effort: a failure only leaves that to autovacuum.
+    async fn analyze_assets(&self) {
+        let sql = match self.backend() {
+            DatabaseBackend::Postgres | DatabaseBackend::Sqlite => "ANALYZE assets",
+            _ => return,
+        };
+        if let Err(e) = self.db.execute_unprepared(sql).await {
+            tracing::debug!(error = %e, "ANALYZE assets failed; autovacuum will do it");
+        }
     }
 
     /// One page of assets in `scope`, in keyset order, through the RLS-scoped path.

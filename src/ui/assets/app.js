@@ -5,6 +5,9 @@
 // for http(s) URLs (see `safeHref`). The server's Content-Security-Policy allows only this
 // script and its stylesheet, so even a mistake here could not run injected code.
 
+"use strict";
+performance.mark("curio:script");
+
 const TOKEN_KEY = "curio.token";
 const KINDS = [
   { kind: "Model", plural: "models", label: "Models" },
@@ -101,10 +104,14 @@ function announce(text) {
   document.getElementById("live").textContent = text;
 }
 
+// One formatter for every time shown: Date.toLocaleString builds a new one per call, which
+// costs more than rendering the rest of a page of 50.
+const TIME_FORMAT = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
 function when(iso) {
   if (!iso) return "";
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
+  return Number.isNaN(date.getTime()) ? String(iso) : TIME_FORMAT.format(date);
 }
 
 function ago(iso) {
@@ -148,6 +155,21 @@ async function api(path, options = {}) {
     throw new ApiError(response.status, message);
   }
   return body;
+}
+
+// Requests started before the document was parsed (see `prefetchPage`), each taken once.
+const prefetched = new Map();
+
+function prefetch(path) {
+  const promise = api(path);
+  promise.catch(() => {}); // handled where it is taken; never an unhandled rejection
+  prefetched.set(path, promise);
+}
+
+function take(path) {
+  const promise = prefetched.get(path);
+  prefetched.delete(path);
+  return promise || api(path);
 }
 
 function query(params) {
@@ -255,8 +277,12 @@ async function namespaces() {
   return state.namespaces;
 }
 
+function accessPath(ns) {
+  return `/api/v1/namespaces/${encodeURIComponent(ns)}/access`;
+}
+
 async function accessIn(ns) {
-  if (!state.access.has(ns)) state.access.set(ns, await api(`/api/v1/namespaces/${encodeURIComponent(ns)}/access`));
+  if (!state.access.has(ns)) state.access.set(ns, await take(accessPath(ns)));
   return state.access.get(ns);
 }
 
@@ -346,16 +372,25 @@ async function pickerPage(mine) {
 const LIST_KEYS = ["kind", "q", "sort", "limit", "continue", "provider", "license", "tag", "stage", "approved", "source", "labelSelector"];
 const PAGE_SIZES = ["10", "25", "50", "100"];
 
+function catalogParams(url) {
+  return Object.fromEntries(LIST_KEYS.map((k) => [k, url.searchParams.get(k) || ""]));
+}
+
+function catalogListPath(ns, params) {
+  return `/api/v1/namespaces/${encodeURIComponent(ns)}/assets${query({ ...params, limit: params.limit || 50 })}`;
+}
+
 async function catalogPage(mine, ns, url) {
-  const params = Object.fromEntries(LIST_KEYS.map((k) => [k, url.searchParams.get(k) || ""]));
-  const nsPath = `/api/v1/namespaces/${encodeURIComponent(ns)}`;
-  const [access, list, items] = await Promise.all([
-    accessIn(ns),
-    api(`${nsPath}/assets${query({ ...params, limit: params.limit || 50 })}`),
-    namespaces().catch(() => []),
-  ]);
+  const params = catalogParams(url);
+  const [access, list] = await Promise.all([accessIn(ns), take(catalogListPath(ns, params))]);
   if (mine !== generation) return;
+  performance.mark("curio:catalog-data");
   header(ns, "catalog", access);
+  // The namespace list (counted over every namespace) only adds the "All namespaces" link:
+  // fetched after the results, never in their way.
+  if (!state.namespaces) {
+    namespaces().then(() => { if (mine === generation) header(ns, "catalog", access); }).catch(() => {});
+  }
   document.title = `Catalog · ${ns} · Curio`;
   const listable = KINDS.filter((k) => may(access, k.plural, "list"));
   const here = (changes) => {
@@ -508,6 +543,8 @@ function live(ns, kind, resourceVersion, changed) {
     let timer = null;
     try {
       const response = await fetch(path, { headers: { Accept: "text/event-stream", ...authHeaders() }, signal: controller.signal });
+      // 410: the feed was compacted past the list's revision; a fresh list starts again.
+      if (response.status === 410) { changed(); return; }
       if (!response.ok || !response.body) return;
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -530,7 +567,11 @@ function live(ns, kind, resourceVersion, changed) {
       }
     } catch {
       // Aborted (the page changed) or the stream broke; the page stays as it is.
+      return;
     }
+    // The stream ended (its timeout, a server restart): read the page again, which also
+    // follows the feed again from the new list's resourceVersion.
+    setTimeout(() => { if (liveController === controller) changed(); }, 5000);
   })();
 }
 
@@ -748,4 +789,18 @@ async function auditPage(mine, ns, url) {
   );
 }
 
-route();
+/** For a catalog page, its two requests, started while the document is still being parsed. */
+function prefetchPage() {
+  const match = location.pathname.match(/^\/ui\/ns\/([^/]+)\/catalog\/?$/);
+  if (!match) return;
+  const ns = decodeURIComponent(match[1]);
+  prefetch(accessPath(ns));
+  prefetch(catalogListPath(ns, catalogParams(new URL(location.href))));
+}
+
+prefetchPage();
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", () => route(), { once: true });
+} else {
+  route();
+}
