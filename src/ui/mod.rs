@@ -149,7 +149,15 @@ mod tests {
     fn the_shell_has_no_inline_script_or_style() {
         assert!(!INDEX_HTML.contains("<style"));
         assert!(!INDEX_HTML.contains("style="));
-        assert!(!INDEX_HTML.contains(" on"));
+        // No event-handler attribute (` onload=`, ` onclick=`, …).
+        let handler = INDEX_HTML.match_indices(" on").any(|(i, _)| {
+            let rest = &INDEX_HTML[i + 3..];
+            let name_end = rest
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(rest.len());
+            name_end > 0 && rest[name_end..].starts_with('=')
+        });
+        assert!(!handler, "index.html has an event-handler attribute");
         // The only script is the external module.
         assert_eq!(INDEX_HTML.matches("<script").count(), 1);
         assert!(INDEX_HTML.contains(r#"<script src="/ui/assets/app.js"></script>"#));
