@@ -381,6 +381,44 @@ test("a catalog edit appears on an open page without reloading", async () => {
   await context.close();
 });
 
+test("the catalog works with the keyboard alone", async () => {
+  const { context, page, problems } = await tab();
+  await page.goto(`${base}/ui/`);
+  await page.waitForURL(/\/ui\/signin/);
+  // The token field has the focus; Tab reaches the button; Enter submits.
+  await page.keyboard.type("mo-token");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Sign in");
+  await page.keyboard.press("Enter");
+  await page.locator("#assets").waitFor();
+  /** Tabs forward until `selector` has the focus. */
+  const tabTo = async (selector) => {
+    for (let i = 0; i < 60; i++) {
+      await page.keyboard.press("Tab");
+      if (await page.evaluate((s) => document.activeElement?.matches(s), selector)) return;
+    }
+    assert.fail(`Tab never reached ${selector}`);
+  };
+  await tabTo("#q");
+  await page.keyboard.type("granite");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/q=granite/);
+  await waitFor(async () => (await page.locator("#assets tbody tr").count()) === 2, "the search");
+  await page.locator("#facets fieldset").first().waitFor();
+  await tabTo('fieldset[data-field="stage"] input');
+  await page.keyboard.press("Space");
+  await page.waitForURL(/stage=production/);
+  await tabTo("#assets a");
+  await page.keyboard.press("Enter");
+  await page.locator("#fields").waitFor();
+  // The focus is always visible: the focused element draws an outline.
+  await tabTo("a");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.notEqual(outline, "none");
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
 test("the catalog is readable at phone width", async () => {
   const { context, page, problems } = await tab({ width: 390, height: 844 });
   await signIn(page, "mo-token");
