@@ -151,7 +151,7 @@ pub async fn readable_namespaces(
     state: &ApiState,
     user: &UserInfo,
 ) -> Result<std::collections::BTreeMap<String, Vec<AssetKind>>, ApiError> {
-    let namespaces = state.store.data_namespaces().await?;
+    let namespaces = state.store.catalog_namespaces().await?;
     let checks = namespaces
         .iter()
         .map(|ns| async move { (ns, listable_kinds_uncharged(state, user, ns).await) });

@@ -157,22 +157,17 @@ impl Store {
             for condition in filter_conditions(backend, &query) {
                 inner = inner.filter(condition);
             }
-            let inner = inner.build(backend);
             // `top` is a number of ours, not a bound value: the statement's own placeholders
             // stay as built.
-            let sql = format!(
-                "SELECT value, COUNT(*) AS count FROM ({}) AS f WHERE value IS NOT NULL \
-                 GROUP BY value ORDER BY count DESC, value LIMIT {}",
-                field.sql(pg, &inner.sql),
-                top.saturating_add(1)
-            );
-            let rows = txn
-                .query_all_raw(Statement::from_sql_and_values(
-                    backend,
-                    sql,
-                    inner.values.map(|v| v.0).unwrap_or_default(),
-                ))
-                .await?;
+            let statement = wrapped(inner.build(backend), |inner| {
+                format!(
+                    "SELECT value, COUNT(*) AS count FROM ({}) AS f WHERE value IS NOT NULL \
+                     GROUP BY value ORDER BY count DESC, value LIMIT {}",
+                    field.sql(pg, inner),
+                    top.saturating_add(1)
+                )
+            });
+            let rows = txn.query_all_raw(statement).await?;
             let mut values = rows
                 .iter()
                 .map(|row| {
@@ -202,19 +197,14 @@ impl Store {
             .columns([asset::Column::Namespace, asset::Column::Kind])
             .filter(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)))
             .build(backend);
-        let sql = format!(
-            "SELECT namespace, kind, COUNT(*) AS count FROM ({}) AS a \
-             GROUP BY namespace, kind ORDER BY namespace, kind",
-            inner.sql
-        );
+        let statement = wrapped(inner, |inner| {
+            format!(
+                "SELECT namespace, kind, COUNT(*) AS count FROM ({inner}) AS a \
+                 GROUP BY namespace, kind ORDER BY namespace, kind"
+            )
+        });
         let txn = self.begin_scoped(scope).await?;
-        let rows = txn
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                inner.values.map(|v| v.0).unwrap_or_default(),
-            ))
-            .await?;
+        let rows = txn.query_all_raw(statement).await?;
         txn.commit().await?;
         rows.iter()
             .map(|row| {
@@ -226,23 +216,13 @@ impl Store {
             })
             .collect()
     }
+}
 
-    /// Every namespace with catalog data: assets ever written, or a CatalogSource (one whose
-    /// first refresh failed has no assets yet, and its tenants still need to see why).
-    pub async fn data_namespaces(&self) -> Result<Vec<String>, StoreError> {
-        let rows = self
-            .db
-            .query_all_raw(Statement::from_string(
-                self.backend(),
-                "SELECT namespace FROM catalog_revisions \
-                 UNION SELECT namespace FROM catalog_sources ORDER BY namespace",
-            ))
-            .await?;
-        rows.iter()
-            .map(|row| {
-                row.try_get::<String>("", "namespace")
-                    .map_err(StoreError::from)
-            })
-            .collect()
-    }
+/// `inner` inside an outer query built around its SQL, with its bound values kept.
+fn wrapped(inner: Statement, outer: impl FnOnce(&str) -> String) -> Statement {
+    Statement::from_sql_and_values(
+        inner.db_backend,
+        outer(&inner.sql),
+        inner.values.map(|v| v.0).unwrap_or_default(),
+    )
 }

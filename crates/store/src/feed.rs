@@ -274,14 +274,16 @@ impl Store {
         receiver
     }
 
-    /// Every namespace that ever held catalog data (for cluster-wide reads; authorization
-    /// decides which a caller sees).
+    /// Every namespace that ever held catalog data: assets ever written, or a CatalogSource
+    /// (one whose first refresh failed has no assets, and its tenants still need to see why).
+    /// For cluster-wide reads; authorization decides which a caller sees.
     pub async fn catalog_namespaces(&self) -> Result<Vec<String>, StoreError> {
         let rows = self
             .db
             .query_all_raw(Statement::from_string(
                 self.backend(),
-                "SELECT namespace FROM catalog_revisions ORDER BY namespace",
+                "SELECT namespace FROM catalog_revisions \
+                 UNION SELECT namespace FROM catalog_sources ORDER BY namespace",
             ))
             .await?;
         rows.iter()
