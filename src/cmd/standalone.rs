@@ -3,6 +3,7 @@
 //! it; the API serves with static tokens and the folder's RBAC.
 
 use std::{
+    io::Write as _,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -305,39 +306,47 @@ async fn https_listener(
 
 /// Where it serves, what it read, who may sign in, and commands to try.
 fn print_banner(banner: &Banner<'_>) {
+    // Written with the errors ignored: a reader that stops reading (`| head`, a test that has
+    // seen enough) must not take the server down with a broken pipe, as `println!` would.
+    let mut out = std::io::stdout().lock();
     let namespaces = standalone::namespaces(banner.cluster);
-    println!("Curio standalone: serving {}", banner.base);
-    println!(
+    let _ = writeln!(out, "Curio standalone: serving {}", banner.base);
+    let _ = writeln!(
+        out,
         "  browser:   {}/ui/ (sign in with a token from the token file)",
         banner.base
     );
     if let Some(kubectl) = banner.kubectl {
-        println!(
+        let _ = writeln!(
+            out,
             "  kubectl:   {} (kubeconfig {})",
             kubectl.server,
             kubectl.kubeconfig.display()
         );
     }
-    println!("  manifests: {}", banner.manifests.display());
-    println!("  database:  {}", redact(banner.database_url));
-    println!(
+    let _ = writeln!(out, "  manifests: {}", banner.manifests.display());
+    let _ = writeln!(out, "  database:  {}", redact(banner.database_url));
+    let _ = writeln!(
+        out,
         "  sources:   {} in {} namespaces ({})",
         banner.report.sources,
         namespaces.len(),
         namespaces.join(", ")
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  users ({}): {}",
         banner.token_file.display(),
         banner.tokens.usernames().join(", ")
     );
     if !banner.report.problems.is_empty() {
-        println!(
+        let _ = writeln!(
+            out,
             "Problems in the manifests ({}); fix them and save, no restart needed:",
             banner.report.problems.len()
         );
         for problem in &banner.report.problems {
-            println!("  {problem}");
+            let _ = writeln!(out, "  {problem}");
         }
     }
     let commands = serve::try_commands(
@@ -349,9 +358,9 @@ fn print_banner(banner: &Banner<'_>) {
         |ns| first_model(banner.cluster, ns),
     );
     if !commands.is_empty() {
-        println!("Try:");
+        let _ = writeln!(out, "Try:");
         for command in commands {
-            println!("  {command}");
+            let _ = writeln!(out, "  {command}");
         }
     }
     if let Some(kubectl) = banner.kubectl {
@@ -361,10 +370,13 @@ fn print_banner(banner: &Banner<'_>) {
             &banner.runner.rbac.current(),
             &namespaces,
         ) {
-            println!("  {command}");
+            let _ = writeln!(out, "  {command}");
         }
     }
-    println!("Edit, add or delete files under the folder: changes apply within a second or two.");
+    let _ = writeln!(
+        out,
+        "Edit, add or delete files under the folder: changes apply within a second or two."
+    );
 }
 
 /// A URL without its password, for printing.

@@ -106,7 +106,10 @@ fn start(manifests: &Path, data: &Path, database_url: Option<&str>) -> Standalon
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {banner:?}"))
         .to_owned();
-    let rest: Vec<String> = lines.map_while(Result::ok).take(13).collect();
+    let rest: Vec<String> = lines.by_ref().map_while(Result::ok).take(14).collect();
+    // Keep reading what else it prints: a pipe closed under a writing process is not what a
+    // terminal or a log collector does.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     assert!(
         rest.iter()
             .any(|l| l.contains("kubectl:") && l.contains("https://127.0.0.1:")),
