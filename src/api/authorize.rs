@@ -81,10 +81,20 @@ pub async fn check_in(
         namespace: namespace.to_owned(),
         name: name.map(str::to_owned),
     };
-    match state.authz.authorize(&attributes).await {
+    let allowed = decide(state, &attributes).await?;
+    if allowed {
+        super::charges::charge(state, namespace).await?;
+    }
+    Ok(allowed)
+}
+
+/// The authorizer's answer, counted: false on a denial, 503 without a decision. Charges
+/// nothing (see [`check_in`]).
+async fn decide(state: &ApiState, attributes: &Attributes) -> Result<bool, ApiError> {
+    let verb = attributes.verb;
+    match state.authz.authorize(attributes).await {
         Ok(Decision::Allow) => {
             state.access_metrics.authz("allowed", verb);
-            super::charges::charge(state, namespace).await?;
             Ok(true)
         }
         Ok(Decision::Deny { .. }) => {
@@ -92,7 +102,13 @@ pub async fn check_in(
             Ok(false)
         }
         Err(e) => {
-            tracing::warn!(error = %e, user = %user.username, namespace, resource, "authorization failed");
+            tracing::warn!(
+                error = %e,
+                user = %attributes.user.username,
+                namespace = %attributes.namespace,
+                resource = %attributes.resource,
+                "authorization failed"
+            );
             state.access_metrics.authz("error", verb);
             Err(ApiError::Unavailable(
                 "authorization is unavailable; try again".into(),
@@ -185,23 +201,12 @@ async fn listable_kinds_uncharged(
             namespace: namespace.to_owned(),
             name: None,
         };
-        (kind, state.authz.authorize(&attributes).await)
+        (kind, decide(state, &attributes).await)
     });
     let mut kinds = Vec::new();
-    for (kind, decision) in join_all(checks).await {
-        match decision {
-            Ok(Decision::Allow) => {
-                state.access_metrics.authz("allowed", "list");
-                kinds.push(kind);
-            }
-            Ok(Decision::Deny { .. }) => state.access_metrics.authz("denied", "list"),
-            Err(e) => {
-                tracing::warn!(error = %e, user = %user.username, namespace, "authorization failed");
-                state.access_metrics.authz("error", "list");
-                return Err(ApiError::Unavailable(
-                    "authorization is unavailable; try again".into(),
-                ));
-            }
+    for (kind, allowed) in join_all(checks).await {
+        if allowed? {
+            kinds.push(kind);
         }
     }
     Ok(kinds)

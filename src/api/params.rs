@@ -59,12 +59,17 @@ pub fn reject_unknown(params: &RawParams, allowed: &[&str]) -> Result<(), ApiErr
 }
 
 pub fn limit(params: &RawParams) -> Result<u64, ApiError> {
-    match params.get("limit") {
-        None => Ok(DEFAULT_LIMIT),
+    bounded(params, "limit", DEFAULT_LIMIT, MAX_LIMIT)
+}
+
+/// A whole-number parameter from 1 to `max`, `default` when absent.
+fn bounded(params: &RawParams, key: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    match params.get(key) {
+        None => Ok(default),
         Some(raw) => match raw.parse::<u64>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
             _ => Err(ApiError::BadRequest(format!(
-                "limit must be a whole number from 1 to {MAX_LIMIT}, got {raw:?}"
+                "{key} must be a whole number from 1 to {max}, got {raw:?}"
             ))),
         },
     }
@@ -181,15 +186,7 @@ pub const MAX_FACET_TOP: u64 = 100;
 
 /// `top`: how many values of each field a facet holds.
 pub fn facet_top(params: &RawParams) -> Result<u64, ApiError> {
-    match params.get("top") {
-        None => Ok(DEFAULT_FACET_TOP),
-        Some(raw) => match raw.parse::<u64>() {
-            Ok(n) if (1..=MAX_FACET_TOP).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!(
-                "top must be a whole number from 1 to {MAX_FACET_TOP}, got {raw:?}"
-            ))),
-        },
-    }
+    bounded(params, "top", DEFAULT_FACET_TOP, MAX_FACET_TOP)
 }
 
 /// Filters of the audit lists.
