@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 #[tokio::test]
 async fn migrations_run_twice_are_a_no_op() {
     let url = empty_postgres().await;
-    assert_eq!(store::migrate(&url).await.unwrap(), 6);
+    assert_eq!(store::migrate(&url).await.unwrap(), 7);
     let store = store::connect(&url).await.unwrap();
     let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
     let before = count(&store, tables).await;
@@ -21,7 +21,7 @@ async fn migrations_run_twice_are_a_no_op() {
     assert_eq!(count(&store, tables).await, before);
     assert_eq!(
         count(&store, "SELECT count(*) FROM seaql_migrations").await,
-        6
+        7
     );
 }
 
@@ -68,7 +68,8 @@ async fn five_concurrent_migrate_processes_migrate_once() {
             ("m20261202_000003_asset_details".to_string(), 1),
             ("m20261202_000004_search_index".to_string(), 1),
             ("m20261202_000005_catalog_revisions".to_string(), 1),
-            ("m20261202_000006_change_feed".to_string(), 1)
+            ("m20261202_000006_change_feed".to_string(), 1),
+            ("m20261203_000007_read_path".to_string(), 1)
         ]
     );
 }
@@ -441,4 +442,41 @@ async fn the_change_feed_migration_names_rows_written_before_it() {
         names[1].starts_with("meta-llama-llama-3-1-8b-instruct.v3-1.hf.x"),
         "{names:?}"
     );
+}
+
+/// Revisions are read in shared batches, yet every read reflects each commit that finished
+/// before it was asked for: readers keep a batch in flight at all times, so a read asked for
+/// right after a commit would see the old revision if it joined a batch already running.
+#[tokio::test]
+async fn a_revision_read_after_a_commit_reflects_it_while_others_read_concurrently() {
+    let (store, _) = postgres_store().await;
+    let team = ns("team-a");
+    let scope = NamespaceScope::single(team.clone());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, scope, stop) = (store.clone(), scope.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.catalog_revisions(&scope).await.expect("read");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 0..40 {
+        let desired = (0..=round)
+            .map(|i| record(AssetKind::Model, &format!("m{i}"), "1"))
+            .collect();
+        refresh(&store, &team, "src", desired).await;
+        let head = store.feed_head().await.expect("head").revision;
+        let seen = store.catalog_revisions(&scope).await.expect("revisions");
+        assert_eq!(seen, [("team-a".to_owned(), head)], "round {round}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.await.expect("reader") > 0);
+    }
 }

@@ -242,7 +242,7 @@ async fn check_facets(store: Store) {
         )],
     )
     .await;
-    let scope = NamespaceScope::single(a);
+    let scope = NamespaceScope::single(a.clone());
     let counts = |facets: &[curio::store::Facet], field: FacetField| -> Vec<(String, i64)> {
         facets
             .iter()
@@ -322,6 +322,67 @@ async fn check_facets(store: Store) {
     let per_kind = store.asset_counts(&scope).await.unwrap();
     assert_eq!(per_kind.len(), 1);
     assert_eq!((per_kind[0].kind.as_str(), per_kind[0].count), ("Model", 4));
+
+    // The stored counts follow every refresh: an update, a removal, a second source, and a
+    // source emptied. Unfiltered facets come from them; compare with counting every row.
+    refresh(
+        &store,
+        &a,
+        "src",
+        vec![
+            with("m2", "meta", "mit", &["llm", "vision"], &[("size", "8b")]),
+            with("m3", "meta", "llama", &["llm"], &[]),
+        ],
+    )
+    .await;
+    refresh(
+        &store,
+        &a,
+        "other",
+        vec![with(
+            "m9",
+            "ibm",
+            "apache-2.0",
+            &["chat"],
+            &[("task", "chat")],
+        )],
+    )
+    .await;
+    refresh(&store, &a, "gone", vec![with("g1", "x", "y", &["z"], &[])]).await;
+    refresh(&store, &a, "gone", vec![]).await;
+    let stored = store
+        .asset_facets(&scope, &AssetQuery::default(), &FacetField::ALL, 100)
+        .await
+        .unwrap();
+    // A filter the stored counts cannot answer makes every other field count rows; the
+    // approved filter matches every asset here, so the figures must agree.
+    let counted = store
+        .asset_facets(
+            &scope,
+            &AssetQuery {
+                approved: Some(false),
+                ..AssetQuery::default()
+            },
+            &FacetField::ALL,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, counted);
+    assert_eq!(
+        counts(&stored, FacetField::Provider),
+        pairs(&[("meta", 2), ("ibm", 1)])
+    );
+    assert_eq!(
+        counts(&stored, FacetField::Tag),
+        pairs(&[("llm", 2), ("chat", 1), ("vision", 1)])
+    );
+    assert_eq!(
+        counts(&stored, FacetField::Source),
+        pairs(&[("src", 2), ("other", 1)])
+    );
+    let per_kind = store.asset_counts(&scope).await.unwrap();
+    assert_eq!((per_kind[0].kind.as_str(), per_kind[0].count), ("Model", 3));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use super::{
     asset_row::{self, RowContent},
     audit::{self, NewAuditEvent},
     entity::asset,
-    feed,
+    facets, feed,
     query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
     scope::Namespace,
 };
@@ -227,6 +227,7 @@ impl Store {
         }
         let audit_written = audit::insert_batch(&txn, audit_events).await?;
         if !diff.is_empty() {
+            facets::rewrite_counts(&txn, self.backend(), namespace, source).await?;
             bump_revision(&txn, self.backend(), namespace, revision).await?;
             feed::compact(&txn, self.backend(), now - self.feed.retention).await?;
             feed::notify(&txn, self.backend(), namespace, revision).await?;
@@ -446,40 +447,15 @@ async fn bump_revision(
 }
 
 impl Store {
-    /// The catalog revision of each namespace of `scope` (0 for one never written): one round
-    /// trip, outside any transaction, read after whatever commit it follows.
+    /// The catalog revision of each namespace of `scope` (0 for one never written), reflecting
+    /// every commit that finished before the call. Concurrent callers share one read
+    /// (`revisions`), so under load this costs a round trip per batch, not per call.
     pub async fn catalog_revisions(
         &self,
         scope: &NamespaceScope,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let names: Vec<&str> = scope.namespaces().map(Namespace::as_str).collect();
-        let placeholders = match self.backend() {
-            DatabaseBackend::Postgres => (1..=names.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => vec!["?"; names.len()].join(", "),
-        };
-        let rows = self
-            .db
-            .query_all_raw(sea_orm::Statement::from_sql_and_values(
-                self.backend(),
-                format!(
-                    "SELECT namespace, revision FROM catalog_revisions WHERE namespace IN ({placeholders})"
-                ),
-                names.iter().map(|n| sea_orm::Value::from(*n)),
-            ))
-            .await?;
-        let mut found = std::collections::BTreeMap::new();
-        for row in rows {
-            let namespace: String = row.try_get("", "namespace")?;
-            let revision: i64 = row.try_get("", "revision")?;
-            found.insert(namespace, revision);
-        }
-        Ok(names
-            .into_iter()
-            .map(|n| (n.to_owned(), found.get(n).copied().unwrap_or(0)))
-            .collect())
+        self.revisions.revisions(&self.db, &names).await
     }
 }
 

@@ -2,8 +2,9 @@
 //! scoped path, like lists, so row-level security bounds them as it bounds pages.
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter, QuerySelect,
     QueryTrait, Statement,
+    sea_query::{Alias, Expr, ExprTrait, Query},
 };
 
 use crate::{
@@ -73,32 +74,47 @@ impl FacetField {
         query
     }
 
-    /// The selected column the outer query groups by, and the FROM that produces it.
-    fn sql(self, pg: bool, inner: &str) -> String {
-        let column = |c: &str| format!("SELECT {c} AS value FROM ({inner}) AS a");
-        match (self, pg) {
-            (Self::Kind, _) => column("a.kind"),
-            (Self::Provider, _) => column("a.provider"),
-            (Self::License, _) => column("a.license"),
-            (Self::Stage, _) => column("a.stage"),
-            (Self::Source, _) => column("a.source"),
-            (Self::Approved, true) => column("CASE WHEN a.approved THEN 'true' ELSE 'false' END"),
-            (Self::Approved, false) => {
-                column("CASE WHEN a.approved <> 0 THEN 'true' ELSE 'false' END")
-            }
-            (Self::Tag, true) => format!(
-                "SELECT t.value AS value FROM ({inner}) AS a, jsonb_array_elements_text(a.tags) AS t(value)"
-            ),
-            (Self::Tag, false) => {
-                format!("SELECT t.value AS value FROM ({inner}) AS a, json_each(a.tags) AS t")
-            }
-            (Self::LabelKey, true) => format!(
-                "SELECT k.key AS value FROM ({inner}) AS a, jsonb_object_keys(a.labels) AS k(key)"
-            ),
-            (Self::LabelKey, false) => {
-                format!("SELECT k.key AS value FROM ({inner}) AS a, json_each(a.labels) AS k")
-            }
-        }
+    /// The values the outer query groups by, one row per value an asset of `inner` carries
+    /// (the same definition `asset_facet_counts` is filled with).
+    fn sql(self, backend: DatabaseBackend, inner: &str) -> String {
+        let (value, from) = migrations::facet_values(backend)
+            .into_iter()
+            .find(|(field, _, _)| *field == self.as_str())
+            .map(|(_, value, from)| (value, from))
+            // Every field is in the list: `fields_match_the_stored_counts` checks it.
+            .unwrap_or(("NULL", ""));
+        format!("SELECT {value} AS value FROM ({inner}) AS a{from}")
+    }
+
+    /// Whether `asset_facet_counts` can answer a count under `query` (kept per namespace,
+    /// source and kind, so only those may narrow it).
+    fn counted_under(query: &AssetQuery) -> bool {
+        let AssetQuery {
+            kinds: _,
+            kinds_by_namespace: _,
+            sources: _,
+            namespace: _,
+            providers,
+            licenses,
+            tags,
+            labels,
+            stages,
+            approved,
+            text,
+            name,
+            version,
+            object_name,
+        } = query;
+        providers.is_empty()
+            && licenses.is_empty()
+            && tags.is_empty()
+            && labels.is_empty()
+            && stages.is_empty()
+            && approved.is_none()
+            && text.is_none()
+            && name.is_none()
+            && version.is_none()
+            && object_name.is_none()
     }
 }
 
@@ -127,7 +143,8 @@ pub struct KindCount {
 
 impl Store {
     /// The top `top` values of each of `fields` among the assets in `scope` matching `query`
-    /// (each field counted without its own filter), in one scoped transaction.
+    /// (each field counted without its own filter), in one scoped transaction: from the
+    /// stored counts where the query allows, otherwise by counting the matching assets.
     pub async fn asset_facets(
         &self,
         scope: &NamespaceScope,
@@ -136,34 +153,25 @@ impl Store {
         top: u64,
     ) -> Result<Vec<Facet>, StoreError> {
         let backend = self.backend();
-        let pg = backend == DatabaseBackend::Postgres;
         let txn = self.begin_scoped(scope).await?;
+        if backend == DatabaseBackend::Postgres {
+            // Counting a large namespace crosses the JIT threshold, and compiling the plan
+            // costs more (~200 ms) than the count itself.
+            txn.execute_unprepared("SET LOCAL jit = off").await?;
+        }
         let mut facets = Vec::with_capacity(fields.len());
         for field in fields {
             let query = field.without_own_filter(query);
-            let mut inner = asset::Entity::find()
-                .select_only()
-                .columns([
-                    asset::Column::Kind,
-                    asset::Column::Provider,
-                    asset::Column::License,
-                    asset::Column::Stage,
-                    asset::Column::Source,
-                    asset::Column::Approved,
-                    asset::Column::Tags,
-                    asset::Column::Labels,
-                ])
-                .filter(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)));
-            for condition in filter_conditions(backend, &query) {
-                inner = inner.filter(condition);
-            }
+            let counted = if FacetField::counted_under(&query) {
+                stored_counts(backend, scope, &query, *field)
+            } else {
+                counted_rows(backend, scope, &query, *field)
+            };
             // `top` is a number of ours, not a bound value: the statement's own placeholders
             // stay as built.
-            let statement = wrapped(inner.build(backend), |inner| {
+            let statement = wrapped(counted, |inner| {
                 format!(
-                    "SELECT value, COUNT(*) AS count FROM ({}) AS f WHERE value IS NOT NULL \
-                     GROUP BY value ORDER BY count DESC, value LIMIT {}",
-                    field.sql(pg, inner),
+                    "SELECT value, count FROM ({inner}) AS f ORDER BY count DESC, value LIMIT {}",
                     top.saturating_add(1)
                 )
             });
@@ -189,22 +197,27 @@ impl Store {
         Ok(facets)
     }
 
-    /// How many assets of each kind each namespace of `scope` holds (pairs with none omitted).
+    /// How many assets of each kind each namespace of `scope` holds (pairs with none omitted),
+    /// from the stored counts.
     pub async fn asset_counts(&self, scope: &NamespaceScope) -> Result<Vec<KindCount>, StoreError> {
         let backend = self.backend();
-        let inner = asset::Entity::find()
-            .select_only()
-            .columns([asset::Column::Namespace, asset::Column::Kind])
-            .filter(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)))
-            .build(backend);
-        let statement = wrapped(inner, |inner| {
-            format!(
-                "SELECT namespace, kind, COUNT(*) AS count FROM ({inner}) AS a \
-                 GROUP BY namespace, kind ORDER BY namespace, kind"
+        let mut select = Query::select();
+        select
+            .column(asset::Column::Namespace)
+            .column(asset::Column::Kind)
+            .expr_as(
+                Expr::cust("CAST(SUM(count) AS BIGINT)"),
+                Alias::new("count"),
             )
-        });
+            .from_as(Alias::new(COUNTS_TABLE), asset::Entity)
+            .and_where(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)))
+            .and_where(Expr::col(Alias::new("field")).eq(FacetField::Kind.as_str()))
+            .group_by_col(asset::Column::Namespace)
+            .group_by_col(asset::Column::Kind)
+            .order_by(asset::Column::Namespace, Order::Asc)
+            .order_by(asset::Column::Kind, Order::Asc);
         let txn = self.begin_scoped(scope).await?;
-        let rows = txn.query_all_raw(statement).await?;
+        let rows = txn.query_all_raw(backend.build(&select)).await?;
         txn.commit().await?;
         rows.iter()
             .map(|row| {
@@ -218,6 +231,105 @@ impl Store {
     }
 }
 
+/// The table of stored counts (migration 7).
+const COUNTS_TABLE: &str = "asset_facet_counts";
+
+/// `(value, count)` of `field` from the stored counts. The table is aliased as `assets`, so
+/// the asset filters it can answer (namespace, kind, source: `counted_under`) apply to it
+/// unchanged.
+fn stored_counts(
+    backend: DatabaseBackend,
+    scope: &NamespaceScope,
+    query: &AssetQuery,
+    field: FacetField,
+) -> Statement {
+    let mut select = Query::select();
+    select
+        .column(Alias::new("value"))
+        .expr_as(
+            Expr::cust("CAST(SUM(count) AS BIGINT)"),
+            Alias::new("count"),
+        )
+        .from_as(Alias::new(COUNTS_TABLE), asset::Entity)
+        .and_where(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)))
+        .and_where(Expr::col(Alias::new("field")).eq(field.as_str()));
+    for condition in filter_conditions(backend, query) {
+        select.and_where(condition);
+    }
+    select.group_by_col(Alias::new("value"));
+    backend.build(&select)
+}
+
+/// `(value, count)` of `field`, counted over the matching assets.
+fn counted_rows(
+    backend: DatabaseBackend,
+    scope: &NamespaceScope,
+    query: &AssetQuery,
+    field: FacetField,
+) -> Statement {
+    let mut inner = asset::Entity::find()
+        .select_only()
+        .columns([
+            asset::Column::Kind,
+            asset::Column::Provider,
+            asset::Column::License,
+            asset::Column::Stage,
+            asset::Column::Source,
+            asset::Column::Approved,
+            asset::Column::Tags,
+            asset::Column::Labels,
+        ])
+        .filter(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)));
+    for condition in filter_conditions(backend, query) {
+        inner = inner.filter(condition);
+    }
+    wrapped(inner.build(backend), |inner| {
+        format!(
+            "SELECT value, COUNT(*) AS count FROM ({}) AS v WHERE value IS NOT NULL GROUP BY value",
+            field.sql(backend, inner)
+        )
+    })
+}
+
+/// Rewrites `source`'s stored counts from its assets, in the refresh transaction that changed
+/// them.
+pub(crate) async fn rewrite_counts(
+    txn: &sea_orm::DatabaseTransaction,
+    backend: DatabaseBackend,
+    namespace: &Namespace,
+    source: &str,
+) -> Result<(), StoreError> {
+    let pg = backend == DatabaseBackend::Postgres;
+    let (delete, condition) = if pg {
+        (
+            "DELETE FROM asset_facet_counts WHERE namespace = $1 AND source = $2",
+            "a.namespace = $1 AND a.source = $2",
+        )
+    } else {
+        (
+            "DELETE FROM asset_facet_counts WHERE namespace = ?1 AND source = ?2",
+            "a.namespace = ?1 AND a.source = ?2",
+        )
+    };
+    let values = || [namespace.as_str().into(), source.into()];
+    txn.execute_raw(Statement::from_sql_and_values(backend, delete, values()))
+        .await?;
+    if pg {
+        // A large source's count crosses the JIT threshold; compiling costs more than counting.
+        txn.execute_unprepared("SET LOCAL jit = off").await?;
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "INSERT INTO asset_facet_counts (namespace, source, kind, field, value, count) {}",
+            migrations::facet_count_rows(backend, condition)
+        ),
+        values(),
+    ))
+    .await?;
+    Ok(())
+}
+
 /// `inner` inside an outer query built around its SQL, with its bound values kept.
 fn wrapped(inner: Statement, outer: impl FnOnce(&str) -> String) -> Statement {
     Statement::from_sql_and_values(
@@ -225,4 +337,24 @@ fn wrapped(inner: Statement, outer: impl FnOnce(&str) -> String) -> Statement {
         outer(&inner.sql),
         inner.values.map(|v| v.0).unwrap_or_default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FacetField;
+
+    #[test]
+    fn fields_match_the_stored_counts() {
+        for backend in [
+            sea_orm::DatabaseBackend::Postgres,
+            sea_orm::DatabaseBackend::Sqlite,
+        ] {
+            let stored: Vec<&str> = migrations::facet_values(backend)
+                .iter()
+                .map(|(field, _, _)| *field)
+                .collect();
+            let ours: Vec<&str> = FacetField::ALL.iter().map(|f| f.as_str()).collect();
+            assert_eq!(stored, ours);
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod feed;
 mod migrate;
 mod objects;
 mod query;
+mod revisions;
 mod scope;
 mod usage;
 
@@ -78,6 +79,7 @@ impl Default for StoreOptions {
 pub struct Store {
     db: DatabaseConnection,
     feed: std::sync::Arc<feed::Feed>,
+    revisions: std::sync::Arc<revisions::RevisionReader>,
 }
 
 /// Opens a pool. Does not migrate; call [`migrate`] first.
@@ -100,6 +102,7 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, St
     Ok(Store {
         db,
         feed: feed::Feed::new(options.feed_retention),
+        revisions: Default::default(),
     })
 }
 
