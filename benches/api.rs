@@ -1,51 +1,46 @@
-//! API benchmark on the real PostgreSQL. Prints one `name: value unit` line per figure.
+//! The read API as its users meet it: a separate `curio api` process on the real PostgreSQL,
+//! over loopback HTTP, with a token file and RBAC. Prints one `name: value unit` line per
+//! figure.
 //!
 //!     cargo bench --bench api
 //!
-//! 100 tenants × 1,000 assets, and one tenant of 100,000. Authentication by static tokens;
-//! authorization by SubjectAccessReview against an in-process review server behind the real
-//! decision cache, warmed first. Two API servers on one store: one with the response cache,
-//! one without (`_nocache` lines). Load comes from client tasks in the same process over
-//! loopback HTTP at fixed concurrency (closed loop), then at a fixed 1,000 requests/s (open
-//! loop) for the p99 target. `raw_sql_list_rps` runs the same transaction and SQL the list
-//! route runs, straight through the driver at the same concurrency, so the API's overhead is a
-//! measured ratio; `raw_sql_search_unindexed_rps` runs the search as it was before its index
-//! (an OR of three ILIKEs) for comparison.
+//! One namespace of 100,000 assets and 99 of 1,000. Two `curio api` processes on that store:
+//! one with the response cache (the default), one with `--response-cache-bytes 0` (`_nocache`
+//! lines). Load comes from 32 keep-alive connections written by hand from one thread of this
+//! process (as `wrk -t1 -c32` drives a server), closed loop, on the same two cores as the
+//! server and PostgreSQL. Each request kind runs against the uncached server, then the cached
+//! one, `API_BENCH_SECONDS` (default 10) each:
+//! - list: `GET /api/v1/namespaces/{ns}/assets?limit=50` over all 100 namespaces;
+//! - get: `GET /api/v1/namespaces/{ns}/models/{name}` over 250 models in each small namespace;
+//! - search: `q=asset-1NNN` in the large namespace (10 of its 100,000 assets match each);
+//! - facets: every facet field of the large namespace.
+//!
+//! `raw_sql_list_rps` runs the list route's transaction and SQL straight through the same
+//! driver (sqlx under sea-orm) at the same concurrency, so the API's overhead is a measured
+//! ratio (`api_list_nocache_vs_raw_sql`).
 
 mod support;
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use curio::{
-    access::{
-        authn::StaticTokens,
-        authz::{CacheOptions, CachedAuthorizer, SubjectAccessReviewer},
-        metrics::AccessMetrics,
-    },
-    api::{ApiState, cache::ResponseCache},
     catalog::{Asset, AssetKind, AssetRecord, diff},
     store::Namespace,
 };
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
 use serde_json::json;
-use support::{
-    BenchDatabase, allowing_review_server, closed_loop, fixed_rate, percentile, serve_api,
-};
+use support::{BenchDatabase, Run, closed_loop, http_load, resident_kib, start_api};
 
 // The same allocator as the curio binary.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const TENANTS: usize = 100;
+const SMALL_TENANTS: usize = 99;
 const PER_TENANT: usize = 1_000;
 /// The one large tenant.
 const BIG: &str = "tenant-big";
 const BIG_ASSETS: usize = 100_000;
-const CONCURRENCY: usize = 16;
-const RUN: Duration = Duration::from_secs(8);
+const CONNECTIONS: usize = 32;
 
 fn tenant(i: usize) -> String {
     format!("tenant-{i:03}")
@@ -66,9 +61,9 @@ fn record(i: usize) -> AssetRecord {
         description: Some(
             "An instruction-tuned model for code and chat, with a long context window.".into(),
         ),
-        provider: Some("Example".into()),
-        license: Some("apache-2.0".into()),
-        tags: vec!["llm".into()],
+        provider: Some(["Example", "Acme", "Initech"][i % 3].into()),
+        license: Some(["apache-2.0", "mit"][i % 2].into()),
+        tags: vec!["llm".into(), format!("family-{}", i % 20)],
         labels: [("task".to_string(), "chat".to_string())].into(),
         links: vec![],
         metadata: Some(json!({"contextLength": 8192})),
@@ -77,14 +72,26 @@ fn record(i: usize) -> AssetRecord {
     })
 }
 
+/// `load` against `base` on a blocking thread (the load client has a thread of its own).
+async fn load(base: &str, paths: &[String], run: Duration) -> anyhow::Result<Run> {
+    let (base, paths) = (base.to_owned(), paths.to_vec());
+    tokio::task::spawn_blocking(move || http_load(&base, paths, CONNECTIONS, run)).await?
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let run = Duration::from_secs(
+        std::env::var("API_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    );
     let database =
         BenchDatabase::create(&format!("curio_bench_api_{}", std::process::id())).await?;
-    let store = database.connect(32).await?;
+    let store = database.connect(CONNECTIONS as u32).await?;
 
     let seeding = Instant::now();
-    for t in 0..TENANTS {
+    for t in 0..SMALL_TENANTS {
         let ns = Namespace::new(tenant(t))?;
         let d = diff(&Default::default(), (0..PER_TENANT).map(record).collect());
         store.apply_refresh(&ns, "bench", &d, &[]).await?;
@@ -96,96 +103,104 @@ async fn main() -> anyhow::Result<()> {
     // start in the middle of the measurement.
     store
         .connection()
-        .execute_unprepared("VACUUM (ANALYZE) assets")
+        .execute_unprepared("VACUUM (ANALYZE)")
         .await?;
-    println!("seed_assets: {} count", TENANTS * PER_TENANT + BIG_ASSETS);
+    println!(
+        "seed_assets: {} count",
+        SMALL_TENANTS * PER_TENANT + BIG_ASSETS
+    );
     println!("seed_s: {:.2} s", seeding.elapsed().as_secs_f64());
 
-    let authz = CachedAuthorizer::new(
-        SubjectAccessReviewer::new(allowing_review_server().await?, Duration::from_secs(5)),
-        CacheOptions::default(),
-        AccessMetrics::default(),
-    );
-    let authz = Arc::new(authz);
-    let tokens = Arc::new(StaticTokens::parse("bench-token,bench,1,\"readers\"\n")?);
-    let cached = ApiState::new(store.clone(), tokens.clone(), authz.clone());
-    let uncached = ApiState {
-        responses: Arc::new(ResponseCache::disabled()),
-        ..ApiState::new(store.clone(), tokens, authz)
-    };
-    let cached_base = serve_api(cached).await?;
-    let uncached_base = serve_api(uncached).await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY * 2)
-        .build()?;
+    let dir = tempfile::tempdir()?;
+    let (cached_dir, uncached_dir) = (dir.path().join("cached"), dir.path().join("uncached"));
+    std::fs::create_dir_all(&cached_dir)?;
+    std::fs::create_dir_all(&uncached_dir)?;
+    let cached = start_api(&database.url, &cached_dir, &[]).await?;
+    let uncached = start_api(
+        &database.url,
+        &uncached_dir,
+        &["--response-cache-bytes", "0"],
+    )
+    .await?;
 
-    let list_url =
-        move |n: usize| format!("/api/v1/namespaces/{}/assets?limit=50", tenant(n % TENANTS));
-    let get_url = move |n: usize| {
-        format!(
-            "/api/v1/namespaces/{}/models/asset-{:05}",
-            tenant(n % TENANTS),
-            (n * 4) % PER_TENANT
-        )
-    };
-    // ~11 hits out of 100,000 (asset-01234 and asset-1234x), varied over 100 prefixes.
-    let search_url = move |n: usize| {
-        format!(
-            "/api/v1/namespaces/{BIG}/assets?limit=50&q=asset-{:04}",
-            1000 + n % 100
-        )
-    };
-    // Warm the decision cache: every tenant, every kind, get and list.
-    for t in 0..TENANTS {
-        for url in [list_url(t), get_url(t), search_url(t)] {
+    let namespaces: Vec<String> = (0..SMALL_TENANTS)
+        .map(tenant)
+        .chain([BIG.to_owned()])
+        .collect();
+    let list: Vec<String> = namespaces
+        .iter()
+        .map(|ns| format!("/api/v1/namespaces/{ns}/assets?limit=50"))
+        .collect();
+    // Models are every fourth asset from 0 and 1: 500 a namespace; 250 of them each.
+    let get: Vec<String> = (0..SMALL_TENANTS * 250)
+        .map(|n| {
+            format!(
+                "/api/v1/namespaces/{}/models/asset-{:05}",
+                tenant(n % SMALL_TENANTS),
+                (n / SMALL_TENANTS) * 4
+            )
+        })
+        .collect();
+    let search: Vec<String> = (0..100)
+        .map(|n| {
+            format!(
+                "/api/v1/namespaces/{BIG}/assets?limit=50&q=asset-{}",
+                1000 + n
+            )
+        })
+        .collect();
+    let facets = vec![format!("/api/v1/namespaces/{BIG}/assets/facets")];
+
+    // Every path answers 200 on both servers, and the search finds what it should.
+    let http = reqwest::Client::new();
+    for api in [&cached, &uncached] {
+        for path in list
+            .iter()
+            .chain(&get)
+            .step_by(97)
+            .chain(&search)
+            .chain(&facets)
+        {
             let response = http
-                .get(format!("{uncached_base}{url}"))
+                .get(format!("{}{path}", api.base))
                 .bearer_auth("bench-token")
                 .send()
                 .await?;
-            anyhow::ensure!(
-                response.status() == 200,
-                "warm-up {url}: {}",
-                response.status()
-            );
+            anyhow::ensure!(response.status() == 200, "{path}: {}", response.status());
         }
     }
-    let request = |base: String| {
-        let http = http.clone();
-        move |path: String| {
-            let http = http.clone();
-            let url = format!("{base}{path}");
-            async move {
-                let response = http.get(url).bearer_auth("bench-token").send().await?;
-                anyhow::ensure!(response.status() == 200, "status {}", response.status());
-                response.bytes().await?;
-                anyhow::Ok(())
-            }
-        }
-    };
-    let with_cache = request(cached_base.clone());
-    let without_cache = request(uncached_base.clone());
+    let hits: serde_json::Value = http
+        .get(format!("{}{}", uncached.base, search[234 % 100]))
+        .bearer_auth("bench-token")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let found = hits["items"].as_array().map_or(0, Vec::len);
+    anyhow::ensure!(found == 10, "the search found {found} assets, not 10");
 
-    // Interleaved, so both servers see the same machine state.
-    let r = without_cache.clone();
-    let list_nocache = closed_loop(CONCURRENCY, RUN, move |n| r(list_url(n))).await?;
-    let r = with_cache.clone();
-    let list = closed_loop(CONCURRENCY, RUN, move |n| r(list_url(n))).await?;
-    let r = without_cache.clone();
-    let get_nocache = closed_loop(CONCURRENCY, RUN, move |n| r(get_url(n))).await?;
-    let r = with_cache.clone();
-    let get = closed_loop(CONCURRENCY, RUN, move |n| r(get_url(n))).await?;
-    let r = without_cache.clone();
-    let search_nocache = closed_loop(CONCURRENCY, RUN, move |n| r(search_url(n))).await?;
-    let r = with_cache.clone();
-    let search = closed_loop(CONCURRENCY, RUN, move |n| r(search_url(n))).await?;
+    let mut lines = Vec::new();
+    for (name, paths) in [
+        ("list", &list),
+        ("get", &get),
+        ("search", &search),
+        ("facets", &facets),
+    ] {
+        let without = load(&uncached.base, paths, run).await?;
+        let with = load(&cached.base, paths, run).await?;
+        lines.push((name, with, without));
+    }
 
     // The list route's transaction and SQL, straight through the driver.
     let db = store.connection().clone();
-    let raw = closed_loop(CONCURRENCY, RUN, move |n| {
+    let raw = closed_loop(CONNECTIONS, run, move |n| {
         let db = db.clone();
+        let ns = if n % 100 == 99 {
+            BIG.to_owned()
+        } else {
+            tenant(n % 100)
+        };
         async move {
-            let ns = tenant(n % TENANTS);
             let txn = db.begin().await?;
             txn.execute_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
@@ -197,7 +212,8 @@ async fn main() -> anyhow::Result<()> {
                 .query_all_raw(Statement::from_sql_and_values(
                     DatabaseBackend::Postgres,
                     "SELECT id, namespace, source, kind, name, version, display_name, description, provider, license, \
-                     tags, labels, stage, approved, links, metadata, mcp, agent, digest, created_at, updated_at FROM assets \
+                     tags, labels, stage, approved, links, metadata, mcp, agent, digest, object_name, created_at, \
+                     updated_at, revision, created_revision FROM assets \
                      WHERE namespace IN ($1) AND ((namespace = $2 AND kind IN ($3, $4, $5))) \
                      ORDER BY namespace, kind, name, version, id LIMIT 51",
                     [ns.clone().into(), ns.into(), "Model".into(), "McpServer".into(), "Agent".into()],
@@ -210,71 +226,28 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
 
-    // The search as it ran before its index: three ILIKEs under an OR, in the large tenant.
-    let db = store.connection().clone();
-    let unindexed = closed_loop(CONCURRENCY, Duration::from_secs(4), move |n| {
-        let db = db.clone();
-        async move {
-            let pattern = format!("%asset-{:04}%", 1000 + n % 100);
-            let rows = db
-                .query_all_raw(Statement::from_sql_and_values(
-                    DatabaseBackend::Postgres,
-                    "SELECT id FROM assets WHERE namespace IN ($1) AND (name ILIKE $2 ESCAPE '\\' \
-                     OR display_name ILIKE $2 ESCAPE '\\' OR description ILIKE $2 ESCAPE '\\') \
-                     ORDER BY namespace, kind, name, version, id LIMIT 51",
-                    [BIG.into(), pattern.into()],
-                ))
-                .await?;
-            anyhow::ensure!(!rows.is_empty(), "no hits");
-            anyhow::Ok(())
-        }
-    })
-    .await?;
-
-    // Open loop at a fixed 1,000 requests/s for the latency target (uncached).
-    let started = Instant::now();
-    let r = without_cache.clone();
-    let (fixed, failed) =
-        fixed_rate(1_000, Duration::from_secs(5), move |n| r(list_url(n))).await?;
-    anyhow::ensure!(failed == 0, "{failed} requests failed at the fixed rate");
-    let achieved = fixed.len() as f64 / started.elapsed().as_secs_f64();
-
-    let p99 = |r: &support::Run| percentile(&r.latencies_ms, 0.99);
-    println!("concurrency: {CONCURRENCY} tasks");
-    for (name, cached, uncached) in [
-        ("list", &list, &list_nocache),
-        ("get", &get, &get_nocache),
-        ("search", &search, &search_nocache),
-    ] {
-        println!("api_{name}_rps: {:.0} req/s", cached.rps);
-        println!("api_{name}_p99_ms: {:.2} ms", p99(cached));
-        println!("api_{name}_rps_nocache: {:.0} req/s", uncached.rps);
-        println!("api_{name}_p99_ms_nocache: {:.2} ms", p99(uncached));
+    println!("connections: {CONNECTIONS}");
+    println!("run_s: {} s", run.as_secs());
+    for (name, with, without) in &lines {
+        println!("api_{name}_rps: {:.0} req/s", with.rps);
+        println!("api_{name}_p99_ms: {:.2} ms", with.p99());
+        println!("api_{name}_rps_nocache: {:.0} req/s", without.rps);
+        println!("api_{name}_p99_ms_nocache: {:.2} ms", without.p99());
     }
-    println!(
-        "api_list_p50_ms_nocache: {:.2} ms",
-        percentile(&list_nocache.latencies_ms, 0.50)
-    );
     println!("raw_sql_list_rps: {:.0} req/s", raw.rps);
+    let list_nocache = &lines[0].2;
     println!(
         "api_list_nocache_vs_raw_sql: {:.0} %",
         100.0 * list_nocache.rps / raw.rps
     );
-    println!("raw_sql_search_unindexed_rps: {:.0} req/s", unindexed.rps);
-    println!(
-        "raw_sql_search_unindexed_p99_ms: {:.2} ms",
-        percentile(&unindexed.latencies_ms, 0.99)
-    );
-    println!("fixed_rate_rps: {achieved:.0} req/s");
-    println!(
-        "api_list_p50_ms_at_1000rps: {:.2} ms",
-        percentile(&fixed, 0.50)
-    );
-    println!(
-        "api_list_p99_ms_at_1000rps: {:.2} ms",
-        percentile(&fixed, 0.99)
-    );
+    for (label, api) in [("cached", &cached), ("nocache", &uncached)] {
+        println!(
+            "api_rss_mib_{label}: {:.1} MiB",
+            resident_kib(api.child.id())? as f64 / 1024.0
+        );
+    }
 
+    drop((cached, uncached));
     store.connection().clone().close().await?;
     database.drop_now().await
 }

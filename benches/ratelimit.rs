@@ -37,7 +37,7 @@ use curio::{
 };
 use curio_core::fixtures::asset;
 use serde_json::json;
-use support::{BenchDatabase, fixed_rate, percentile, serve_api};
+use support::{BenchDatabase, fixed_rate, percentile, read_response, serve_api};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -161,7 +161,7 @@ fn flood(
             for c in 0..connections {
                 let (address, request) = (address.clone(), request.clone());
                 tasks.push(tokio::spawn(async move {
-                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    use tokio::io::AsyncWriteExt;
                     let mut stream = tokio::net::TcpStream::connect(&address).await?;
                     stream.set_nodelay(true)?;
                     // Spread the connections' ticks over one period.
@@ -177,34 +177,9 @@ fn flood(
                             break;
                         }
                         stream.write_all(request.as_bytes()).await?;
-                        // One whole response: the head, then Content-Length bytes of body.
-                        loop {
-                            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                                let head = std::str::from_utf8(&buffer[..end])?;
-                                let length: usize = head
-                                    .lines()
-                                    .find_map(|l| {
-                                        let (k, v) = l.split_once(':')?;
-                                        k.eq_ignore_ascii_case("content-length")
-                                            .then(|| v.trim().parse().ok())?
-                                    })
-                                    .unwrap_or(0);
-                                let status = head.get(9..12).unwrap_or_default().to_owned();
-                                anyhow::ensure!(
-                                    status == "200" || status == "429",
-                                    "status {status}"
-                                );
-                                if buffer.len() >= end + 4 + length {
-                                    buffer.drain(..end + 4 + length);
-                                    answered += 1;
-                                    break;
-                                }
-                            }
-                            let mut chunk = [0u8; 8192];
-                            let n = stream.read(&mut chunk).await?;
-                            anyhow::ensure!(n > 0, "the server closed the connection");
-                            buffer.extend_from_slice(&chunk[..n]);
-                        }
+                        let status = read_response(&mut stream, &mut buffer).await?;
+                        anyhow::ensure!(status == 200 || status == 429, "status {status}");
+                        answered += 1;
                     }
                     anyhow::Ok(answered)
                 }));

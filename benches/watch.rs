@@ -21,13 +21,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Context;
 use curio::{
     catalog::{AssetKind, AssetRecord, diff},
     store::{Namespace, Store},
 };
 use curio_core::fixtures::asset;
-use support::{BenchDatabase, percentile};
+use support::{BenchDatabase, percentile, resident_kib, start_api};
 
 const NAMESPACES: usize = 10;
 const WATCHERS_PER_NAMESPACE: usize = 10;
@@ -49,81 +48,6 @@ async fn write(store: &Store, ns: &Namespace, names: &[String]) -> anyhow::Resul
     let changes = diff(&stored, desired);
     store.apply_refresh(ns, "bench", &changes, &[]).await?;
     Ok(())
-}
-
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS in /proc/<pid>/status")
-}
-
-struct Api {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Api {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn start_api(url: &str, dir: &std::path::Path) -> anyhow::Result<Api> {
-    std::fs::write(dir.join("tokens.csv"), "bench-token,bench,1,\"readers\"\n")?;
-    let rbac = dir.join("rbac");
-    std::fs::create_dir_all(&rbac)?;
-    std::fs::write(
-        rbac.join("rbac.yaml"),
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n\
-         rules: [{apiGroups: [catalog.curio.dev], resources: [models], verbs: [get, list, watch]}]\n---\n\
-         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: readers}\n\
-         roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\n\
-         subjects: [{kind: Group, name: readers}]\n",
-    )?;
-    let port = free_port()?;
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_curio"))
-        .args(["api", "--database-url", url, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["--metrics-address", "127.0.0.1:0"])
-        // One user opens every stream here: its request rate is not what is measured.
-        .args([
-            "--user-requests-per-second",
-            "0",
-            "--namespace-requests-per-second",
-            "0",
-        ])
-        .arg("--token-file")
-        .arg(dir.join("tokens.csv"))
-        .arg("--rbac-manifests")
-        .arg(&rbac)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .context("starting curio api")?;
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(Api { child, base });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("curio api did not become ready")
 }
 
 /// Opens a watch and hands each event's object name to `seen` as it arrives.
@@ -166,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         catalogs.push(names);
     }
     let dir = tempfile::tempdir()?;
-    let api = start_api(&db.url, dir.path()).await?;
+    let api = start_api(&db.url, dir.path(), &[]).await?;
     let head = store.feed_head().await?.revision;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)

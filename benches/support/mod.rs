@@ -201,3 +201,190 @@ pub async fn serve_api(state: curio::api::ApiState) -> anyhow::Result<String> {
     });
     Ok(base)
 }
+
+/// Resident memory of process `pid`, in KiB.
+pub fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS in /proc/<pid>/status")
+}
+
+/// A `curio api` process, killed when dropped.
+pub struct Api {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The bench's one user: token `bench-token`, in group `readers`, which may get, list and
+/// watch every asset kind in every namespace (both API groups).
+const BENCH_RBAC: &str = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: reader}\n\
+rules: [{apiGroups: [curio.dev, catalog.curio.dev], resources: [models, mcpservers, agents], verbs: [get, list, watch]}]\n---\n\
+apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {name: readers}\n\
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\n\
+subjects: [{kind: Group, name: readers}]\n";
+
+/// Starts `curio api` on `url` with a token file and RBAC manifests written to `dir`, the
+/// per-user and per-namespace rate limits off (one user makes all the load here), and
+/// `extra` arguments; waits until it is ready.
+pub async fn start_api(url: &str, dir: &std::path::Path, extra: &[&str]) -> anyhow::Result<Api> {
+    std::fs::write(dir.join("tokens.csv"), "bench-token,bench,1,\"readers\"\n")?;
+    let rbac = dir.join("rbac");
+    std::fs::create_dir_all(&rbac)?;
+    std::fs::write(rbac.join("rbac.yaml"), BENCH_RBAC)?;
+    let port = free_port()?;
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_curio"))
+        .args(["api", "--database-url", url, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--metrics-address", "127.0.0.1:0"])
+        .args([
+            "--user-requests-per-second",
+            "0",
+            "--namespace-requests-per-second",
+            "0",
+        ])
+        .arg("--token-file")
+        .arg(dir.join("tokens.csv"))
+        .arg("--rbac-manifests")
+        .arg(&rbac)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting curio api")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(Api { child, base });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("curio api did not become ready")
+}
+
+/// Reads one whole HTTP/1.1 response (head, then Content-Length bytes of body) from
+/// `stream`, keeping what follows it in `buffer`; its status code.
+pub async fn read_response(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+) -> anyhow::Result<u16> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buffer[..end])?;
+            let mut length = None;
+            for line in head.lines().skip(1) {
+                let Some((name, value)) = line.split_once(':') else {
+                    continue;
+                };
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = Some(value.trim().parse::<usize>()?);
+                }
+                anyhow::ensure!(
+                    !name.eq_ignore_ascii_case("transfer-encoding"),
+                    "a chunked answer: this client reads Content-Length bodies only"
+                );
+            }
+            let status: u16 = head.get(9..12).unwrap_or_default().parse()?;
+            let length = length.unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                buffer.drain(..end + 4 + length);
+                return Ok(status);
+            }
+        }
+        let mut chunk = [0u8; 16384];
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "the server closed the connection");
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Closed loop as `wrk` drives a server: `connections` keep-alive HTTP/1.1 connections from one
+/// thread with a current-thread runtime, each sending its next request (the paths in turn,
+/// prepared once, with the bench token) when the last answer is in, for `duration`. The client
+/// shares the cores with the server, so it spends as little as a client can. Every answer must
+/// be 200.
+pub fn http_load(
+    base: &str,
+    paths: Vec<String>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Run> {
+    let address = base.trim_start_matches("http://").to_owned();
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        paths
+            .iter()
+            .map(|path| {
+                format!(
+                    "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer bench-token\r\n\r\n"
+                )
+                .into_bytes()
+            })
+            .collect(),
+    );
+    let thread = std::thread::spawn(move || -> anyhow::Result<Run> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..connections)
+                .map(|c| {
+                    let (address, requests) = (address.clone(), requests.clone());
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncWriteExt;
+                        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+                        stream.set_nodelay(true)?;
+                        let mut buffer = Vec::with_capacity(65536);
+                        let mut latencies = Vec::new();
+                        let mut n = c;
+                        while started.elapsed() < duration {
+                            let request = &requests[n % requests.len()];
+                            let t = Instant::now();
+                            stream.write_all(request).await?;
+                            let status = read_response(&mut stream, &mut buffer).await?;
+                            anyhow::ensure!(status == 200, "status {status}");
+                            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                            n += connections;
+                        }
+                        anyhow::Ok(latencies)
+                    })
+                })
+                .collect();
+            let mut latencies_ms = Vec::new();
+            for task in tasks {
+                latencies_ms.extend(task.await??);
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            latencies_ms.sort_by(|a, b| a.total_cmp(b));
+            Ok(Run {
+                rps: latencies_ms.len() as f64 / elapsed,
+                latencies_ms,
+            })
+        })
+    });
+    thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the load thread panicked"))?
+}
