@@ -8,7 +8,7 @@ mod filters;
 pub mod objects;
 pub mod watch;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Json, Router,
@@ -26,7 +26,7 @@ use super::{
     continuation::{self, query_digest},
     error::ApiError,
     params::{self, Params, RawParams},
-    respond::cacheable,
+    respond::Fixed,
 };
 use crate::{
     access::{authz::CATALOG_API_GROUP, identity::UserInfo},
@@ -59,17 +59,21 @@ const LIST_PARAMS: &[&str] = &[
 
 pub fn routes() -> Router<ApiState> {
     let base = format!("/apis/{GROUP}/{VERSION}");
-    let v2 = Arc::new(openapi::v2());
-    let v3 = Arc::new(openapi::v3());
+    // Discovery and OpenAPI never change while the process runs: serialized once.
+    let fixed =
+        |answer: Fixed| move |headers: HeaderMap| std::future::ready(answer.respond(&headers));
     Router::new()
-        .route("/apis", get(|| async { Json(discovery::api_group_list()) }))
+        .route(
+            "/apis",
+            get(fixed(Fixed::new(&discovery::api_group_list()))),
+        )
         .route(
             &format!("/apis/{GROUP}"),
-            get(|| async { Json(discovery::api_group()) }),
+            get(fixed(Fixed::new(&discovery::api_group()))),
         )
         .route(
             &base,
-            get(|| async { Json(discovery::api_resource_list()) }),
+            get(fixed(Fixed::new(&discovery::api_resource_list()))),
         )
         .route(&format!("{base}/{{plural}}"), get(list_all_namespaces))
         .route(
@@ -80,29 +84,18 @@ pub fn routes() -> Router<ApiState> {
             &format!("{base}/namespaces/{{ns}}/{{plural}}/{{name}}"),
             get(get_object),
         )
-        .route(
-            "/openapi/v2",
-            get(move |headers: HeaderMap| {
-                let v2 = v2.clone();
-                async move { cacheable(&headers, &*v2) }
-            }),
-        )
+        .route("/openapi/v2", get(fixed(Fixed::new(&openapi::v2()))))
         .route(
             "/openapi/v3",
-            get(|| async {
-                Json(json!({"paths": {
-                    format!("apis/{GROUP}/{VERSION}"): {
-                        "serverRelativeURL": format!("/openapi/v3/apis/{GROUP}/{VERSION}"),
-                    },
-                }}))
-            }),
+            get(fixed(Fixed::new(&json!({"paths": {
+                format!("apis/{GROUP}/{VERSION}"): {
+                    "serverRelativeURL": format!("/openapi/v3/apis/{GROUP}/{VERSION}"),
+                },
+            }})))),
         )
         .route(
             &format!("/openapi/v3/apis/{GROUP}/{VERSION}"),
-            get(move |headers: HeaderMap| {
-                let v3 = v3.clone();
-                async move { cacheable(&headers, &*v3) }
-            }),
+            get(fixed(Fixed::new(&openapi::v3()))),
         )
 }
 
