@@ -6,13 +6,11 @@
 
 use std::{future::Future, sync::Arc};
 
-use axum::body::Bytes;
-
 use moka::{future::Cache, notification::RemovalCause};
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use sha2::{Digest, Sha256};
 
-use super::{ApiState, error::ApiError};
+use super::{ApiState, error::ApiError, respond::Fixed};
 use crate::{
     store::NamespaceScope,
     telemetry::{Registry, register},
@@ -50,7 +48,7 @@ impl CacheKey {
 }
 
 pub struct ResponseCache {
-    cache: Option<Cache<CacheKey, Bytes>>,
+    cache: Option<Cache<CacheKey, Fixed>>,
     metrics: CacheMetrics,
 }
 
@@ -61,8 +59,8 @@ impl ResponseCache {
             let evictions = metrics.evictions.clone();
             Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(|_key: &CacheKey, body: &Bytes| {
-                    u32::try_from(body.len() + 32).unwrap_or(u32::MAX)
+                .weigher(|_key: &CacheKey, answer: &Fixed| {
+                    u32::try_from(answer.weight() + 32).unwrap_or(u32::MAX)
                 })
                 .eviction_listener(move |_key, _body, cause| {
                     if cause == RemovalCause::Size {
@@ -84,13 +82,13 @@ impl ResponseCache {
 
     /// The cached answer for `key`, or the one `build` makes (once for concurrent callers of
     /// the same key).
-    pub async fn get_or_build<F, Fut>(&self, key: CacheKey, build: F) -> Result<Bytes, ApiError>
+    pub async fn get_or_build<F, Fut>(&self, key: CacheKey, build: F) -> Result<Fixed, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, ApiError>>,
     {
         let Some(cache) = &self.cache else {
-            return build().await.map(Bytes::from);
+            return build().await.map(Fixed::from_bytes);
         };
         if let Some(body) = cache.get(&key).await {
             self.metrics.hits.inc();
@@ -98,7 +96,7 @@ impl ResponseCache {
         }
         self.metrics.misses.inc();
         let body = cache
-            .try_get_with(key, async move { build().await.map(Bytes::from) })
+            .try_get_with(key, async move { build().await.map(Fixed::from_bytes) })
             .await
             .map_err(|e: Arc<ApiError>| (*e).clone())?;
         self.metrics
@@ -126,13 +124,13 @@ pub async fn cached<F, Fut>(
     scope: &NamespaceScope,
     key_parts: &impl std::fmt::Debug,
     build: F,
-) -> Result<Bytes, ApiError>
+) -> Result<Fixed, ApiError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Vec<u8>, ApiError>>,
 {
     if !state.responses.is_enabled() {
-        return build().await.map(Into::into);
+        return build().await.map(Fixed::from_bytes);
     }
     let revisions = state.store.catalog_revisions(scope).await?;
     let key = CacheKey::of(&(key_parts, &revisions));

@@ -18,7 +18,7 @@ use super::{
     continuation::{self, query_digest},
     error::ApiError,
     params::{self, Params, RawParams},
-    respond::{cacheable, cacheable_bytes, no_store},
+    respond::{cacheable, no_store},
 };
 use crate::{
     catalog::AssetKind,
@@ -180,8 +180,8 @@ async fn asset_page(
         // Plain data with string keys: serialization cannot fail.
         Ok(serde_json::to_vec(&body).unwrap_or_default())
     };
-    let body = cached(state, &scope, &key_parts, build).await?;
-    Ok(cacheable_bytes(headers, body))
+    let answer = cached(state, &scope, &key_parts, build).await?;
+    Ok(answer.respond(headers))
 }
 
 /// `GET /api/v1/namespaces/{ns}/assets`: every kind the caller may list there.
@@ -324,8 +324,8 @@ pub async fn get_asset(
         })?;
         Ok(serde_json::to_vec(asset).unwrap_or_default())
     };
-    let body = cached(&state, &scope, &key_parts, build).await?;
-    Ok(cacheable_bytes(&headers, body))
+    let answer = cached(&state, &scope, &key_parts, build).await?;
+    Ok(answer.respond(&headers))
 }
 
 /// The `namespaces` parameter: a non-empty, bounded, comma-separated list, duplicates dropped.

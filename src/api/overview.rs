@@ -19,7 +19,7 @@ use super::{
     caller::Caller,
     error::ApiError,
     params::{self, Params, RawParams},
-    respond::{cacheable, cacheable_bytes, no_store},
+    respond::{cacheable, no_store},
 };
 use crate::{
     catalog::AssetKind,
@@ -81,8 +81,8 @@ pub async fn list_namespaces(
             .collect();
         Ok(serde_json::to_vec(&namespace_list(items)).unwrap_or_default())
     };
-    let body = cached(&state, &scope, &("namespaces", &readable), build).await?;
-    Ok(cacheable_bytes(&headers, body))
+    let answer = cached(&state, &scope, &("namespaces", &readable), build).await?;
+    Ok(answer.respond(&headers))
 }
 
 fn namespace_list(items: Vec<NamespaceItem>) -> NamespaceList {
@@ -282,8 +282,8 @@ async fn facets(
             .await?;
         Ok(serde_json::to_vec(&facet_list(&facets)).unwrap_or_default())
     };
-    let body = cached(state, &scope, &key_parts, build).await?;
-    Ok(cacheable_bytes(headers, body))
+    let answer = cached(state, &scope, &key_parts, build).await?;
+    Ok(answer.respond(headers))
 }
 
 fn facet_list(facets: &[Facet]) -> FacetList<'_> {

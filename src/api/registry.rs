@@ -21,7 +21,6 @@ use super::{
     continuation::{self, query_digest},
     error::ApiError,
     params::{Params, RawParams, reject_unknown},
-    respond::cacheable_bytes,
 };
 use crate::{
     catalog::{AssetKind, Link, McpServerDetails},
@@ -211,8 +210,8 @@ async fn list(
         let body = json!({ "servers": page.servers, "metadata": metadata });
         Ok(serde_json::to_vec(&body).unwrap_or_default())
     };
-    let body = cached(&state, &scope, &key_parts, build).await?;
-    Ok(cacheable_bytes(&headers, body))
+    let answer = cached(&state, &scope, &key_parts, build).await?;
+    Ok(answer.respond(&headers))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -258,8 +257,8 @@ async fn server(
         };
         Ok(serde_json::to_vec(&body).unwrap_or_default())
     };
-    let body = cached(&state, &scope, &key_parts, build).await?;
-    Ok(cacheable_bytes(&headers, body))
+    let answer = cached(&state, &scope, &key_parts, build).await?;
+    Ok(answer.respond(&headers))
 }
 
 /// What a path under `servers/` names. Server names hold one `/`, which clients send encoded

@@ -10,15 +10,7 @@ use sha2::{Digest, Sha256};
 /// A `200` with a strong ETag over the body, or `304` when `If-None-Match` already has it.
 /// `private`: answers depend on who asks and must not be shared by caches.
 pub fn cacheable<T: serde::Serialize>(request: &HeaderMap, body: &T) -> Response {
-    // Plain data with string keys: serialization cannot fail.
-    cacheable_bytes(request, serde_json::to_vec(body).unwrap_or_default())
-}
-
-/// [`cacheable`] for an answer already serialized (as the response cache keeps them).
-pub fn cacheable_bytes(request: &HeaderMap, bytes: impl Into<axum::body::Bytes>) -> Response {
-    let bytes: axum::body::Bytes = bytes.into();
-    let etag = etag_of(&bytes);
-    answer(request, bytes, etag)
+    Fixed::new(body).respond(request)
 }
 
 fn etag_of(bytes: &[u8]) -> HeaderValue {
@@ -55,8 +47,9 @@ fn answer(request: &HeaderMap, bytes: axum::body::Bytes, etag: HeaderValue) -> R
         .into_response()
 }
 
-/// An answer that never changes while the process runs (discovery, OpenAPI): serialized and
-/// its ETag computed once, served as [`cacheable`] would serve it.
+/// A serialized answer with its ETag computed once, served as [`cacheable`] would serve it:
+/// answers that never change while the process runs (discovery, OpenAPI), and the response
+/// cache's entries (hashing a 50 KB page on every hit would cost more than the rest of it).
 #[derive(Clone, Debug)]
 pub struct Fixed {
     bytes: axum::body::Bytes,
@@ -66,9 +59,19 @@ pub struct Fixed {
 impl Fixed {
     pub fn new<T: serde::Serialize>(body: &T) -> Self {
         // Plain data with string keys: serialization cannot fail.
-        let bytes = axum::body::Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        Self::from_bytes(serde_json::to_vec(body).unwrap_or_default())
+    }
+
+    /// An answer already serialized; its ETag is computed here, once.
+    pub fn from_bytes(bytes: impl Into<axum::body::Bytes>) -> Self {
+        let bytes = bytes.into();
         let etag = etag_of(&bytes);
         Self { bytes, etag }
+    }
+
+    /// Bytes held: the body and its ETag.
+    pub fn weight(&self) -> usize {
+        self.bytes.len() + self.etag.len()
     }
 
     pub fn respond(&self, request: &HeaderMap) -> Response {
