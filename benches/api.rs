@@ -17,7 +17,8 @@
 //!
 //! `raw_sql_list_rps` runs the list route's transaction and SQL straight through the same
 //! driver (sqlx under sea-orm) at the same concurrency, so the API's overhead is a measured
-//! ratio (`api_list_nocache_vs_raw_sql`).
+//! ratio (`api_list_nocache_vs_raw_sql`). `CURIO_BIN` names another `curio` binary to serve
+//! (an earlier commit's, as a baseline).
 
 mod support;
 

@@ -10,7 +10,8 @@
 //! generation with its 50 assets. `controller_peak_rss_mib`: the process's peak resident
 //! memory (`VmHWM`) by then. Afterwards the sources are deleted (the controller removes their
 //! finalizers and assets) and the database is dropped; the namespaces stay (a bare API server
-//! has no namespace controller to finish deleting them).
+//! has no namespace controller to finish deleting them). `CURIO_BIN` names another `curio`
+//! binary to measure (an earlier commit's, as a baseline).
 
 mod support;
 
@@ -117,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_curio"))
+    let mut child = std::process::Command::new(support::curio_binary())
         .args(["controller", "--database-url", &database.url])
         .args(["--lease-namespace", &namespaces[0], "--replica", "bench"])
         .args(["--controller-identity", "system:serviceaccount:curio:curio"])

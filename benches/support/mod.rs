@@ -239,6 +239,12 @@ apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {n
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}\n\
 subjects: [{kind: Group, name: readers}]\n";
 
+/// The `curio` binary to measure: `CURIO_BIN` (another build, such as an earlier commit's, for a
+/// baseline measured in the same run), else this build's.
+pub fn curio_binary() -> String {
+    std::env::var("CURIO_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_curio").into())
+}
+
 /// Starts `curio api` on `url` with a token file and RBAC manifests written to `dir`, the
 /// per-user and per-namespace rate limits off (one user makes all the load here), and
 /// `extra` arguments; waits until it is ready.
@@ -248,7 +254,7 @@ pub async fn start_api(url: &str, dir: &std::path::Path, extra: &[&str]) -> anyh
     std::fs::create_dir_all(&rbac)?;
     std::fs::write(rbac.join("rbac.yaml"), BENCH_RBAC)?;
     let port = free_port()?;
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_curio"))
+    let child = std::process::Command::new(curio_binary())
         .args(["api", "--database-url", url, "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .args(["--metrics-address", "127.0.0.1:0"])

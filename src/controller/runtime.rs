@@ -265,7 +265,10 @@ async fn source_controller(term: Arc<Term>, namespace: Option<String>, stop: Can
     let config_maps: Api<PartialObjectMeta<ConfigMap>> = api(&term.client, namespace.as_deref());
     // The controller's own reflector, so what it caches can be trimmed (`trim_source`).
     let (reader, writer) = reflector::store();
-    let trigger = watcher(sources, watcher::Config::default().any_semantic())
+    // Small list pages: each page's objects are whole (assets and all) until trimmed, so the
+    // page size bounds the controller's peak memory at start. (Not `any_semantic`: a list
+    // from the watch cache comes in one piece whatever the page size.)
+    let trigger = watcher(sources, watcher::Config::default().page_size(SOURCE_PAGE))
         .default_backoff()
         .modify(trim_source)
         .reflect(writer)
@@ -313,6 +316,9 @@ fn changes(receiver: watch::Receiver<u64>) -> impl futures::Stream<Item = ()> + 
         receiver.changed().await.ok().map(|()| ((), receiver))
     })
 }
+
+/// CatalogSources per list page when the controller (re)lists them.
+const SOURCE_PAGE: u32 = 50;
 
 /// The annotation `kubectl apply` keeps the whole last-applied object in: a second copy of
 /// every inline catalog, which no reconcile reads.
