@@ -110,4 +110,13 @@ fi
 target_dir=${CARGO_TARGET_DIR:-target}
 CURIO_BIN="$target_dir/debug/curio" CHROMIUM=$(command -v chromium) \
   node --test --test-concurrency=1 --test-reporter=spec tests/ui/ui.test.mjs || status=$?
+
+# The acceptance smoke (docs/slo.md): 10 tenants read for 60 s while their catalogs change,
+# through a PostgreSQL restart (a server the harness starts itself) and a restart on an empty
+# database. It fails on a cross-tenant byte, a refused request that was served, a lost asset or
+# job, or a duplicate job; its evidence goes to $target_dir/acceptance-smoke/.
+cargo build --quiet --bin curio-acceptance
+"$target_dir/debug/curio-acceptance" --tenants 10 --assets-per-tenant 200 --duration 60s \
+  --rate 20 --out "$target_dir/acceptance-smoke" >/dev/null || status=$?
+if [ -f "$target_dir/acceptance-smoke/report.md" ]; then sed -n '1,20p' "$target_dir/acceptance-smoke/report.md"; fi
 exit "$status"

@@ -1,0 +1,679 @@
+//! `curio-acceptance`: runs Curio through the acceptance scenario — many tenants reading at a
+//! steady rate while their catalogs change and faults strike — checks every answer, and
+//! writes the evidence (`report.json`, `report.md`, SVG charts) into `--out`.
+//!
+//! This version drives `curio standalone` on a PostgreSQL server it starts itself (or the one
+//! in `--database-url`). See docs/slo.md for the SLOs and what is not exercised yet.
+
+mod load;
+mod postgres;
+mod report;
+mod tenants;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use load::{Reader, Sample};
+use postgres::Postgres;
+use report::{Fault, LagSample, Slos};
+use tenants::{Part, Tenant};
+
+const DATABASE: &str = "curio_acceptance";
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "curio-acceptance",
+    about = "Runs Curio through the acceptance scenario (tenants, refresh load, readers, faults) and writes the evidence"
+)]
+struct Options {
+    /// Tenants (namespaces), each with an inline, a ConfigMap and a URL source.
+    #[arg(long, default_value_t = 100)]
+    tenants: usize,
+    /// Assets per tenant, over its three sources.
+    #[arg(long, default_value_t = 1000)]
+    assets_per_tenant: usize,
+    /// How long readers read.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Where the evidence goes (created; its contents are replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// Requests a second per tenant.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Each tenant changes `--change-share` of its catalog this often.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    change_every: Duration,
+    #[arg(long, default_value_t = 0.01)]
+    change_share: f64,
+    /// A PostgreSQL server to use (its `postgres` database URL) instead of starting one; the
+    /// PostgreSQL restart fault needs the harness's own server and is skipped with this.
+    #[arg(long, env = "ACCEPTANCE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The `curio` binary (default: the one beside this binary).
+    #[arg(long)]
+    curio_bin: Option<PathBuf>,
+    /// Faults to inject: `postgres-restart`, `empty-database` (comma-separated), or `none`.
+    #[arg(long, default_value = "postgres-restart,empty-database")]
+    faults: String,
+    #[arg(long, default_value_t = 100.0)]
+    slo_read_p99_ms: f64,
+    #[arg(long, default_value_t = 20.0)]
+    slo_read_mean_ms: f64,
+    #[arg(long, default_value_t = 5.0)]
+    slo_refresh_lag_p99_s: f64,
+    #[arg(long, default_value_t = 30.0)]
+    slo_recovery_s: f64,
+    /// Exit non-zero when any SLO fails (by default only a cross-tenant byte, a lost asset or
+    /// job, or a duplicate job fails the run, as the smoke test in scripts/test.sh wants).
+    #[arg(long)]
+    strict: bool,
+}
+
+/// A running `curio standalone`.
+struct Curio {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Curio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Setup {
+    binary: PathBuf,
+    folder: PathBuf,
+    tokens: PathBuf,
+    database_url: String,
+    port: u16,
+    log: PathBuf,
+}
+
+async fn start_curio(setup: &Setup) -> anyhow::Result<Curio> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&setup.log)?;
+    let child = std::process::Command::new(&setup.binary)
+        .arg("standalone")
+        .arg("--manifests")
+        .arg(&setup.folder)
+        .args(["--database-url", &setup.database_url])
+        .args(["--listen", &format!("127.0.0.1:{}", setup.port)])
+        .arg("--token-file")
+        .arg(&setup.tokens)
+        .args(["--poll-interval", "1s", "--allow-url-cidrs", "127.0.0.1/32"])
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", setup.binary.display()))?;
+    let base = format!("http://127.0.0.1:{}", setup.port);
+    let http = reqwest::Client::new();
+    let mut curio = Curio { child, base };
+    for _ in 0..600 {
+        if http
+            .get(format!("{}/readyz", curio.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(curio);
+        }
+        if let Some(status) = curio.child.try_wait()? {
+            bail!(
+                "curio standalone exited: {status} (see {})",
+                setup.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("curio standalone did not become ready")
+}
+
+/// Writes `content` to `folder/relative` so a reader never sees half of it.
+fn write_atomically(folder: &Path, relative: &str, content: &str) -> anyhow::Result<()> {
+    let path = folder.join(relative);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = path.with_extension("tmp~");
+    std::fs::write(&temporary, content)?;
+    std::fs::rename(&temporary, &path)?;
+    Ok(())
+}
+
+/// How many assets `tenant`'s viewer sees, from the kind facet.
+async fn visible_assets(reader: &Reader, tenant: &Tenant) -> Option<usize> {
+    let (status, body) = reader
+        .get(
+            &format!(
+                "/api/v1/namespaces/{}/assets/facets?field=kind",
+                tenant.namespace
+            ),
+            &tenant.viewer_token(),
+        )
+        .await;
+    if status != 200 {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let values = value["facets"]
+        .as_array()?
+        .iter()
+        .find(|f| f["field"] == "kind")?["values"]
+        .as_array()?
+        .iter()
+        .filter_map(|v| v["count"].as_u64())
+        .sum::<u64>();
+    usize::try_from(values).ok()
+}
+
+/// Every asset of `tenant` as the API lists it: name → description.
+async fn listed(
+    reader: &Reader,
+    tenant: &Tenant,
+) -> Option<std::collections::HashMap<String, String>> {
+    let mut found = std::collections::HashMap::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut path = format!("/api/v1/namespaces/{}/assets?limit=500", tenant.namespace);
+        if let Some(token) = &next {
+            path.push_str("&continue=");
+            path.extend(url::form_urlencoded::byte_serialize(token.as_bytes()));
+        }
+        let (status, body) = reader.get(&path, &tenant.viewer_token()).await;
+        if status != 200 {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_str(&body).ok()?;
+        for item in value["items"].as_array()? {
+            found.insert(
+                item["name"].as_str().unwrap_or_default().to_owned(),
+                item["description"].as_str().unwrap_or_default().to_owned(),
+            );
+        }
+        match value["metadata"]["continue"].as_str() {
+            Some(token) if !token.is_empty() => next = Some(token.to_owned()),
+            _ => return Some(found),
+        }
+    }
+}
+
+/// (missing, stale) assets of `tenant` against what the harness last wrote.
+async fn divergence(reader: &Reader, tenant: &Tenant) -> (usize, usize) {
+    let Some(found) = listed(reader, tenant).await else {
+        return (tenant.assets, 0);
+    };
+    let (mut missing, mut stale) = (0, 0);
+    for asset in 0..tenant.assets {
+        match found.get(&Tenant::name(asset)) {
+            None => missing += 1,
+            Some(description) => {
+                if !description.ends_with(&tenant.revision_text(asset, tenant.revisions[asset])) {
+                    stale += 1;
+                }
+            }
+        }
+    }
+    (missing, stale)
+}
+
+/// Waits until every tenant shows all its assets at their current revisions; when that was
+/// (seconds since `started`), or `None` after `timeout`.
+async fn converged(
+    reader: &Reader,
+    tenants: &Arc<Mutex<Vec<Tenant>>>,
+    started: Instant,
+    timeout: Duration,
+) -> Option<f64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let snapshot: Vec<Tenant> = tenants.lock().map(|t| t.clone()).unwrap_or_default();
+        let mut all = true;
+        for tenant in &snapshot {
+            if visible_assets(reader, tenant).await != Some(tenant.assets)
+                || divergence(reader, tenant).await != (0, 0)
+            {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return Some(started.elapsed().as_secs_f64());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every tenant reads one of its assets correctly: when (seconds since `started`).
+async fn answering(
+    reader: &Reader,
+    tenants: &[Tenant],
+    started: Instant,
+    timeout: Duration,
+) -> Option<f64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut all = true;
+        for tenant in tenants {
+            let (status, body) = reader
+                .get(
+                    &format!(
+                        "/api/v1/namespaces/{}/models/{}",
+                        tenant.namespace,
+                        Tenant::name(0)
+                    ),
+                    &tenant.viewer_token(),
+                )
+                .await;
+            if status != 200 || !body.contains(&tenant.marker()) {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return Some(started.elapsed().as_secs_f64());
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn resident_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    std::fs::create_dir_all(&options.out)?;
+    let work = options.out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let binary = match &options.curio_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("this binary has no folder")?
+            .join("curio"),
+    };
+    let faults: Vec<&str> = options
+        .faults
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty() && *f != "none")
+        .collect();
+    for f in &faults {
+        if !["postgres-restart", "empty-database"].contains(f) {
+            bail!("unknown fault {f:?}: postgres-restart, empty-database or none");
+        }
+    }
+
+    // The database server, and a database of the run's own.
+    // The server's folder is outside `--out`: the postgres user must reach it (initdb refuses
+    // to run as root, and /root is closed to others).
+    let pg_folder =
+        std::env::temp_dir().join(format!("curio-acceptance-pg-{}", std::process::id()));
+    let pg = match &options.database_url {
+        Some(url) => Postgres::given(url),
+        None => Postgres::start_own(&pg_folder, free_port()?)?,
+    };
+    pg.wait_ready(Duration::from_secs(30)).await?;
+    let recreate = format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)");
+    pg.execute(&recreate).await?;
+    pg.execute(&format!("CREATE DATABASE {DATABASE}")).await?;
+
+    // The tenants' folder and tokens.
+    let folder = work.join("manifests");
+    let tenants: Vec<Tenant> = (0..options.tenants)
+        .map(|i| Tenant::new(i, options.assets_per_tenant))
+        .collect();
+    for (path, content) in tenants::shared_files() {
+        write_atomically(&folder, &path, &content)?;
+    }
+    for tenant in &tenants {
+        for (path, content) in tenant.files() {
+            write_atomically(&folder, &path, &content)?;
+        }
+    }
+    let tokens = work.join("tokens.csv");
+    std::fs::write(&tokens, tenants::token_file(&tenants))?;
+    let setup = Setup {
+        binary,
+        folder: folder.clone(),
+        tokens,
+        database_url: pg.url(DATABASE),
+        port: free_port()?,
+        log: options.out.join("curio.log"),
+    };
+    let _ = std::fs::remove_file(&setup.log);
+    let curio = Arc::new(Mutex::new(Some(start_curio(&setup).await?)));
+    let base = Arc::new(Mutex::new(
+        curio
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|c| c.base.clone()))
+            .unwrap_or_default(),
+    ));
+    let reader = Reader {
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .build()?,
+        base: base.clone(),
+        started: Instant::now(),
+        samples: Arc::new(Mutex::new(Vec::new())),
+    };
+    let shared = Arc::new(Mutex::new(tenants.clone()));
+    let loading = Instant::now();
+    if converged(&reader, &shared, loading, Duration::from_secs(600))
+        .await
+        .is_none()
+    {
+        bail!(
+            "the catalogs did not load within 10 minutes (see {})",
+            setup.log.display()
+        );
+    }
+    println!(
+        "loaded {} tenants × {} assets in {:.1} s",
+        options.tenants,
+        options.assets_per_tenant,
+        loading.elapsed().as_secs_f64()
+    );
+
+    // The run.
+    let reader = Reader {
+        started: Instant::now(),
+        ..reader
+    };
+    let started = reader.started;
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for tenant in &tenants {
+        tasks.push(tokio::spawn(reader.clone().run(
+            tenant.clone(),
+            options.tenants,
+            options.rate,
+            64,
+            stop.clone(),
+        )));
+    }
+    // Resident memory of the Curio process, and the database's connections.
+    let peak_rss = Arc::new(Mutex::new(0u64));
+    let max_connections = Arc::new(Mutex::new(0i64));
+    {
+        let (curio, peak_rss, stop) = (curio.clone(), peak_rss.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let pid = curio
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.as_ref().map(|c| c.child.id()));
+                if let (Some(kib), Ok(mut peak)) = (pid.and_then(resident_kib), peak_rss.lock()) {
+                    *peak = (*peak).max(kib);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }));
+    }
+    {
+        let (url, max_connections, stop) =
+            (pg.url("postgres"), max_connections.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            use sea_orm::ConnectionTrait;
+            while !stop.is_cancelled() {
+                if let Ok(db) = sea_orm::Database::connect(url.as_str()).await {
+                    let sql = format!("SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = '{DATABASE}'");
+                    let statement =
+                        sea_orm::Statement::from_string(db.get_database_backend(), sql);
+                    if let Ok(Some(row)) = db.query_one_raw(statement).await
+                        && let (Ok(n), Ok(mut max)) =
+                            (row.try_get::<i64>("", "n"), max_connections.lock())
+                    {
+                        *max = (*max).max(n);
+                    }
+                    let _ = db.close().await;
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }));
+    }
+    // Refresh load: each tenant changes its catalog every `change_every`, staggered; a probe
+    // per change measures when the change is visible.
+    let lags = Arc::new(Mutex::new(Vec::<LagSample>::new()));
+    let writing = Arc::new(tokio::sync::Mutex::new(()));
+    {
+        let (shared, lags, stop, reader, folder, writing) = (
+            shared.clone(),
+            lags.clone(),
+            stop.clone(),
+            reader.clone(),
+            folder.clone(),
+            writing.clone(),
+        );
+        let (every, share, count) = (options.change_every, options.change_share, options.tenants);
+        tasks.push(tokio::spawn(async move {
+            let slot = every.div_f64(count.max(1) as f64);
+            let mut ticks = tokio::time::interval(slot);
+            let mut n = 0usize;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                let index = n % count.max(1);
+                let round = n / count.max(1);
+                n += 1;
+                let part = if round.is_multiple_of(2) {
+                    Part::Url
+                } else {
+                    Part::ConfigMap
+                };
+                let guard = writing.lock().await;
+                let (tenant, changed, file) = {
+                    let Ok(mut all) = shared.lock() else { return };
+                    let tenant = &mut all[index];
+                    let changed = tenant.change(part, share, round);
+                    let file = match part {
+                        Part::Url => tenant.url_file(),
+                        _ => tenant.config_map_file(),
+                    };
+                    (tenant.clone(), changed, file)
+                };
+                if write_atomically(&folder, &file.0, &file.1).is_err() {
+                    continue;
+                }
+                drop(guard);
+                let written = Instant::now();
+                let at_s = reader.started.elapsed().as_secs_f64();
+                let (reader, lags) = (reader.clone(), lags.clone());
+                tokio::spawn(async move {
+                    let asset = changed[0];
+                    let want = tenant.revision_text(asset, tenant.revisions[asset]);
+                    let path = format!(
+                        "/api/v1/namespaces/{}/{}/{}",
+                        tenant.namespace,
+                        Tenant::plural(asset),
+                        Tenant::name(asset)
+                    );
+                    let mut lag_s = None;
+                    while written.elapsed() < Duration::from_secs(60) {
+                        let (status, body) = reader.get(&path, &tenant.viewer_token()).await;
+                        if status == 200 && body.contains(&want) {
+                            lag_s = Some(written.elapsed().as_secs_f64());
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    if let Ok(mut lags) = lags.lock() {
+                        lags.push(LagSample {
+                            tenant: tenant.index,
+                            at_s,
+                            lag_s,
+                        });
+                    }
+                });
+            }
+        }));
+    }
+
+    // Faults, each at a known time.
+    let mut fault_log = Vec::new();
+    let mut notes = vec![
+        "Mode: standalone (one process: controller, API, folder of manifests) on PostgreSQL.".to_owned(),
+        "Not exercised yet: cluster mode (leader SIGKILL, apiserver outage), RefreshJobs (so no job is filed and none can be lost or duplicated), the noisy tenant, watches.".to_owned(),
+    ];
+    let schedule: Vec<(f64, &str)> = faults
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ((i as f64 + 1.0) / (faults.len() as f64 + 1.0), *f))
+        .collect();
+    for (at, fault) in schedule {
+        let when = options.duration.mul_f64(at);
+        tokio::time::sleep(when.saturating_sub(started.elapsed())).await;
+        let started_s = started.elapsed().as_secs_f64();
+        match fault {
+            "postgres-restart" if pg.can_restart() => {
+                pg.stop()?;
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                pg.start()?;
+                pg.wait_ready(Duration::from_secs(30)).await?;
+                let ended_s = started.elapsed().as_secs_f64();
+                let snapshot: Vec<Tenant> = shared.lock().map(|t| t.clone()).unwrap_or_default();
+                let recovered_s =
+                    answering(&reader, &snapshot, started, Duration::from_secs(120)).await;
+                fault_log.push(Fault {
+                    name: "PostgreSQL restart (3 s down)".into(),
+                    started_s,
+                    ended_s,
+                    recovered_s,
+                });
+            }
+            "postgres-restart" => notes.push(
+                "PostgreSQL restart skipped: --database-url is not the harness's own server."
+                    .into(),
+            ),
+            _ => {
+                // Curio stops, the database comes back empty, Curio starts on it.
+                let _guard = writing.lock().await;
+                if let Ok(mut c) = curio.lock() {
+                    c.take();
+                }
+                pg.execute(&recreate).await?;
+                pg.execute(&format!("CREATE DATABASE {DATABASE}")).await?;
+                let restarted = start_curio(&setup).await?;
+                if let Ok(mut c) = curio.lock() {
+                    *c = Some(restarted);
+                }
+                drop(_guard);
+                let ended_s = started.elapsed().as_secs_f64();
+                let recovered_s =
+                    converged(&reader, &shared, started, Duration::from_secs(300)).await;
+                fault_log.push(Fault {
+                    name: "Curio restarted on an empty database".into(),
+                    started_s,
+                    ended_s,
+                    recovered_s,
+                });
+            }
+        }
+    }
+    tokio::time::sleep(options.duration.saturating_sub(started.elapsed())).await;
+    let duration = started.elapsed();
+    stop.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    // In-flight probes and requests finish, then the end state is checked.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = converged(&reader, &shared, started, Duration::from_secs(60)).await;
+    let final_tenants: Vec<Tenant> = shared.lock().map(|t| t.clone()).unwrap_or_default();
+    let (mut lost, mut stale) = (0, 0);
+    for tenant in &final_tenants {
+        let (m, s) = divergence(&reader, tenant).await;
+        lost += m;
+        stale += s;
+    }
+    if settled.is_none() {
+        notes.push("The catalogs had not converged 60 s after the run.".into());
+    }
+    if let Ok(mut c) = curio.lock() {
+        c.take();
+    }
+
+    let samples: Vec<Sample> = reader.samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let lags: Vec<LagSample> = lags.lock().map(|l| l.clone()).unwrap_or_default();
+    let slos = Slos {
+        read_p99_ms: options.slo_read_p99_ms,
+        read_mean_ms: options.slo_read_mean_ms,
+        refresh_lag_p99_s: options.slo_refresh_lag_p99_s,
+        recovery_s: options.slo_recovery_s,
+    };
+    let namespaces: Vec<String> = tenants.iter().map(|t| t.namespace.clone()).collect();
+    let report = report::compute(&report::Inputs {
+        namespaces: &namespaces,
+        samples: &samples,
+        lags: &lags,
+        faults: &fault_log,
+        duration,
+        slos: &slos,
+        lost_assets: lost,
+        stale_assets: stale,
+        jobs: (0, 0, 0),
+        peak_rss_mib: peak_rss.lock().map(|k| *k as f64 / 1024.0).unwrap_or(0.0),
+        max_db_connections: max_connections.lock().map(|n| *n).unwrap_or(0),
+        command,
+        notes,
+    });
+    std::fs::write(
+        options.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    let markdown = report::markdown(&report);
+    std::fs::write(options.out.join("report.md"), &markdown)?;
+    if let Err(e) = report::charts(&options.out, &report, &samples, &lags) {
+        eprintln!("charts: {e}");
+    }
+    drop(pg);
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&pg_folder);
+    println!("{markdown}");
+    println!("evidence: {}", options.out.display());
+    let broken = report.cross_tenant_leaks > 0
+        || report.rbac_violations > 0
+        || report.lost_assets > 0
+        || report.lost_jobs > 0
+        || report.duplicate_jobs > 0;
+    if broken || (options.strict && !report.slo_pass) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
