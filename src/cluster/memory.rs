@@ -86,6 +86,16 @@ impl MemoryCluster {
         self.state().secrets.get(&key(namespace, name)).cloned()
     }
 
+    /// Every ConfigMap's data.
+    pub fn config_maps(&self) -> BTreeMap<Key, BTreeMap<String, String>> {
+        self.state().config_maps.clone()
+    }
+
+    /// Every Secret's data.
+    pub fn secrets(&self) -> BTreeMap<Key, BTreeMap<String, Vec<u8>>> {
+        self.state().secrets.clone()
+    }
+
     pub fn replace_config_maps(&self, all: BTreeMap<Key, BTreeMap<String, String>>) {
         self.state().config_maps = all;
     }

@@ -25,6 +25,19 @@ pub enum FolderError {
 /// (length, modification time) per file: cheap to take every second.
 pub type Fingerprint = BTreeMap<PathBuf, (u64, Option<SystemTime>)>;
 
+/// The files added, removed or changed from `old` to `new`.
+pub fn changed_files(old: &Fingerprint, new: &Fingerprint) -> std::collections::BTreeSet<PathBuf> {
+    old.iter()
+        .filter(|(path, stamp)| new.get(*path) != Some(stamp))
+        .map(|(path, _)| path.clone())
+        .chain(
+            new.iter()
+                .filter(|(path, stamp)| old.get(*path) != Some(stamp))
+                .map(|(path, _)| path.clone()),
+        )
+        .collect()
+}
+
 /// Something in the folder that was not applied, and what stays instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileProblem {
@@ -105,6 +118,16 @@ impl Folder {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The file under `files/` that `url` names when it points at this process's own
+    /// `files/` route (`${CURIO_URL}/files/…`).
+    pub fn served_file(&self, url: &str) -> Option<PathBuf> {
+        let relative = url
+            .strip_prefix(self.self_url.trim_end_matches('/'))?
+            .strip_prefix("/files/")?;
+        let relative = relative.split(['?', '#']).next().unwrap_or_default();
+        Some(self.root.join(FILES_DIR).join(relative))
     }
 
     /// Every file's size and mtime, `files/` included (URL sources read it).

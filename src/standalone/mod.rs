@@ -154,6 +154,9 @@ pub struct Standalone {
     retry_base: Duration,
     retry_cap: Duration,
     schedule: Schedule,
+    /// The folder's files and the policies as the last sync saw them: what the next sync
+    /// compares with to know which sources to fetch again.
+    last_sync: Option<(folder::Fingerprint, String)>,
 }
 
 fn key(namespace: &str, name: &str) -> String {
@@ -181,6 +184,7 @@ impl Standalone {
             retry_base: Duration::from_secs(2),
             retry_cap: Duration::from_secs(60),
             schedule: Schedule::default(),
+            last_sync: None,
         }
     }
 
@@ -191,6 +195,7 @@ impl Standalone {
     /// Reads the folder and makes the in-memory cluster and the RBAC match it. Sources that
     /// are gone have their assets removed (audited), as the finalizer does on a cluster.
     pub async fn sync(&mut self) -> Result<SyncReport, FolderError> {
+        let fingerprint = self.folder.fingerprint()?;
         self.folder.load()?;
         let mut report = SyncReport {
             problems: self.folder.problems.clone(),
@@ -329,6 +334,19 @@ impl Standalone {
                 }
             }
         }
+        // What changed since the last sync decides which sources are fetched again (below).
+        let config_maps_changed: BTreeSet<(String, String)> =
+            changed_keys(&self.cluster.config_maps(), &config_maps);
+        let secrets_changed = self.cluster.secrets() != secrets;
+        let policy_state = format!("{policies:?} {namespace_labels:?}");
+        let changed_files = match &self.last_sync {
+            Some((files, policy)) if *policy == policy_state && !secrets_changed => {
+                Some(folder::changed_files(files, &fingerprint))
+            }
+            // The first sync, a policy, label or Secret change: every source.
+            _ => None,
+        };
+        self.last_sync = Some((fingerprint, policy_state));
         if rbac_problems.is_empty() {
             self.rbac.replace(rbac);
         } else {
@@ -379,6 +397,29 @@ impl Standalone {
         }
         report.sources = sources.len();
         report.jobs = jobs.len();
+        let due: Option<Vec<String>> = changed_files.map(|files| {
+            sources
+                .iter()
+                .filter(|(_, source)| {
+                    let namespace = source.namespace().unwrap_or_default();
+                    let spec = &source.spec.source;
+                    let reads_changed_file = spec
+                        .url
+                        .as_ref()
+                        .and_then(|u| self.folder.served_file(&u.url))
+                        .is_some_and(|file| files.contains(&file));
+                    let reads_changed_map = spec.config_map.as_ref().is_some_and(|c| {
+                        config_maps_changed.contains(&(namespace.clone(), c.name.clone()))
+                    });
+                    let changed = self
+                        .cluster
+                        .get_source(&namespace, &source.name_any())
+                        .is_none_or(|old| old.spec != source.spec);
+                    changed || reads_changed_file || reads_changed_map
+                })
+                .map(|(at, _)| at.clone())
+                .collect()
+        });
         for source in sources.into_values() {
             self.restore(ObjectTable::CatalogSources, &source).await;
             self.cluster.apply_source(source);
@@ -387,8 +428,18 @@ impl Standalone {
             self.restore(ObjectTable::RefreshJobs, &job).await;
             self.cluster.apply_job(job);
         }
-        // A change anywhere may matter to any source (a ConfigMap, a Secret): look at all.
-        self.schedule = Schedule::default();
+        // Fetched again: the sources whose manifest, ConfigMap or served file changed (all of
+        // them after a policy, label or Secret change); the rest keep their schedule, so one
+        // tenant's edit does not refetch every tenant's sources. Jobs are all looked at.
+        match due {
+            None => self.schedule.next.clear(),
+            Some(due) => {
+                for at in due {
+                    self.schedule.next.remove(&at);
+                }
+                self.schedule.next.retain(|at, _| !at.starts_with("job/"));
+            }
+        }
         self.mark_refused_sources(&report.problems).await;
         self.problems.replace(report.problems.clone());
         Ok(report)
@@ -660,4 +711,16 @@ pub fn namespaces(cluster: &MemoryCluster) -> Vec<String> {
     let mut names: Vec<String> = set.into_iter().collect();
     names.sort();
     names
+}
+
+/// The keys whose values differ between `old` and `new` (added and removed ones included).
+fn changed_keys<K: Ord + Clone, V: PartialEq>(
+    old: &BTreeMap<K, V>,
+    new: &BTreeMap<K, V>,
+) -> BTreeSet<K> {
+    old.keys()
+        .chain(new.keys())
+        .filter(|k| old.get(*k) != new.get(*k))
+        .cloned()
+        .collect()
 }

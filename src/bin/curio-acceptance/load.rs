@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use crate::tenants::{Tenant, foreign_markers};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     List,
     Get,

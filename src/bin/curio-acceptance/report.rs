@@ -10,7 +10,6 @@ use crate::load::Sample;
 
 /// The SLOs (docs/slo.md); flags override them.
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Slos {
     pub read_p99_ms: f64,
     pub read_mean_ms: f64,
@@ -20,7 +19,6 @@ pub struct Slos {
 
 /// A fault: when it began, when the harness ended it, when every tenant read correctly again.
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Fault {
     pub name: String,
     pub started_s: f64,
@@ -41,7 +39,6 @@ impl Fault {
 }
 
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct LagSample {
     pub tenant: usize,
     pub at_s: f64,
@@ -50,7 +47,6 @@ pub struct LagSample {
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct TenantFigures {
     pub namespace: String,
     pub requests: usize,
@@ -66,7 +62,6 @@ pub struct TenantFigures {
 }
 
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct SloResult {
     pub slo: String,
     pub target: String,
@@ -75,7 +70,6 @@ pub struct SloResult {
 }
 
 #[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Report {
     pub slo_pass: bool,
     pub cross_tenant_leaks: usize,
@@ -559,6 +553,20 @@ mod tests {
         let outside = run(&[sample(1.0, 200, 0), sample(6.0, 503, 0)], &[fault]);
         assert_eq!(outside.server_errors_outside_faults, 1);
         assert!(!outside.slo_pass);
+    }
+
+    #[test]
+    fn the_json_names_the_figures_the_issue_asks_for() {
+        let json = serde_json::to_value(run(&[sample(1.0, 200, 0)], &[])).unwrap();
+        for key in [
+            "slo_pass",
+            "cross_tenant_leaks",
+            "lost_assets",
+            "duplicate_jobs",
+            "server_errors_outside_faults",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
     }
 
     #[test]
