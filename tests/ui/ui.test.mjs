@@ -378,6 +378,12 @@ test("a catalog edit appears on an open page without reloading", async () => {
   assert.equal(await page.evaluate(() => window.__sameDocument), true, "no reload");
   await check(page, problems, "14-live-update");
   writeFileSync(file, original);
+  // The next test starts on a settled catalog: a re-render under its keyboard focus (the
+  // restore arriving mid-test) would move the focus it is walking.
+  await waitFor(
+    async () => (await page.getByRole("link", { name: "Live Update Model" }).count()) === 0,
+    "the restored catalog",
+  );
   await context.close();
 });
 
