@@ -201,17 +201,10 @@ impl Store {
     /// from the stored counts.
     pub async fn asset_counts(&self, scope: &NamespaceScope) -> Result<Vec<KindCount>, StoreError> {
         let backend = self.backend();
-        let mut select = Query::select();
+        let mut select = counts_of(scope, FacetField::Kind);
         select
             .column(asset::Column::Namespace)
             .column(asset::Column::Kind)
-            .expr_as(
-                Expr::cust("CAST(SUM(count) AS BIGINT)"),
-                Alias::new("count"),
-            )
-            .from_as(Alias::new(COUNTS_TABLE), asset::Entity)
-            .and_where(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)))
-            .and_where(Expr::col(Alias::new("field")).eq(FacetField::Kind.as_str()))
             .group_by_col(asset::Column::Namespace)
             .group_by_col(asset::Column::Kind)
             .order_by(asset::Column::Namespace, Order::Asc)
@@ -234,6 +227,21 @@ impl Store {
 /// The table of stored counts (migration 7).
 const COUNTS_TABLE: &str = "asset_facet_counts";
 
+/// The stored counts of `field` in `scope`, summed as `count` over whatever the caller groups
+/// by.
+fn counts_of(scope: &NamespaceScope, field: FacetField) -> sea_orm::sea_query::SelectStatement {
+    let mut select = Query::select();
+    select
+        .expr_as(
+            Expr::cust("CAST(SUM(count) AS BIGINT)"),
+            Alias::new("count"),
+        )
+        .from_as(Alias::new(COUNTS_TABLE), asset::Entity)
+        .and_where(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)))
+        .and_where(Expr::col(Alias::new("field")).eq(field.as_str()));
+    select
+}
+
 /// `(value, count)` of `field` from the stored counts. The table is aliased as `assets`, so
 /// the asset filters it can answer (namespace, kind, source: `counted_under`) apply to it
 /// unchanged.
@@ -243,16 +251,8 @@ fn stored_counts(
     query: &AssetQuery,
     field: FacetField,
 ) -> Statement {
-    let mut select = Query::select();
-    select
-        .column(Alias::new("value"))
-        .expr_as(
-            Expr::cust("CAST(SUM(count) AS BIGINT)"),
-            Alias::new("count"),
-        )
-        .from_as(Alias::new(COUNTS_TABLE), asset::Entity)
-        .and_where(asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)))
-        .and_where(Expr::col(Alias::new("field")).eq(field.as_str()));
+    let mut select = counts_of(scope, field);
+    select.column(Alias::new("value"));
     for condition in filter_conditions(backend, query) {
         select.and_where(condition);
     }

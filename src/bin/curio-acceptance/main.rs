@@ -160,32 +160,6 @@ fn write_atomically(folder: &Path, relative: &str, content: &str) -> anyhow::Res
     Ok(())
 }
 
-/// How many assets `tenant`'s viewer sees, from the kind facet.
-async fn visible_assets(reader: &Reader, tenant: &Tenant) -> Option<usize> {
-    let (status, body) = reader
-        .get(
-            &format!(
-                "/api/v1/namespaces/{}/assets/facets?field=kind",
-                tenant.namespace
-            ),
-            &tenant.viewer_token(),
-        )
-        .await;
-    if status != 200 {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_str(&body).ok()?;
-    let values = value["facets"]
-        .as_array()?
-        .iter()
-        .find(|f| f["field"] == "kind")?["values"]
-        .as_array()?
-        .iter()
-        .filter_map(|v| v["count"].as_u64())
-        .sum::<u64>();
-    usize::try_from(values).ok()
-}
-
 /// Every asset of `tenant` as the API lists it: name → description.
 async fn listed(
     reader: &Reader,
@@ -217,81 +191,55 @@ async fn listed(
     }
 }
 
-/// (missing, stale) assets of `tenant` against what the harness last wrote.
-async fn divergence(reader: &Reader, tenant: &Tenant) -> (usize, usize) {
+/// How `tenant`'s listed assets differ from what the harness last wrote.
+#[derive(Debug, Default, PartialEq)]
+struct Divergence {
+    missing: usize,
+    /// At another revision than the last written.
+    stale: usize,
+    /// Listed but never written.
+    extra: usize,
+}
+
+async fn divergence(reader: &Reader, tenant: &Tenant) -> Divergence {
     let Some(found) = listed(reader, tenant).await else {
-        return (tenant.assets, 0);
+        return Divergence {
+            missing: tenant.assets,
+            ..Divergence::default()
+        };
     };
-    let (mut missing, mut stale) = (0, 0);
+    let mut out = Divergence::default();
     for asset in 0..tenant.assets {
         match found.get(&Tenant::name(asset)) {
-            None => missing += 1,
+            None => out.missing += 1,
             Some(description) => {
                 if !description.ends_with(&tenant.revision_text(asset, tenant.revisions[asset])) {
-                    stale += 1;
+                    out.stale += 1;
                 }
             }
         }
     }
-    (missing, stale)
+    out.extra = found.len() - (tenant.assets - out.missing);
+    out
 }
 
-/// Waits until every tenant shows all its assets (`exact`: at their current revisions, which
-/// only holds once changes stop; while they go on, some change is always on its way); when
-/// that was (seconds since `started`), or `None` after `timeout`.
-async fn converged(
-    reader: &Reader,
-    tenants: &Arc<Mutex<Vec<Tenant>>>,
+/// Polls `check` for every tenant until all pass in one sweep: when that was (seconds since
+/// `started`), or `None` after `timeout`.
+async fn all_tenants<F, Fut>(
+    tenants: impl Fn() -> Vec<Tenant>,
     started: Instant,
     timeout: Duration,
-    exact: bool,
-) -> Option<f64> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let snapshot: Vec<Tenant> = tenants.lock().map(|t| t.clone()).unwrap_or_default();
-        let mut all = true;
-        for tenant in &snapshot {
-            let (missing, stale) = divergence(reader, tenant).await;
-            if visible_assets(reader, tenant).await != Some(tenant.assets)
-                || missing > 0
-                || (exact && stale > 0)
-            {
-                all = false;
-                break;
-            }
-        }
-        if all {
-            return Some(started.elapsed().as_secs_f64());
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Every tenant reads one of its assets correctly: when (seconds since `started`).
-async fn answering(
-    reader: &Reader,
-    tenants: &[Tenant],
-    started: Instant,
-    timeout: Duration,
-) -> Option<f64> {
+    check: F,
+) -> Option<f64>
+where
+    F: Fn(Tenant) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let deadline = Instant::now() + timeout;
     loop {
         let mut all = true;
-        for tenant in tenants {
-            let (status, body) = reader
-                .get(
-                    &format!(
-                        "/api/v1/namespaces/{}/models/{}",
-                        tenant.namespace,
-                        Tenant::name(0)
-                    ),
-                    &tenant.viewer_token(),
-                )
-                .await;
-            if status != 200 || !body.contains(&tenant.marker()) {
+        for tenant in tenants() {
+            if !check(tenant).await {
                 all = false;
                 break;
             }
@@ -304,6 +252,47 @@ async fn answering(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Every tenant lists all its assets and nothing else (`exact`: at their current revisions,
+/// which only holds once changes stop; while they go on, some change is always on its way).
+async fn converged(
+    reader: &Reader,
+    tenants: &Arc<Mutex<Vec<Tenant>>>,
+    started: Instant,
+    timeout: Duration,
+    exact: bool,
+) -> Option<f64> {
+    let snapshot = || tenants.lock().map(|t| t.clone()).unwrap_or_default();
+    all_tenants(snapshot, started, timeout, |tenant| async move {
+        let d = divergence(reader, &tenant).await;
+        d.missing == 0 && d.extra == 0 && (!exact || d.stale == 0)
+    })
+    .await
+}
+
+/// Every tenant reads one of its assets correctly.
+async fn answering(
+    reader: &Reader,
+    tenants: &[Tenant],
+    started: Instant,
+    timeout: Duration,
+) -> Option<f64> {
+    all_tenants(
+        || tenants.to_vec(),
+        started,
+        timeout,
+        |tenant| async move {
+            let path = format!(
+                "/api/v1/namespaces/{}/models/{}",
+                tenant.namespace,
+                Tenant::name(0)
+            );
+            let (status, body) = reader.get(&path, &tenant.viewer_token()).await;
+            status == 200 && body.contains(&tenant.marker())
+        },
+    )
+    .await
 }
 
 fn resident_kib(pid: u32) -> Option<u64> {
@@ -622,9 +611,9 @@ async fn main() -> anyhow::Result<()> {
     let final_tenants: Vec<Tenant> = shared.lock().map(|t| t.clone()).unwrap_or_default();
     let (mut lost, mut stale) = (0, 0);
     for tenant in &final_tenants {
-        let (m, s) = divergence(&reader, tenant).await;
-        lost += m;
-        stale += s;
+        let d = divergence(&reader, tenant).await;
+        lost += d.missing;
+        stale += d.stale;
     }
     if settled.is_none() {
         notes.push("The catalogs had not converged 60 s after the run.".into());
