@@ -116,6 +116,85 @@ async fn check_search(store: &Store, queries: &[&str], fold: fn(&str) -> String)
     }
 }
 
+/// The same on a table where every name shares a long prefix, so searches look up only a
+/// part of `q` in the index and check the rest (see `search_probe`).
+#[tokio::test]
+async fn a_search_that_looks_up_part_of_its_text_finds_the_same() {
+    let (store, _url) = postgres_store().await;
+    let team = ns("team-p");
+    let records = (0..3000usize)
+        .map(|i| {
+            AssetRecord::from_asset(Asset {
+                kind: AssetKind::Model,
+                name: format!("shared-prefix-model-{i:05}"),
+                version: "1".into(),
+                display_name: Some(format!("Shared prefix model {i}")),
+                description: (i % 7 == 0).then(|| format!("Écoles 50% a_b #{i}")),
+                provider: None,
+                license: None,
+                tags: vec![],
+                labels: Default::default(),
+                links: vec![],
+                metadata: None,
+                mcp: None,
+                agent: None,
+            })
+        })
+        .collect();
+    refresh(&store, &team, "catalog", records).await;
+    store
+        .connection()
+        .execute_unprepared("ANALYZE assets")
+        .await
+        .unwrap();
+    let scope = NamespaceScope::single(team);
+    let all = everything(&store, &scope, &AssetQuery::default()).await;
+    let mut narrowed = 0;
+    for q in [
+        "shared-prefix-model-0123",
+        "SHARED-PREFIX-MODEL-012",
+        "prefix-model-02999",
+        "model 2999",
+        "écoles 50% a_b #14",
+        "ÉCOLES 50%",
+        "shared-prefix",
+        "model-0",
+        "-model-99999",
+    ] {
+        let lookup = store.search_lookup(q).await.unwrap();
+        assert!(q.contains(&lookup), "{q:?} looks up {lookup:?}");
+        if lookup != q {
+            narrowed += 1;
+        }
+        let needle = q.to_lowercase();
+        let wanted: BTreeSet<_> = all
+            .iter()
+            .filter(|row| {
+                [
+                    Some(row.name.as_str()),
+                    row.display_name.as_deref(),
+                    row.description.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|field| field.to_lowercase().contains(&needle))
+            })
+            .map(key)
+            .collect();
+        let query = AssetQuery {
+            text: Some(q.to_owned()),
+            ..AssetQuery::default()
+        };
+        let found: BTreeSet<_> = everything(&store, &scope, &query)
+            .await
+            .iter()
+            .map(key)
+            .collect();
+        assert_eq!(found, wanted, "q={q:?} (looked up {lookup:?})");
+    }
+    assert!(narrowed >= 4, "only {narrowed} searches looked up a part");
+}
+
 const QUERIES: [&str; 18] = [
     "granite",
     "GRANITE-00",

@@ -341,6 +341,13 @@ impl Store {
         }
     }
 
+    /// The part of a search's `text` looked up in the trigram index on PostgreSQL (the rows it
+    /// finds are checked against all of `text`): see [`crate::search_probe`].
+    pub async fn search_lookup(&self, text: &str) -> Result<String, StoreError> {
+        let frequencies = self.search_sample.frequencies(&self.db).await?;
+        Ok(frequencies.probe(text).to_owned())
+    }
+
     /// A search page's ids, in order: the scope's namespace filter and every other filter,
     /// through the search index, planned for this very pattern.
     async fn search_ids(
@@ -351,13 +358,27 @@ impl Store {
         after: Option<&AssetCursor>,
         limit: u64,
     ) -> Result<Vec<i64>, StoreError> {
+        let text = query.text.as_deref().unwrap_or_default();
+        let frequencies = match self.search_sample.frequencies(&self.db).await {
+            Ok(frequencies) => frequencies,
+            Err(e) => {
+                // Only the choice of what to look up suffers: look up the whole text.
+                tracing::debug!(error = %e, "sampling search trigrams failed");
+                Default::default()
+            }
+        };
+        let others = AssetQuery {
+            text: None,
+            ..query.clone()
+        };
         let txn = self.db.begin().await?;
         // Planned for this very pattern: a generic plan cannot see how rare it is and walks
         // the namespace in key order instead of taking the index.
         txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
             .await?;
         let ids: Vec<i64> = self
-            .list_select(scope, query, sort, after, limit)
+            .list_select(scope, &others, sort, after, limit)
+            .filter(probed_search(text, frequencies.probe(text)))
             .select_only()
             .column(asset::Column::Id)
             .into_tuple()
@@ -579,6 +600,27 @@ pub(crate) fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) ->
         }
     }
     out
+}
+
+/// `q` on PostgreSQL, looking up only `probe` (a part of `text`, see [`crate::search_probe`])
+/// in the trigram index. The whole text is checked on `SEARCH_EXPRESSION || ''`, which the
+/// planner cannot match to the index expression, so its frequent trigrams are never read from
+/// the index. (Same match as `ILIKE` on the expression: `||` with an empty string changes
+/// nothing.)
+fn probed_search(text: &str, probe: &str) -> SimpleExpr {
+    let pattern = |s: &str| format!("%{}%", escape_like(s));
+    let lookup = format!("{} ILIKE ? ESCAPE '\\'", migrations::SEARCH_EXPRESSION);
+    if probe == text {
+        return custom(true, &lookup, [pattern(text)]);
+    }
+    custom(
+        true,
+        &format!(
+            "{lookup} AND ({} || '') ILIKE ? ESCAPE '\\'",
+            migrations::SEARCH_EXPRESSION
+        ),
+        [pattern(probe), pattern(text)],
+    )
 }
 
 /// A custom SQL fragment with `?` for each bound value. sea-query's placeholder is backend

@@ -16,6 +16,8 @@ mod objects;
 mod query;
 mod revisions;
 mod scope;
+mod search_probe;
+mod search_sample;
 mod usage;
 
 use std::time::Duration;
@@ -35,6 +37,7 @@ pub use query::{
     AssetCursor, AssetQuery, AssetSort, LabelRequirement, NameCursor, Page, escape_like,
 };
 pub use scope::{Namespace, NamespaceScope, ScopeError};
+pub use search_probe::TrigramFrequencies;
 pub use usage::Usage;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +83,7 @@ pub struct Store {
     db: DatabaseConnection,
     feed: std::sync::Arc<feed::Feed>,
     revisions: std::sync::Arc<revisions::RevisionReader>,
+    search_sample: std::sync::Arc<search_sample::SearchSample>,
 }
 
 /// Opens a pool. Does not migrate; call [`migrate`] first.
@@ -103,6 +107,7 @@ pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store, St
         db,
         feed: feed::Feed::new(options.feed_retention),
         revisions: Default::default(),
+        search_sample: Default::default(),
     })
 }
 
