@@ -113,10 +113,12 @@ CURIO_BIN="$target_dir/debug/curio" CHROMIUM=$(command -v chromium) \
 
 # The acceptance smoke (docs/slo.md): 10 tenants read for 60 s while their catalogs change,
 # through a PostgreSQL restart (a server the harness starts itself) and a restart on an empty
-# database. It fails on a cross-tenant byte, a refused request that was served, a lost asset or
+# database, while a noisy tenant rewrites 2,000 assets every 20 s and files 50 RefreshJobs at
+# once. It fails on a cross-tenant byte, a refused request that was served, a lost asset or
 # job, or a duplicate job; its evidence goes to $target_dir/acceptance-smoke/.
 cargo build --quiet --bin curio-acceptance
 "$target_dir/debug/curio-acceptance" --tenants 10 --assets-per-tenant 200 --duration 60s \
-  --rate 20 --out "$target_dir/acceptance-smoke" >/dev/null || status=$?
+  --rate 20 --noisy-assets 2000 --noisy-every 20s --noisy-jobs 50 \
+  --out "$target_dir/acceptance-smoke" >/dev/null || status=$?
 if [ -f "$target_dir/acceptance-smoke/report.md" ]; then sed -n '1,20p' "$target_dir/acceptance-smoke/report.md"; fi
 exit "$status"

@@ -6,6 +6,7 @@
 //! in `--database-url`). See docs/slo.md for the SLOs and what is not exercised yet.
 
 mod load;
+mod noisy;
 mod postgres;
 mod report;
 mod tenants;
@@ -21,6 +22,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use load::{Reader, Sample};
+use noisy::Noisy;
 use postgres::Postgres;
 use report::{Fault, LagSample, Slos};
 use tenants::{Part, Tenant};
@@ -71,6 +73,15 @@ struct Options {
     slo_refresh_lag_p99_s: f64,
     #[arg(long, default_value_t = 30.0)]
     slo_recovery_s: f64,
+    /// RefreshJobs the noisy tenant files at once, after the last fault (0: none).
+    #[arg(long, default_value_t = 500)]
+    noisy_jobs: usize,
+    /// Assets in the noisy tenant's catalog (0: no noisy tenant), rewritten whole every
+    /// `--noisy-every`.
+    #[arg(long, default_value_t = 10_000)]
+    noisy_assets: usize,
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    noisy_every: Duration,
     /// Exit non-zero when any SLO fails (by default only a cross-tenant byte, a lost asset or
     /// job, or a duplicate job fails the run, as the smoke test in scripts/test.sh wants).
     #[arg(long)]
@@ -357,6 +368,12 @@ async fn main() -> anyhow::Result<()> {
             write_atomically(&folder, &path, &content)?;
         }
     }
+    let noisy = (options.noisy_assets > 0).then(|| Noisy::new(options.noisy_assets));
+    if let Some(noisy) = &noisy {
+        for (path, content) in [noisy.source_file(), noisy.catalog_file()] {
+            write_atomically(&folder, &path, &content)?;
+        }
+    }
     let tokens = work.join("tokens.csv");
     std::fs::write(&tokens, tenants::token_file(&tenants))?;
     let setup = Setup {
@@ -538,12 +555,44 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
 
-    // Faults, each at a known time.
+    // The noisy tenant rewrites its whole catalog every `noisy_every`.
+    if let Some(mut noisy) = noisy.clone() {
+        let (stop, folder, writing, every) = (
+            stop.clone(),
+            folder.clone(),
+            writing.clone(),
+            options.noisy_every,
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                noisy.revision += 1;
+                let (path, content) = noisy.catalog_file();
+                let _guard = writing.lock().await;
+                let _ = write_atomically(&folder, &path, &content);
+            }
+        }));
+    }
+
+    // Faults, each at a known time; the noisy tenant's job flood after the last.
     let mut fault_log = Vec::new();
     let mut notes = vec![
         "Mode: standalone (one process: controller, API, folder of manifests) on PostgreSQL.".to_owned(),
-        "Not exercised yet: cluster mode (leader SIGKILL, apiserver outage), RefreshJobs (so no job is filed and none can be lost or duplicated), the noisy tenant, watches.".to_owned(),
+        "Not exercised yet: cluster mode (leader SIGKILL during a running RefreshJob, apiserver outage), watches and their event lag.".to_owned(),
     ];
+    if let Some(noisy) = &noisy {
+        notes.push(format!(
+            "Noisy tenant ({}): {} assets rewritten whole every {}; nobody reads it, and its markers count as leaks anywhere else.",
+            noisy::NAMESPACE,
+            noisy.assets,
+            humantime::format_duration(options.noisy_every)
+        ));
+    }
     let schedule: Vec<(f64, &str)> = faults
         .iter()
         .enumerate()
@@ -599,8 +648,30 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    let jobs_filed = if noisy.is_some() && options.noisy_jobs > 0 {
+        let at = (faults.len() as f64 + 1.0) / (faults.len() as f64 + 2.0);
+        tokio::time::sleep(
+            options
+                .duration
+                .mul_f64(at)
+                .saturating_sub(started.elapsed()),
+        )
+        .await;
+        let (path, content) = Noisy::jobs_file(options.noisy_jobs);
+        let _guard = writing.lock().await;
+        write_atomically(&folder, &path, &content)?;
+        notes.push(format!(
+            "The noisy tenant filed {} RefreshJobs at once at {:.1} s.",
+            options.noisy_jobs,
+            started.elapsed().as_secs_f64()
+        ));
+        options.noisy_jobs
+    } else {
+        0
+    };
     tokio::time::sleep(options.duration.saturating_sub(started.elapsed())).await;
     let duration = started.elapsed();
+    let ended = Instant::now();
     stop.cancel();
     for task in tasks {
         let _ = task.await;
@@ -617,6 +688,27 @@ async fn main() -> anyhow::Result<()> {
     }
     if settled.is_none() {
         notes.push("The catalogs had not converged 60 s after the run.".into());
+    }
+    // Every filed job ends exactly once; they get three minutes after the run to do so.
+    let mut outcomes = noisy::JobOutcomes::default();
+    if jobs_filed > 0 {
+        let waiting = Instant::now();
+        loop {
+            match noisy::job_outcomes(&setup.database_url).await {
+                Ok(o) => outcomes = o,
+                Err(e) => eprintln!("reading the jobs' audit trail: {e}"),
+            }
+            if outcomes.finished >= jobs_filed || waiting.elapsed() > Duration::from_secs(180) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        notes.push(format!(
+            "{} of {jobs_filed} jobs finished {:.0} s after the run; {} finished more than once.",
+            outcomes.finished,
+            ended.elapsed().as_secs_f64(),
+            outcomes.duplicated
+        ));
     }
     if let Ok(mut c) = curio.lock() {
         c.take();
@@ -640,7 +732,11 @@ async fn main() -> anyhow::Result<()> {
         slos: &slos,
         lost_assets: lost,
         stale_assets: stale,
-        jobs: (0, 0, 0),
+        jobs: (
+            jobs_filed,
+            outcomes.duplicated,
+            jobs_filed.saturating_sub(outcomes.finished),
+        ),
         peak_rss_mib: peak_rss.lock().map(|k| *k as f64 / 1024.0).unwrap_or(0.0),
         max_db_connections: max_connections.lock().map(|n| *n).unwrap_or(0),
         command,
