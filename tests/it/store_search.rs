@@ -36,23 +36,64 @@ fn catalog() -> Vec<AssetRecord> {
         let display = (i % 3 != 0).then(|| format!("{} {}", word(1), i % 17));
         let description = (i % 5 != 0)
             .then(|| format!("{} and {} in one line\nthen {}", word(2), word(3), word(4)));
-        out.push(AssetRecord::from_asset(Asset {
-            kind: [AssetKind::Model, AssetKind::McpServer, AssetKind::Agent][i % 3],
+        let kind = [AssetKind::Model, AssetKind::McpServer, AssetKind::Agent][i % 3];
+        out.push(searchable(
+            kind,
             name,
-            version: format!("{}", i % 4),
-            display_name: display,
+            format!("{}", i % 4),
+            display,
             description,
-            provider: None,
-            license: None,
-            tags: vec![],
-            labels: Default::default(),
-            links: vec![],
-            metadata: None,
-            mcp: None,
-            agent: None,
-        }));
+        ));
     }
     out
+}
+
+/// An asset with only what `q` matches (and its key) filled in.
+fn searchable(
+    kind: AssetKind,
+    name: String,
+    version: String,
+    display_name: Option<String>,
+    description: Option<String>,
+) -> AssetRecord {
+    AssetRecord::from_asset(Asset {
+        kind,
+        name,
+        version,
+        display_name,
+        description,
+        provider: None,
+        license: None,
+        tags: vec![],
+        labels: Default::default(),
+        links: vec![],
+        metadata: None,
+        mcp: None,
+        agent: None,
+    })
+}
+
+/// The keys of the rows of `all` that hold `q` in a searched field, by brute force; `fold` is
+/// the store's notion of case.
+fn brute_force(
+    all: &[asset::Model],
+    q: &str,
+    fold: fn(&str) -> String,
+) -> BTreeSet<(String, String, String)> {
+    let needle = fold(q);
+    all.iter()
+        .filter(|row| {
+            [
+                Some(row.name.as_str()),
+                row.display_name.as_deref(),
+                row.description.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|field| fold(field).contains(&needle))
+        })
+        .map(key)
+        .collect()
 }
 
 async fn everything(
@@ -90,21 +131,7 @@ async fn check_search(store: &Store, queries: &[&str], fold: fn(&str) -> String)
     let all = everything(store, &scope, &AssetQuery::default()).await;
     assert_eq!(all.len(), 600);
     for q in queries {
-        let wanted: BTreeSet<_> = all
-            .iter()
-            .filter(|row| {
-                let needle = fold(q);
-                [
-                    Some(row.name.as_str()),
-                    row.display_name.as_deref(),
-                    row.description.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .any(|field| fold(field).contains(&needle))
-            })
-            .map(key)
-            .collect();
+        let wanted = brute_force(&all, q, fold);
         let query = AssetQuery {
             text: Some((*q).to_owned()),
             ..AssetQuery::default()
@@ -124,21 +151,13 @@ async fn a_search_that_looks_up_part_of_its_text_finds_the_same() {
     let team = ns("team-p");
     let records = (0..3000usize)
         .map(|i| {
-            AssetRecord::from_asset(Asset {
-                kind: AssetKind::Model,
-                name: format!("shared-prefix-model-{i:05}"),
-                version: "1".into(),
-                display_name: Some(format!("Shared prefix model {i}")),
-                description: (i % 7 == 0).then(|| format!("Écoles 50% a_b #{i}")),
-                provider: None,
-                license: None,
-                tags: vec![],
-                labels: Default::default(),
-                links: vec![],
-                metadata: None,
-                mcp: None,
-                agent: None,
-            })
+            searchable(
+                AssetKind::Model,
+                format!("shared-prefix-model-{i:05}"),
+                "1".into(),
+                Some(format!("Shared prefix model {i}")),
+                (i % 7 == 0).then(|| format!("Écoles 50% a_b #{i}")),
+            )
         })
         .collect();
     refresh(&store, &team, "catalog", records).await;
@@ -166,21 +185,7 @@ async fn a_search_that_looks_up_part_of_its_text_finds_the_same() {
         if lookup != q {
             narrowed += 1;
         }
-        let needle = q.to_lowercase();
-        let wanted: BTreeSet<_> = all
-            .iter()
-            .filter(|row| {
-                [
-                    Some(row.name.as_str()),
-                    row.display_name.as_deref(),
-                    row.description.as_deref(),
-                ]
-                .into_iter()
-                .flatten()
-                .any(|field| field.to_lowercase().contains(&needle))
-            })
-            .map(key)
-            .collect();
+        let wanted = brute_force(&all, q, str::to_lowercase);
         let query = AssetQuery {
             text: Some(q.to_owned()),
             ..AssetQuery::default()
