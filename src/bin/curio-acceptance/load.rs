@@ -59,7 +59,7 @@ pub struct Reader {
 }
 
 impl Reader {
-    fn base(&self) -> String {
+    pub fn base_url(&self) -> String {
         self.base.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
@@ -207,7 +207,7 @@ impl Reader {
 
     /// A GET with `token`: status (0 without an answer) and body.
     pub async fn get(&self, path: &str, token: &str) -> (u16, String) {
-        let url = format!("{}{path}", self.base());
+        let url = format!("{}{path}", self.base_url());
         match self
             .http
             .get(url)

@@ -10,6 +10,7 @@ mod noisy;
 mod postgres;
 mod report;
 mod tenants;
+mod watch;
 
 use std::{
     path::{Path, PathBuf},
@@ -476,18 +477,33 @@ async fn main() -> anyhow::Result<()> {
             }
         }));
     }
+    // A watch of its models per tenant, kept open past the run until the end state is read.
+    let watch_lags = Arc::new(watch::WatchLags::default());
+    let watch_stop = CancellationToken::new();
+    let watchers: Vec<_> = tenants
+        .iter()
+        .map(|tenant| {
+            tokio::spawn(watch::follow(
+                reader.clone(),
+                tenant.clone(),
+                watch_lags.clone(),
+                watch_stop.clone(),
+            ))
+        })
+        .collect();
     // Refresh load: each tenant changes its catalog every `change_every`, staggered; a probe
     // per change measures when the change is visible.
     let lags = Arc::new(Mutex::new(Vec::<LagSample>::new()));
     let writing = Arc::new(tokio::sync::Mutex::new(()));
     {
-        let (shared, lags, stop, reader, folder, writing) = (
+        let (shared, lags, stop, reader, folder, writing, watch_lags) = (
             shared.clone(),
             lags.clone(),
             stop.clone(),
             reader.clone(),
             folder.clone(),
             writing.clone(),
+            watch_lags.clone(),
         );
         let (every, share, count) = (options.change_every, options.change_share, options.tenants);
         tasks.push(tokio::spawn(async move {
@@ -524,6 +540,11 @@ async fn main() -> anyhow::Result<()> {
                 drop(guard);
                 let written = Instant::now();
                 let at_s = reader.started.elapsed().as_secs_f64();
+                // The first changed model, for the tenant's watch.
+                if let Some(&model) = changed.iter().find(|a| Tenant::kind(**a) == "Model") {
+                    let text = tenant.revision_text(model, tenant.revisions[model]);
+                    watch_lags.expect(tenant.index, text, at_s);
+                }
                 let (reader, lags) = (reader.clone(), lags.clone());
                 tokio::spawn(async move {
                     let asset = changed[0];
@@ -583,7 +604,8 @@ async fn main() -> anyhow::Result<()> {
     let mut fault_log = Vec::new();
     let mut notes = vec![
         "Mode: standalone (one process: controller, API, folder of manifests) on PostgreSQL.".to_owned(),
-        "Not exercised yet: cluster mode (leader SIGKILL during a running RefreshJob, apiserver outage), watches and their event lag.".to_owned(),
+        "Not exercised yet: cluster mode (leader SIGKILL during a running RefreshJob, apiserver outage).".to_owned(),
+        "Watches: each tenant's viewer keeps one server-sent-event watch of its models open (resumed from its last event when dropped); the watch event lag is a model change written → its event received.".to_owned(),
     ];
     if let Some(noisy) = &noisy {
         notes.push(format!(
@@ -689,6 +711,10 @@ async fn main() -> anyhow::Result<()> {
     if settled.is_none() {
         notes.push("The catalogs had not converged 60 s after the run.".into());
     }
+    watch_stop.cancel();
+    for watcher in watchers {
+        let _ = watcher.await;
+    }
     // Every filed job ends exactly once; they get three minutes after the run to do so.
     let mut outcomes = noisy::JobOutcomes::default();
     if jobs_filed > 0 {
@@ -727,6 +753,7 @@ async fn main() -> anyhow::Result<()> {
         namespaces: &namespaces,
         samples: &samples,
         lags: &lags,
+        watch_lags: &watch_lags.samples(),
         faults: &fault_log,
         duration,
         slos: &slos,

@@ -91,6 +91,11 @@ pub struct Report {
     pub max_ms: f64,
     pub refresh_lag_p50_s: f64,
     pub refresh_lag_p99_s: f64,
+    /// A model change written → its event on the tenant's open watch.
+    pub watch_lag_p50_s: f64,
+    pub watch_lag_p99_s: f64,
+    /// Model changes no watch delivered (by the end of the run's settling).
+    pub watch_changes_unseen: usize,
     pub peak_rss_mib: f64,
     pub max_db_connections: i64,
     pub slos: Vec<SloResult>,
@@ -112,6 +117,7 @@ pub struct Inputs<'a> {
     pub namespaces: &'a [String],
     pub samples: &'a [Sample],
     pub lags: &'a [LagSample],
+    pub watch_lags: &'a [LagSample],
     pub faults: &'a [Fault],
     pub duration: Duration,
     pub slos: &'a Slos,
@@ -207,6 +213,8 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
     }
     all_latencies.sort_by(f64::total_cmp);
     let mut all_lags: Vec<f64> = inputs.lags.iter().filter_map(|l| l.lag_s).collect();
+    let mut watch_lags: Vec<f64> = inputs.watch_lags.iter().filter_map(|l| l.lag_s).collect();
+    watch_lags.sort_by(f64::total_cmp);
     all_lags.sort_by(f64::total_cmp);
     let slos = inputs.slos;
     let worst = |f: fn(&TenantFigures) -> f64| per_tenant.iter().map(f).fold(0.0_f64, f64::max);
@@ -300,6 +308,13 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
         max_ms: all_latencies.last().copied().unwrap_or(0.0),
         refresh_lag_p50_s: percentile(&all_lags, 0.5),
         refresh_lag_p99_s: percentile(&all_lags, 0.99),
+        watch_lag_p50_s: percentile(&watch_lags, 0.5),
+        watch_lag_p99_s: percentile(&watch_lags, 0.99),
+        watch_changes_unseen: inputs
+            .watch_lags
+            .iter()
+            .filter(|l| l.lag_s.is_none())
+            .count(),
         peak_rss_mib: inputs.peak_rss_mib,
         max_db_connections: inputs.max_db_connections,
         slos: checks,
@@ -313,7 +328,7 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
 /// `report.md`: the SLO table, the fault timeline, the five worst tenants by p99.
 pub fn markdown(report: &Report) -> String {
     let mut md = format!(
-        "# Curio acceptance run\n\n`{}`\n\n**SLOs {}** — {} tenants, {:.0} s, {} requests ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms; refresh lag p50 {:.2} s, p99 {:.2} s; peak RSS {:.1} MiB; at most {} database connections.\n\n| SLO | target | measured | |\n|---|---|---|---|\n",
+        "# Curio acceptance run\n\n`{}`\n\n**SLOs {}** — {} tenants, {:.0} s, {} requests ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms; refresh lag p50 {:.2} s, p99 {:.2} s; watch event lag p50 {:.2} s, p99 {:.2} s ({} changes unseen); peak RSS {:.1} MiB; at most {} database connections.\n\n| SLO | target | measured | |\n|---|---|---|---|\n",
         report.command,
         if report.slo_pass { "PASS" } else { "FAIL" },
         report.tenants,
@@ -325,6 +340,9 @@ pub fn markdown(report: &Report) -> String {
         report.max_ms,
         report.refresh_lag_p50_s,
         report.refresh_lag_p99_s,
+        report.watch_lag_p50_s,
+        report.watch_lag_p99_s,
+        report.watch_changes_unseen,
         report.peak_rss_mib,
         report.max_db_connections,
     );
@@ -519,6 +537,18 @@ mod tests {
                 at_s: 1.0,
                 lag_s: Some(1.0),
             }],
+            watch_lags: &[
+                LagSample {
+                    tenant: 0,
+                    at_s: 2.0,
+                    lag_s: Some(0.5),
+                },
+                LagSample {
+                    tenant: 0,
+                    at_s: 3.0,
+                    lag_s: None,
+                },
+            ],
             faults,
             duration: Duration::from_secs(10),
             slos: &Slos {
