@@ -600,7 +600,23 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
 
-    // Faults, each at a known time; the noisy tenant's job flood after the last.
+    // The noisy tenant's job flood, at a fixed time after the last fault's start (a fault
+    // that holds the folder delays it until Curio is back).
+    let flood = (noisy.is_some() && options.noisy_jobs > 0).then(|| {
+        let at = options
+            .duration
+            .mul_f64((faults.len() as f64 + 1.0) / (faults.len() as f64 + 2.0));
+        let (folder, writing, count) = (folder.clone(), writing.clone(), options.noisy_jobs);
+        tokio::spawn(async move {
+            tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
+            let (path, content) = Noisy::jobs_file(count);
+            let _guard = writing.lock().await;
+            write_atomically(&folder, &path, &content)?;
+            anyhow::Ok(started.elapsed().as_secs_f64())
+        })
+    });
+
+    // Faults, each at a known time.
     let mut fault_log = Vec::new();
     let mut notes = vec![
         "Mode: standalone (one process: controller, API, folder of manifests) on PostgreSQL.".to_owned(),
@@ -670,26 +686,16 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let jobs_filed = if noisy.is_some() && options.noisy_jobs > 0 {
-        let at = (faults.len() as f64 + 1.0) / (faults.len() as f64 + 2.0);
-        tokio::time::sleep(
-            options
-                .duration
-                .mul_f64(at)
-                .saturating_sub(started.elapsed()),
-        )
-        .await;
-        let (path, content) = Noisy::jobs_file(options.noisy_jobs);
-        let _guard = writing.lock().await;
-        write_atomically(&folder, &path, &content)?;
-        notes.push(format!(
-            "The noisy tenant filed {} RefreshJobs at once at {:.1} s.",
-            options.noisy_jobs,
-            started.elapsed().as_secs_f64()
-        ));
-        options.noisy_jobs
-    } else {
-        0
+    let jobs_filed = match flood {
+        Some(filing) => {
+            let at_s = filing.await??;
+            notes.push(format!(
+                "The noisy tenant filed {} RefreshJobs at once at {at_s:.1} s.",
+                options.noisy_jobs
+            ));
+            options.noisy_jobs
+        }
+        None => 0,
     };
     tokio::time::sleep(options.duration.saturating_sub(started.elapsed())).await;
     let duration = started.elapsed();
