@@ -63,8 +63,21 @@ pub struct Folder {
     /// The last good objects of each file.
     /// Each file's objects with the line their document starts on.
     files: BTreeMap<PathBuf, Vec<(usize, Object)>>,
+    /// The stamp of each file as last read without a problem: unchanged, it is not read again.
+    clean: BTreeMap<PathBuf, Stamp>,
     /// Files that failed on the last load (their last good objects stay in `files`).
     pub problems: Vec<FileProblem>,
+}
+
+/// A file's size and modification time: what says it changed.
+type Stamp = (u64, Option<std::time::SystemTime>);
+
+fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok();
+    (
+        meta.as_ref().map_or(0, std::fs::Metadata::len),
+        meta.and_then(|m| m.modified().ok()),
+    )
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -112,6 +125,7 @@ impl Folder {
             root,
             self_url,
             files: BTreeMap::new(),
+            clean: BTreeMap::new(),
             problems: Vec::new(),
         }
     }
@@ -140,11 +154,7 @@ impl Folder {
         Ok(paths
             .into_iter()
             .map(|path| {
-                let meta = std::fs::metadata(&path).ok();
-                let stamp = (
-                    meta.as_ref().map_or(0, std::fs::Metadata::len),
-                    meta.and_then(|m| m.modified().ok()),
-                );
+                let stamp = stamp(&path);
                 (path, stamp)
             })
             .collect())
@@ -158,8 +168,16 @@ impl Folder {
         let mut paths = manifests(&self.root)?;
         paths.sort();
         self.files.retain(|path, _| paths.contains(path));
+        self.clean.retain(|path, _| paths.contains(path));
         self.problems.clear();
         for path in paths {
+            // Unchanged since it was last read without a problem: its objects stand. (With a
+            // hundred tenants, parsing every catalog again on each change was most of a pass.)
+            let now = stamp(&path);
+            if self.clean.get(&path) == Some(&now) && self.files.contains_key(&path) {
+                continue;
+            }
+            self.clean.remove(&path);
             let text = match std::fs::read_to_string(&path) {
                 Ok(text) => text,
                 Err(e) => {
@@ -178,6 +196,9 @@ impl Folder {
                 }
             };
             let parsed = parse(&text, &self.self_url);
+            if parsed.problems.is_empty() {
+                self.clean.insert(path.clone(), now);
+            }
             let previous = self.files.get(&path);
             let mut objects = parsed.objects;
             // A document that cannot even be read cannot say which object it was: keep every
@@ -271,6 +292,50 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         folder.load().unwrap();
         assert_eq!(folder.objects().count(), 0);
+        assert!(folder.problems.is_empty());
+    }
+
+    fn namespace_names(folder: &Folder) -> Vec<String> {
+        folder
+            .objects()
+            .filter_map(|(_, _, o)| match o {
+                Object::Namespace { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_changed_or_failing_files_are_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.yaml"), dir.path().join("b.yaml"));
+        std::fs::write(&a, "kind: Namespace\nmetadata: {name: team-a}\n").unwrap();
+        std::fs::write(&b, "kind: Namespace\nmetadata: {name: [oops\n").unwrap();
+        let mut folder = Folder::new(dir.path().to_owned(), String::new());
+        folder.load().unwrap();
+        assert_eq!(namespace_names(&folder), ["team-a"]);
+        assert_eq!(folder.problems.len(), 1);
+
+        // Same size and modification time (content swapped behind the stamp's back): not
+        // read again, so its objects are the ones read before.
+        let (_, modified) = stamp(&a);
+        std::fs::write(&a, "kind: Namespace\nmetadata: {name: team-q}\n").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_modified(modified.unwrap())
+            .unwrap();
+        folder.load().unwrap();
+        assert_eq!(namespace_names(&folder), ["team-a"]);
+        // The failing file is read again, and says so again.
+        assert_eq!(folder.problems.len(), 1, "{:?}", folder.problems);
+
+        // Changed: read again.
+        std::fs::write(&a, "kind: Namespace\nmetadata: {name: team-z}\n").unwrap();
+        std::fs::write(&b, "kind: Namespace\nmetadata: {name: team-b}\n").unwrap();
+        folder.load().unwrap();
+        assert_eq!(namespace_names(&folder), ["team-z", "team-b"]);
         assert!(folder.problems.is_empty());
     }
 }
