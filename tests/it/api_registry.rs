@@ -239,7 +239,10 @@ async fn search_versions_updated_since_and_not_found_follow_the_contract() {
     .await;
     assert_eq!(code, 400);
 
-    // updated_since: only what changed after the mark.
+    // updated_since: only what changed after the mark. The mark goes out in whole seconds
+    // (rounded down), so it is taken over a second after the earlier writes: rounded down, it
+    // must still be after them (it was not, once, under CI load).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let mark = chrono::Utc::now();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     refresh(
