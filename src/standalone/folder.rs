@@ -167,8 +167,10 @@ impl Folder {
     pub fn load(&mut self) -> Result<(), FolderError> {
         let mut paths = manifests(&self.root)?;
         paths.sort();
-        self.files.retain(|path, _| paths.contains(path));
-        self.clean.retain(|path, _| paths.contains(path));
+        self.files
+            .retain(|path, _| paths.binary_search(path).is_ok());
+        self.clean
+            .retain(|path, _| paths.binary_search(path).is_ok());
         self.problems.clear();
         for path in paths {
             // Unchanged since it was last read without a problem: its objects stand. (With a
