@@ -2,30 +2,39 @@
 //! steady rate while their catalogs change and faults strike — checks every answer, and
 //! writes the evidence (`report.json`, `report.md`, SVG charts) into `--out`.
 //!
-//! This version drives `curio standalone` on a PostgreSQL server it starts itself (or the one
-//! in `--database-url`). See docs/slo.md for the SLOs and what is not exercised yet.
+//! It drives `curio standalone` (by default) or, with `--cluster`, two controller replicas and
+//! `curio api` against the cluster in `KUBECONFIG`, on a PostgreSQL server it starts itself
+//! (or the one in `--database-url`). See docs/slo.md for the SLOs.
 
+mod cluster;
 mod load;
 mod noisy;
 mod postgres;
+mod proxy;
 mod report;
+mod standalone;
+mod target;
 mod tenants;
 mod watch;
 
 use std::{
-    path::{Path, PathBuf},
+    collections::BTreeMap,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use load::{Reader, Sample};
 use noisy::Noisy;
 use postgres::Postgres;
 use report::{Fault, LagSample, Slos};
+use standalone::Standalone;
+use target::Target;
 use tenants::{Part, Tenant};
 
 const DATABASE: &str = "curio_acceptance";
@@ -63,9 +72,23 @@ struct Options {
     /// The `curio` binary (default: the one beside this binary).
     #[arg(long)]
     curio_bin: Option<PathBuf>,
-    /// Faults to inject: `postgres-restart`, `empty-database` (comma-separated), or `none`.
-    #[arg(long, default_value = "postgres-restart,empty-database")]
-    faults: String,
+    /// Faults to inject, comma-separated, or `none`: `postgres-restart`, `empty-database`, and
+    /// in cluster mode `leader-kill` and `apiserver-outage` [default: every fault the mode can
+    /// have].
+    #[arg(long)]
+    faults: Option<String>,
+    /// Drive Curio as it runs on Kubernetes: two leader-electing `curio controller` replicas
+    /// and one `curio api` (local processes) against the cluster in `KUBECONFIG`, which the
+    /// harness fills with the tenants' namespaces, RBAC, ServiceAccounts and sources (admin
+    /// rights needed; every run uses fresh namespaces).
+    #[arg(long)]
+    cluster: bool,
+    /// In cluster mode, apply the CRDs without their CEL rules (for servers before 1.25).
+    #[arg(long, env = "E2E_STRIP_CEL", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    strip_cel: bool,
+    /// How long the apiserver outage lasts (cluster mode).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    outage: Duration,
     #[arg(long, default_value_t = 100.0)]
     slo_read_p99_ms: f64,
     #[arg(long, default_value_t = 20.0)]
@@ -89,87 +112,10 @@ struct Options {
     strict: bool,
 }
 
-/// A running `curio standalone`.
-struct Curio {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Curio {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
-}
-
-struct Setup {
-    binary: PathBuf,
-    folder: PathBuf,
-    tokens: PathBuf,
-    database_url: String,
-    port: u16,
-    log: PathBuf,
-}
-
-async fn start_curio(setup: &Setup) -> anyhow::Result<Curio> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&setup.log)?;
-    let child = std::process::Command::new(&setup.binary)
-        .arg("standalone")
-        .arg("--manifests")
-        .arg(&setup.folder)
-        .args(["--database-url", &setup.database_url])
-        .args(["--listen", &format!("127.0.0.1:{}", setup.port)])
-        .arg("--token-file")
-        .arg(&setup.tokens)
-        .args(["--poll-interval", "1s", "--allow-url-cidrs", "127.0.0.1/32"])
-        .args(["--log-format", "json"])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", setup.binary.display()))?;
-    let base = format!("http://127.0.0.1:{}", setup.port);
-    let http = reqwest::Client::new();
-    let mut curio = Curio { child, base };
-    for _ in 0..600 {
-        if http
-            .get(format!("{}/readyz", curio.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return Ok(curio);
-        }
-        if let Some(status) = curio.child.try_wait()? {
-            bail!(
-                "curio standalone exited: {status} (see {})",
-                setup.log.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("curio standalone did not become ready")
-}
-
-/// Writes `content` to `folder/relative` so a reader never sees half of it.
-fn write_atomically(folder: &Path, relative: &str, content: &str) -> anyhow::Result<()> {
-    let path = folder.join(relative);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let temporary = path.with_extension("tmp~");
-    std::fs::write(&temporary, content)?;
-    std::fs::rename(&temporary, &path)?;
-    Ok(())
 }
 
 /// Every asset of `tenant` as the API lists it: name → description.
@@ -307,6 +253,20 @@ async fn answering(
     .await
 }
 
+/// Every asset of `tenant` is listed at `tenant`'s revision of it or a later one.
+async fn caught_up(reader: &Reader, tenant: Tenant) -> bool {
+    let Some(found) = listed(reader, &tenant).await else {
+        return false;
+    };
+    (0..tenant.assets).all(|asset| {
+        found
+            .get(&Tenant::name(asset))
+            .and_then(|description| description.rsplit_once("-rev-"))
+            .and_then(|(_, revision)| revision.parse::<u32>().ok())
+            .is_some_and(|revision| revision >= tenant.revisions[asset])
+    })
+}
+
 fn resident_kib(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
@@ -330,17 +290,39 @@ async fn main() -> anyhow::Result<()> {
             .context("this binary has no folder")?
             .join("curio"),
     };
-    let faults: Vec<&str> = options
-        .faults
-        .split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty() && *f != "none")
-        .collect();
+    let possible: &[&str] = if options.cluster {
+        &[
+            "leader-kill",
+            "postgres-restart",
+            "apiserver-outage",
+            "empty-database",
+        ]
+    } else {
+        &["postgres-restart", "empty-database"]
+    };
+    let faults: Vec<&str> = match &options.faults {
+        None => possible.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty() && *f != "none")
+            .collect(),
+    };
     for f in &faults {
-        if !["postgres-restart", "empty-database"].contains(f) {
-            bail!("unknown fault {f:?}: postgres-restart, empty-database or none");
+        if !possible.contains(f) {
+            bail!(
+                "fault {f:?} is not one this mode can have: {} or none",
+                possible.join(", ")
+            );
         }
     }
+    // Standalone keeps fixed namespaces (its folder is new each run); a cluster keeps what
+    // earlier runs left, so each run there has namespaces of its own.
+    let prefix = if options.cluster {
+        format!("acc{}", &uuid::Uuid::new_v4().simple().to_string()[..6])
+    } else {
+        "acc".to_owned()
+    };
 
     // The database server, and a database of the run's own.
     // The server's folder is outside `--out`: the postgres user must reach it (initdb refuses
@@ -356,44 +338,84 @@ async fn main() -> anyhow::Result<()> {
     pg.execute(&recreate).await?;
     pg.execute(&format!("CREATE DATABASE {DATABASE}")).await?;
 
-    // The tenants' folder and tokens.
-    let folder = work.join("manifests");
-    let tenants: Vec<Tenant> = (0..options.tenants)
-        .map(|i| Tenant::new(i, options.assets_per_tenant))
+    // The tenants, and what drives Curio.
+    let mut tenants: Vec<Tenant> = (0..options.tenants)
+        .map(|i| Tenant::new(&prefix, i, options.assets_per_tenant))
         .collect();
+    let noisy = (options.noisy_assets > 0).then(|| Noisy::new(&prefix, options.noisy_assets));
+    let background = CancellationToken::new();
+    let _background = background.clone().drop_guard();
+    let target = if options.cluster {
+        let mut watch_namespaces: Vec<String> =
+            tenants.iter().map(|t| t.namespace.clone()).collect();
+        watch_namespaces.extend(noisy.iter().map(|n| n.namespace.clone()));
+        let cluster = cluster::Cluster::connect(cluster::Settings {
+            binary,
+            database_url: pg.url(DATABASE),
+            system_namespace: format!("{prefix}-system"),
+            watch_namespaces,
+            out: options.out.clone(),
+            strip_cel: options.strip_cel,
+            stop: background.clone(),
+        })
+        .await?;
+        let system = serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": cluster.system_namespace}});
+        cluster.put("system.json", &system.to_string()).await?;
+        Target::Cluster(Box::new(cluster))
+    } else {
+        let tokens = work.join("tokens.csv");
+        std::fs::write(&tokens, tenants::token_file(&tenants))?;
+        let log = options.out.join("curio.log");
+        let _ = std::fs::remove_file(&log);
+        Target::Standalone(Standalone::new(
+            binary,
+            work.join("manifests"),
+            tokens,
+            pg.url(DATABASE),
+            free_port()?,
+            log,
+        ))
+    };
+    let target = Arc::new(target);
+    let writing_started = Instant::now();
     for (path, content) in tenants::shared_files() {
-        write_atomically(&folder, &path, &content)?;
+        target.put(&path, &content).await?;
     }
-    for tenant in &tenants {
-        for (path, content) in tenant.files() {
-            write_atomically(&folder, &path, &content)?;
-        }
-    }
-    let noisy = (options.noisy_assets > 0).then(|| Noisy::new(options.noisy_assets));
+    futures::stream::iter(tenants.iter())
+        .map(|tenant| {
+            let target = target.clone();
+            async move {
+                for (path, content) in tenant.files() {
+                    target.put(&path, &content).await?;
+                }
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
     if let Some(noisy) = &noisy {
         for (path, content) in [noisy.source_file(), noisy.catalog_file()] {
-            write_atomically(&folder, &path, &content)?;
+            target.put(&path, &content).await?;
+        }
+        if let Some(cluster) = target.cluster() {
+            cluster.serve_slowly(&noisy.slow_catalog_path());
+            for (path, content) in noisy.slow_files() {
+                cluster.put(&path, &content).await?;
+            }
         }
     }
-    let tokens = work.join("tokens.csv");
-    std::fs::write(&tokens, tenants::token_file(&tenants))?;
-    let setup = Setup {
-        binary,
-        folder: folder.clone(),
-        tokens,
-        database_url: pg.url(DATABASE),
-        port: free_port()?,
-        log: options.out.join("curio.log"),
-    };
-    let _ = std::fs::remove_file(&setup.log);
-    let curio = Arc::new(Mutex::new(Some(start_curio(&setup).await?)));
-    let base = Arc::new(Mutex::new(
-        curio
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().map(|c| c.base.clone()))
-            .unwrap_or_default(),
-    ));
+    if let Some(cluster) = target.cluster() {
+        cluster.issue_tokens(&mut tenants).await?;
+        println!(
+            "applied {} tenants' objects and issued their tokens in {:.1} s",
+            tenants.len(),
+            writing_started.elapsed().as_secs_f64()
+        );
+    }
+    target.start().await?;
+    let base = Arc::new(Mutex::new(target.base()));
     let reader = Reader {
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(512)
@@ -409,8 +431,8 @@ async fn main() -> anyhow::Result<()> {
         .is_none()
     {
         bail!(
-            "the catalogs did not load within 10 minutes (see {})",
-            setup.log.display()
+            "the catalogs did not load within 10 minutes (see the logs in {})",
+            options.out.display()
         );
     }
     println!(
@@ -437,19 +459,18 @@ async fn main() -> anyhow::Result<()> {
             stop.clone(),
         )));
     }
-    // Resident memory of the Curio process, and the database's connections.
-    let peak_rss = Arc::new(Mutex::new(0u64));
+    // Resident memory of Curio's processes, and the database's connections.
+    let peak_rss = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let max_connections = Arc::new(Mutex::new(0i64));
     {
-        let (curio, peak_rss, stop) = (curio.clone(), peak_rss.clone(), stop.clone());
+        let (target, peak_rss, stop) = (target.clone(), peak_rss.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             while !stop.is_cancelled() {
-                let pid = curio
-                    .lock()
-                    .ok()
-                    .and_then(|c| c.as_ref().map(|c| c.child.id()));
-                if let (Some(kib), Ok(mut peak)) = (pid.and_then(resident_kib), peak_rss.lock()) {
-                    *peak = (*peak).max(kib);
+                for (process, pid) in target.pids() {
+                    if let (Some(kib), Ok(mut peak)) = (resident_kib(pid), peak_rss.lock()) {
+                        let entry = peak.entry(process).or_default();
+                        *entry = (*entry).max(kib);
+                    }
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -496,12 +517,12 @@ async fn main() -> anyhow::Result<()> {
     let lags = Arc::new(Mutex::new(Vec::<LagSample>::new()));
     let writing = Arc::new(tokio::sync::Mutex::new(()));
     {
-        let (shared, lags, stop, reader, folder, writing, watch_lags) = (
+        let (shared, lags, stop, reader, target, writing, watch_lags) = (
             shared.clone(),
             lags.clone(),
             stop.clone(),
             reader.clone(),
-            folder.clone(),
+            target.clone(),
             writing.clone(),
             watch_lags.clone(),
         );
@@ -534,8 +555,22 @@ async fn main() -> anyhow::Result<()> {
                     };
                     (tenant.clone(), changed, file)
                 };
-                if write_atomically(&folder, &file.0, &file.1).is_err() {
+                if let Err(e) = target.put(&file.0, &file.1).await {
+                    eprintln!("writing {}: {e:#}", file.0);
                     continue;
+                }
+                // A cluster fetches a URL source on its interval: the change is published
+                // with a RefreshJob, as a team would (standalone refetches served files).
+                if part == Part::Url && target.cluster().is_some() {
+                    let job = noisy::refresh_job(
+                        &tenant.namespace,
+                        "url",
+                        &format!("change-{round}"),
+                        "acceptance: catalog changed",
+                    );
+                    if let Err(e) = target.put(&job.0, &job.1).await {
+                        eprintln!("filing {}: {e:#}", job.0);
+                    }
                 }
                 drop(guard);
                 let written = Instant::now();
@@ -578,9 +613,9 @@ async fn main() -> anyhow::Result<()> {
 
     // The noisy tenant rewrites its whole catalog every `noisy_every`.
     if let Some(mut noisy) = noisy.clone() {
-        let (stop, folder, writing, every) = (
+        let (stop, target, writing, every) = (
             stop.clone(),
-            folder.clone(),
+            target.clone(),
             writing.clone(),
             options.noisy_every,
         );
@@ -595,38 +630,36 @@ async fn main() -> anyhow::Result<()> {
                 noisy.revision += 1;
                 let (path, content) = noisy.catalog_file();
                 let _guard = writing.lock().await;
-                let _ = write_atomically(&folder, &path, &content);
+                if let Err(e) = target.put(&path, &content).await {
+                    eprintln!("writing {path}: {e:#}");
+                }
+                if target.cluster().is_some() {
+                    let (path, content) =
+                        noisy.refresh_job_file(&format!("rewrite-{}", noisy.revision));
+                    if let Err(e) = target.put(&path, &content).await {
+                        eprintln!("filing {path}: {e:#}");
+                    }
+                }
             }
         }));
     }
 
-    // The noisy tenant's job flood, at a fixed time after the last fault's start (a fault
-    // that holds the folder delays it until Curio is back).
-    let flood = (noisy.is_some() && options.noisy_jobs > 0).then(|| {
-        let at = options
-            .duration
-            .mul_f64((faults.len() as f64 + 1.0) / (faults.len() as f64 + 2.0));
-        let (folder, writing, count) = (folder.clone(), writing.clone(), options.noisy_jobs);
-        tokio::spawn(async move {
-            tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
-            let (path, content) = Noisy::jobs_file(count);
-            let _guard = writing.lock().await;
-            write_atomically(&folder, &path, &content)?;
-            anyhow::Ok(started.elapsed().as_secs_f64())
-        })
-    });
-
     // Faults, each at a known time.
     let mut fault_log = Vec::new();
+    // The leader kill's job: (filed, finished more than once, not finished).
+    let mut kill_jobs = (0, 0, 0);
     let mut notes = vec![
-        "Mode: standalone (one process: controller, API, folder of manifests) on PostgreSQL.".to_owned(),
-        "Not exercised yet: cluster mode (leader SIGKILL during a running RefreshJob, apiserver outage).".to_owned(),
+        if options.cluster {
+            "Mode: cluster — two leader-electing `curio controller` replicas and one `curio api` (local processes) against the cluster in KUBECONFIG, reaching it through the harness's relay; tenants' users are ServiceAccounts with TokenRequest tokens (TokenReview and SubjectAccessReview for real); PostgreSQL.".to_owned()
+        } else {
+            "Mode: standalone (one process: controller, API, folder of manifests) on PostgreSQL; the leader kill and the apiserver outage need cluster mode (--cluster).".to_owned()
+        },
         "Watches: each tenant's viewer keeps one server-sent-event watch of its models open (resumed from its last event when dropped); the watch event lag is a model change written → its event received.".to_owned(),
     ];
     if let Some(noisy) = &noisy {
         notes.push(format!(
             "Noisy tenant ({}): {} assets rewritten whole every {}; nobody reads it, and its markers count as leaks anywhere else.",
-            noisy::NAMESPACE,
+            noisy.namespace,
             noisy.assets,
             humantime::format_duration(options.noisy_every)
         ));
@@ -661,24 +694,59 @@ async fn main() -> anyhow::Result<()> {
                 "PostgreSQL restart skipped: --database-url is not the harness's own server."
                     .into(),
             ),
+            "leader-kill" => {
+                let (Some(cluster), Some(noisy)) = (target.cluster(), &noisy) else {
+                    notes.push("Leader kill skipped: it needs the noisy tenant's slow source (--noisy-assets > 0).".into());
+                    continue;
+                };
+                let (fault, outcomes) = leader_kill(cluster, noisy, started).await?;
+                kill_jobs = outcomes;
+                fault_log.push(fault);
+            }
+            "apiserver-outage" => {
+                let Some(cluster) = target.cluster() else {
+                    continue;
+                };
+                cluster.relay.down();
+                tokio::time::sleep(options.outage).await;
+                cluster.relay.up();
+                let ended_s = started.elapsed().as_secs_f64();
+                // Caught up: every change written before the outage ended is in the API.
+                let written: Vec<Tenant> = shared.lock().map(|t| t.clone()).unwrap_or_default();
+                let recovered_s = all_tenants(
+                    || written.clone(),
+                    started,
+                    Duration::from_secs(120),
+                    |tenant| caught_up(&reader, tenant),
+                )
+                .await;
+                fault_log.push(Fault {
+                    name: format!(
+                        "apiserver unreachable for Curio ({} s)",
+                        options.outage.as_secs()
+                    ),
+                    started_s,
+                    ended_s,
+                    recovered_s,
+                });
+            }
             _ => {
                 // Curio stops, the database comes back empty, Curio starts on it.
                 let _guard = writing.lock().await;
-                if let Ok(mut c) = curio.lock() {
-                    c.take();
-                }
+                target.stop();
                 pg.execute(&recreate).await?;
                 pg.execute(&format!("CREATE DATABASE {DATABASE}")).await?;
-                let restarted = start_curio(&setup).await?;
-                if let Ok(mut c) = curio.lock() {
-                    *c = Some(restarted);
-                }
+                target.start().await?;
                 drop(_guard);
                 let ended_s = started.elapsed().as_secs_f64();
                 let recovered_s =
                     converged(&reader, &shared, started, Duration::from_secs(300), false).await;
                 fault_log.push(Fault {
-                    name: "Curio restarted on an empty database".into(),
+                    name: if options.cluster {
+                        "Curio (API and both replicas) restarted on an empty database".into()
+                    } else {
+                        "Curio restarted on an empty database".into()
+                    },
                     started_s,
                     ended_s,
                     recovered_s,
@@ -686,6 +754,25 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    // The noisy tenant's job flood, at a fixed time after the last fault's start, and never
+    // before the faults are over (their recovery can take longer than planned).
+    let flood = noisy
+        .clone()
+        .filter(|_| options.noisy_jobs > 0)
+        .map(|noisy| {
+            let at = options
+                .duration
+                .mul_f64((faults.len() as f64 + 1.0) / (faults.len() as f64 + 2.0));
+            let (target, writing, count) = (target.clone(), writing.clone(), options.noisy_jobs);
+            tokio::spawn(async move {
+                tokio::time::sleep(at.saturating_sub(started.elapsed())).await;
+                let (path, content) = noisy.jobs_file(count);
+                let _guard = writing.lock().await;
+                target.put(&path, &content).await?;
+                anyhow::Ok(started.elapsed().as_secs_f64())
+            })
+        });
+
     let jobs_filed = match flood {
         Some(filing) => {
             let at_s = filing.await??;
@@ -726,7 +813,11 @@ async fn main() -> anyhow::Result<()> {
     if jobs_filed > 0 {
         let waiting = Instant::now();
         loop {
-            match noisy::job_outcomes(&setup.database_url).await {
+            let namespace = noisy
+                .as_ref()
+                .map(|n| n.namespace.as_str())
+                .unwrap_or_default();
+            match noisy::job_outcomes(target.database_url(), namespace, noisy::FLOOD_PREFIX).await {
                 Ok(o) => outcomes = o,
                 Err(e) => eprintln!("reading the jobs' audit trail: {e}"),
             }
@@ -742,8 +833,12 @@ async fn main() -> anyhow::Result<()> {
             outcomes.duplicated
         ));
     }
-    if let Ok(mut c) = curio.lock() {
-        c.take();
+    target.stop();
+    if let Some(cluster) = target.cluster() {
+        let mut namespaces: Vec<String> = tenants.iter().map(|t| t.namespace.clone()).collect();
+        namespaces.extend(noisy.iter().map(|n| n.namespace.clone()));
+        namespaces.push(cluster.system_namespace.clone());
+        cluster.clean_up(&namespaces).await;
     }
 
     let samples: Vec<Sample> = reader.samples.lock().map(|s| s.clone()).unwrap_or_default();
@@ -766,11 +861,18 @@ async fn main() -> anyhow::Result<()> {
         lost_assets: lost,
         stale_assets: stale,
         jobs: (
-            jobs_filed,
-            outcomes.duplicated,
-            jobs_filed.saturating_sub(outcomes.finished),
+            jobs_filed + kill_jobs.0,
+            outcomes.duplicated + kill_jobs.1,
+            jobs_filed.saturating_sub(outcomes.finished) + kill_jobs.2,
         ),
-        peak_rss_mib: peak_rss.lock().map(|k| *k as f64 / 1024.0).unwrap_or(0.0),
+        peak_rss_mib_by_process: peak_rss
+            .lock()
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.clone(), *v as f64 / 1024.0))
+                    .collect()
+            })
+            .unwrap_or_default(),
         max_db_connections: max_connections.lock().map(|n| *n).unwrap_or(0),
         command,
         notes,
@@ -784,6 +886,7 @@ async fn main() -> anyhow::Result<()> {
     if let Err(e) = report::charts(&options.out, &report, &samples, &lags) {
         eprintln!("charts: {e}");
     }
+    drop(target);
     drop(pg);
     let _ = std::fs::remove_dir_all(&work);
     let _ = std::fs::remove_dir_all(&pg_folder);
@@ -798,4 +901,56 @@ async fn main() -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The leader-kill fault: a RefreshJob of the slow source is filed; once it runs, the replica
+/// holding the Lease is SIGKILLed and a new replica started (two again). Recovered when the job
+/// has succeeded; the audit trail then says whether it ended exactly once.
+async fn leader_kill(
+    cluster: &cluster::Cluster,
+    noisy: &Noisy,
+    started: Instant,
+) -> anyhow::Result<(Fault, (usize, usize, usize))> {
+    const JOB: &str = "leader-kill";
+    let started_s = started.elapsed().as_secs_f64();
+    let (path, content) = noisy.slow_job_file(JOB);
+    cluster.put(&path, &content).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cluster.job_phase(&noisy.namespace, JOB).await.as_deref() != Some("Running") {
+        if Instant::now() > deadline {
+            bail!("RefreshJob {JOB} did not start running within two minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let leader = cluster.leader().await.unwrap_or_default();
+    let killed = cluster.kill(&leader);
+    let replacement = cluster.start_controller()?;
+    let ended_s = started.elapsed().as_secs_f64();
+    let mut recovered_s = None;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        match cluster.job_phase(&noisy.namespace, JOB).await.as_deref() {
+            Some("Succeeded") => {
+                recovered_s = Some(started.elapsed().as_secs_f64());
+                break;
+            }
+            Some("Failed") => break,
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+    let outcomes = noisy::job_outcomes(&cluster.database_url, &noisy.namespace, JOB).await?;
+    let name = if killed {
+        format!("Leader {leader} SIGKILLed while RefreshJob {JOB} ran ({replacement} started)")
+    } else {
+        format!("No leader process found to kill ({leader:?}) while RefreshJob {JOB} ran")
+    };
+    Ok((
+        Fault {
+            name,
+            started_s,
+            ended_s,
+            recovered_s,
+        },
+        (1, outcomes.duplicated, 1 - outcomes.finished.min(1)),
+    ))
 }

@@ -8,11 +8,15 @@ use serde_json::{Value, json};
 
 use crate::tenants::MARKER_PREFIX;
 
-pub const NAMESPACE: &str = "acc-noisy";
 const SOURCE: &str = "big";
+/// A small source whose catalog the harness serves slowly (cluster mode), so that a
+/// RefreshJob of it is caught running when the leader is killed.
+pub const SLOW_SOURCE: &str = "slow";
 
 #[derive(Clone, Debug)]
 pub struct Noisy {
+    /// `<prefix>-noisy`.
+    pub namespace: String,
     pub assets: usize,
     /// Bumped at each rewrite of the whole catalog.
     pub revision: u32,
@@ -28,8 +32,9 @@ pub struct JobOutcomes {
 }
 
 impl Noisy {
-    pub fn new(assets: usize) -> Self {
+    pub fn new(prefix: &str, assets: usize) -> Self {
         Self {
+            namespace: format!("{prefix}-noisy"),
             assets,
             revision: 0,
         }
@@ -37,14 +42,50 @@ impl Noisy {
 
     /// The namespace and its source, as (relative path, content).
     pub fn source_file(&self) -> (String, String) {
+        let ns = &self.namespace;
         let docs = [
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
             json!({"apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
-                   "metadata": {"name": SOURCE, "namespace": NAMESPACE},
+                   "metadata": {"name": SOURCE, "namespace": ns},
                    "spec": {"interval": "1h", "source": {"url": {
-                       "url": format!("${{CURIO_URL}}/files/{NAMESPACE}/catalog.json")}}}}),
+                       "url": format!("${{CURIO_URL}}/files/{ns}/catalog.json")}}}}),
         ];
-        (format!("{NAMESPACE}/source.yaml"), documents(&docs))
+        (format!("{ns}/source.yaml"), documents(&docs))
+    }
+
+    /// The slow source and its served catalog (cluster mode), as (relative path, content).
+    pub fn slow_files(&self) -> Vec<(String, String)> {
+        let ns = &self.namespace;
+        let source = json!({"apiVersion": "curio.dev/v1alpha1", "kind": "CatalogSource",
+            "metadata": {"name": SLOW_SOURCE, "namespace": ns},
+            "spec": {"interval": "1h", "source": {"url": {
+                "url": format!("${{CURIO_URL}}/{}", self.slow_catalog_path())}}}});
+        let catalog = json!({"apiVersion": "curio.dev/v1alpha1", "kind": "Catalog", "assets": [
+            {"kind": "Model", "name": "slow-model", "version": "1",
+             "description": format!("{MARKER_PREFIX}{ns}-slow")}]});
+        vec![
+            (format!("{ns}/slow.yaml"), documents(&[source])),
+            (self.slow_catalog_path(), catalog.to_string()),
+        ]
+    }
+
+    pub fn slow_catalog_path(&self) -> String {
+        format!("files/{}/slow.json", self.namespace)
+    }
+
+    /// One RefreshJob of the slow source.
+    pub fn slow_job_file(&self, name: &str) -> (String, String) {
+        refresh_job(&self.namespace, SLOW_SOURCE, name, "acceptance leader kill")
+    }
+
+    /// One RefreshJob of the big source (cluster mode: how a rewrite is published).
+    pub fn refresh_job_file(&self, name: &str) -> (String, String) {
+        refresh_job(
+            &self.namespace,
+            SOURCE,
+            name,
+            "acceptance: catalog rewritten",
+        )
     }
 
     /// The served catalog at the current revision.
@@ -55,7 +96,7 @@ impl Noisy {
                     "kind": "Model",
                     "name": format!("noisy-{a:05}"),
                     "version": "1",
-                    "description": format!("{MARKER_PREFIX}{NAMESPACE}-{a}-rev-{}", self.revision),
+                    "description": format!("{MARKER_PREFIX}{}-{a}-rev-{}", self.namespace, self.revision),
                     "tags": ["bulk"],
                 })
             })
@@ -63,26 +104,36 @@ impl Noisy {
         let catalog =
             json!({"apiVersion": "curio.dev/v1alpha1", "kind": "Catalog", "assets": assets});
         (
-            format!("files/{NAMESPACE}/catalog.json"),
+            format!("files/{}/catalog.json", self.namespace),
             serde_json::to_string(&catalog).unwrap_or_default(),
         )
     }
 
     /// `count` RefreshJobs of the source, filed together in one file.
-    pub fn jobs_file(count: usize) -> (String, String) {
+    pub fn jobs_file(&self, count: usize) -> (String, String) {
         let docs: Vec<Value> = (0..count)
             .map(|i| {
                 json!({"apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
-                       "metadata": {"name": job_name(i), "namespace": NAMESPACE},
+                       "metadata": {"name": job_name(i), "namespace": self.namespace},
                        "spec": {"sourceRef": {"name": SOURCE}, "reason": "acceptance flood"}})
             })
             .collect();
-        (format!("{NAMESPACE}/jobs.yaml"), documents(&docs))
+        (format!("{}/jobs.yaml", self.namespace), documents(&docs))
     }
 }
 
+pub const FLOOD_PREFIX: &str = "flood-";
+
 pub fn job_name(i: usize) -> String {
-    format!("flood-{i:04}")
+    format!("{FLOOD_PREFIX}{i:04}")
+}
+
+/// A RefreshJob of `source`, as (relative path, content).
+pub fn refresh_job(namespace: &str, source: &str, name: &str, reason: &str) -> (String, String) {
+    let job = json!({"apiVersion": "curio.dev/v1alpha1", "kind": "RefreshJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"sourceRef": {"name": source}, "reason": reason}});
+    (format!("{namespace}/jobs/{name}.json"), documents(&[job]))
 }
 
 /// JSON documents as one YAML stream.
@@ -93,16 +144,21 @@ fn documents(docs: &[Value]) -> String {
         .join("\n---\n")
 }
 
-/// Counts, from the audit trail in `database_url`, how the flood's jobs ended.
-pub async fn job_outcomes(database_url: &str) -> anyhow::Result<JobOutcomes> {
+/// Counts, from the audit trail in `database_url`, how the jobs of `namespace` whose names
+/// start with `prefix` ended.
+pub async fn job_outcomes(
+    database_url: &str,
+    namespace: &str,
+    prefix: &str,
+) -> anyhow::Result<JobOutcomes> {
     let db = Database::connect(database_url).await?;
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
             "SELECT object_name, count(*)::bigint AS ends FROM audit_events \
              WHERE namespace = $1 AND resource = 'refreshjobs' AND verb IN ('succeed', 'fail') \
-             GROUP BY object_name",
-            [NAMESPACE.into()],
+             AND starts_with(object_name, $2) GROUP BY object_name",
+            [namespace.into(), prefix.into()],
         ))
         .await?;
     db.close().await?;
@@ -123,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_flood_is_one_file_of_distinct_jobs_on_the_source() {
-        let (path, body) = Noisy::jobs_file(3);
+        let (path, body) = Noisy::new("acc", 1).jobs_file(3);
         assert_eq!(path, "acc-noisy/jobs.yaml");
         assert_eq!(body.matches("\"kind\":\"RefreshJob\"").count(), 3);
         for i in 0..3 {
@@ -134,16 +190,14 @@ mod tests {
 
     #[test]
     fn each_rewrite_changes_every_asset_and_carries_the_noisy_marker() {
-        let mut noisy = Noisy::new(4);
+        let mut noisy = Noisy::new("acc", 4);
         let (_, before) = noisy.catalog_file();
         noisy.revision += 1;
         let (_, after) = noisy.catalog_file();
         assert_eq!(before.matches("-rev-0").count(), 4);
         assert_eq!(after.matches("-rev-1").count(), 4);
         assert_eq!(
-            after
-                .matches(&format!("{MARKER_PREFIX}{NAMESPACE}-"))
-                .count(),
+            after.matches(&format!("{MARKER_PREFIX}acc-noisy-")).count(),
             4
         );
     }

@@ -33,6 +33,11 @@ impl Fault {
         at >= self.started_s && at <= self.recovered_s.unwrap_or(run_end)
     }
 
+    /// Whether `[from, to]` meets the window.
+    fn overlaps(&self, from: f64, to: f64, run_end: f64) -> bool {
+        from <= self.recovered_s.unwrap_or(run_end) && to >= self.started_s
+    }
+
     pub fn recovery_s(&self) -> Option<f64> {
         self.recovered_s.map(|r| r - self.ended_s)
     }
@@ -89,6 +94,7 @@ pub struct Report {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Every change, faults included.
     pub refresh_lag_p50_s: f64,
     pub refresh_lag_p99_s: f64,
     /// A model change written → its event on the tenant's open watch.
@@ -96,7 +102,10 @@ pub struct Report {
     pub watch_lag_p99_s: f64,
     /// Model changes no watch delivered (by the end of the run's settling).
     pub watch_changes_unseen: usize,
+    /// The highest peak of any one Curio process.
     pub peak_rss_mib: f64,
+    /// Peak per kind of process (`curio api`, `curio controller`: the highest replica).
+    pub peak_rss_mib_by_process: std::collections::BTreeMap<String, f64>,
     pub max_db_connections: i64,
     pub slos: Vec<SloResult>,
     pub faults: Vec<Fault>,
@@ -124,7 +133,7 @@ pub struct Inputs<'a> {
     pub lost_assets: usize,
     pub stale_assets: usize,
     pub jobs: (usize, usize, usize),
-    pub peak_rss_mib: f64,
+    pub peak_rss_mib_by_process: std::collections::BTreeMap<String, f64>,
     pub max_db_connections: i64,
     pub command: String,
     pub notes: Vec<String>,
@@ -180,11 +189,14 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
                 }
             }
         }
+        // A change on its way while a fault was (start to recovery) is the recovery SLO's.
         let mut lags: Vec<f64> = inputs
             .lags
             .iter()
             .filter(|l| l.tenant == index)
-            .filter_map(|l| l.lag_s)
+            .filter_map(|l| l.lag_s.map(|lag| (l.at_s, lag)))
+            .filter(|(at, lag)| !inputs.faults.iter().any(|f| f.overlaps(*at, at + lag, end)))
+            .map(|(_, lag)| lag)
             .collect();
         lags.sort_by(f64::total_cmp);
         let missed = inputs
@@ -257,7 +269,7 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
             pass: wrong == 0,
         },
         SloResult {
-            slo: "refresh lag p99, every tenant".into(),
+            slo: "refresh lag p99, every tenant, outside faults".into(),
             target: format!("< {} s", slos.refresh_lag_p99_s),
             measured: format!(
                 "worst {:.2} s, {missed} changes never seen",
@@ -315,7 +327,12 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
             .iter()
             .filter(|l| l.lag_s.is_none())
             .count(),
-        peak_rss_mib: inputs.peak_rss_mib,
+        peak_rss_mib: inputs
+            .peak_rss_mib_by_process
+            .values()
+            .copied()
+            .fold(0.0, f64::max),
+        peak_rss_mib_by_process: inputs.peak_rss_mib_by_process.clone(),
         max_db_connections: inputs.max_db_connections,
         slos: checks,
         faults: inputs.faults.to_vec(),
@@ -328,7 +345,7 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
 /// `report.md`: the SLO table, the fault timeline, the five worst tenants by p99.
 pub fn markdown(report: &Report) -> String {
     let mut md = format!(
-        "# Curio acceptance run\n\n`{}`\n\n**SLOs {}** — {} tenants, {:.0} s, {} requests ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms; refresh lag p50 {:.2} s, p99 {:.2} s; watch event lag p50 {:.2} s, p99 {:.2} s ({} changes unseen); peak RSS {:.1} MiB; at most {} database connections.\n\n| SLO | target | measured | |\n|---|---|---|---|\n",
+        "# Curio acceptance run\n\n`{}`\n\n**SLOs {}** — {} tenants, {:.0} s, {} requests ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, max {:.0} ms; refresh lag (faults included) p50 {:.2} s, p99 {:.2} s; watch event lag p50 {:.2} s, p99 {:.2} s ({} changes unseen); peak RSS {}; at most {} database connections.\n\n| SLO | target | measured | |\n|---|---|---|---|\n",
         report.command,
         if report.slo_pass { "PASS" } else { "FAIL" },
         report.tenants,
@@ -343,7 +360,12 @@ pub fn markdown(report: &Report) -> String {
         report.watch_lag_p50_s,
         report.watch_lag_p99_s,
         report.watch_changes_unseen,
-        report.peak_rss_mib,
+        report
+            .peak_rss_mib_by_process
+            .iter()
+            .map(|(process, mib)| format!("{process} {mib:.1} MiB"))
+            .collect::<Vec<_>>()
+            .join(", "),
         report.max_db_connections,
     );
     for c in &report.slos {
@@ -529,14 +551,19 @@ mod tests {
     }
 
     fn run(samples: &[Sample], faults: &[Fault]) -> Report {
+        let lags = [LagSample {
+            tenant: 0,
+            at_s: 1.0,
+            lag_s: Some(1.0),
+        }];
+        run_with_lags(samples, faults, &lags)
+    }
+
+    fn run_with_lags(samples: &[Sample], faults: &[Fault], lags: &[LagSample]) -> Report {
         compute(&Inputs {
             namespaces: &["acc-000".to_owned()],
             samples,
-            lags: &[LagSample {
-                tenant: 0,
-                at_s: 1.0,
-                lag_s: Some(1.0),
-            }],
+            lags,
             watch_lags: &[
                 LagSample {
                     tenant: 0,
@@ -560,7 +587,7 @@ mod tests {
             lost_assets: 0,
             stale_assets: 0,
             jobs: (0, 0, 0),
-            peak_rss_mib: 0.0,
+            peak_rss_mib_by_process: Default::default(),
             max_db_connections: 0,
             command: String::new(),
             notes: vec![],
@@ -597,6 +624,28 @@ mod tests {
         ] {
             assert!(json.get(key).is_some(), "{key} missing from {json}");
         }
+    }
+
+    #[test]
+    fn a_change_on_its_way_during_a_fault_is_left_to_the_recovery_slo() {
+        let fault = Fault {
+            name: "f".into(),
+            started_s: 4.0,
+            ended_s: 5.0,
+            recovered_s: Some(6.0),
+        };
+        let lag = |at_s: f64, lag_s: f64| LagSample {
+            tenant: 0,
+            at_s,
+            lag_s: Some(lag_s),
+        };
+        // Written before the fault, seen after it: the fault's.
+        let spanning = run_with_lags(&[], std::slice::from_ref(&fault), &[lag(3.0, 4.0)]);
+        assert!(spanning.slo_pass, "{:?}", spanning.slos);
+        assert_eq!(spanning.refresh_lag_p99_s, 4.0);
+        // The same lag with no fault near it fails the 5 s SLO... at 6 s.
+        let outside = run_with_lags(&[], std::slice::from_ref(&fault), &[lag(7.0, 6.0)]);
+        assert!(!outside.slo_pass);
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct Tenant {
     pub assets: usize,
     /// Per asset, the revision its description carries (bumped by change rounds).
     pub revisions: Vec<u32>,
+    /// Bearer tokens of the viewer and of the models-only user: static ones in standalone
+    /// mode, ServiceAccount tokens from the apiserver in cluster mode.
+    pub viewer_token: String,
+    pub models_token: String,
 }
 
 /// Where an asset lives.
@@ -27,21 +31,25 @@ pub enum Part {
 }
 
 impl Tenant {
-    pub fn new(index: usize, assets: usize) -> Self {
+    /// Tenant `index`, in namespace `<prefix>-<index>`.
+    pub fn new(prefix: &str, index: usize, assets: usize) -> Self {
+        let namespace = format!("{prefix}-{index:03}");
         Self {
             index,
-            namespace: format!("acc-{index:03}"),
+            viewer_token: format!("viewer-{namespace}"),
+            models_token: format!("models-{namespace}"),
+            namespace,
             assets,
             revisions: vec![0; assets],
         }
     }
 
     pub fn viewer_token(&self) -> String {
-        format!("viewer-{}", self.namespace)
+        self.viewer_token.clone()
     }
 
     pub fn models_token(&self) -> String {
-        format!("models-{}", self.namespace)
+        self.models_token.clone()
     }
 
     pub fn marker(&self) -> String {
@@ -105,11 +113,13 @@ impl Tenant {
     pub fn files(&self) -> Vec<(String, String)> {
         let ns = &self.namespace;
         let doc = |v: Value| serde_json::to_string_pretty(&v).unwrap_or_default();
-        let binding = |name: &str, role: &str, group: String| {
+        // A group (the token file's users) and a ServiceAccount (cluster mode's users).
+        let binding = |name: &str, role: &str, group: String, account: &str| {
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                    "metadata": {"name": name, "namespace": ns},
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                   "subjects": [{"kind": "Group", "name": group}]})
+                   "subjects": [{"kind": "Group", "name": group},
+                                {"kind": "ServiceAccount", "name": account, "namespace": ns}]})
         };
         let mut files = vec![
             (
@@ -118,19 +128,30 @@ impl Tenant {
             ),
             (
                 format!("{ns}/viewers.json"),
-                doc(binding("viewers", "curio-view", format!("{ns}-viewers"))),
+                doc(binding(
+                    "viewers",
+                    ROLE_VIEW,
+                    format!("{ns}-viewers"),
+                    VIEWER_ACCOUNT,
+                )),
             ),
             (
                 format!("{ns}/model-viewers.json"),
                 doc(binding(
                     "model-viewers",
-                    "curio-models-view",
+                    ROLE_MODELS_VIEW,
                     format!("{ns}-model-viewers"),
+                    MODELS_ACCOUNT,
                 )),
             ),
             (
                 format!("{ns}/admins.json"),
-                doc(binding("admins", "curio-admin", format!("{ns}-admins"))),
+                doc(binding(
+                    "admins",
+                    ROLE_ADMIN,
+                    format!("{ns}-admins"),
+                    ADMIN_ACCOUNT,
+                )),
             ),
             (
                 format!("{ns}/inline.json"),
@@ -200,6 +221,15 @@ impl Tenant {
     }
 }
 
+/// The cluster roles the tenants' bindings name (prefixed: a cluster may have Curio's own).
+pub const ROLE_ADMIN: &str = "curio-acceptance-admin";
+pub const ROLE_VIEW: &str = "curio-acceptance-view";
+pub const ROLE_MODELS_VIEW: &str = "curio-acceptance-models-view";
+/// Each tenant's ServiceAccounts, bound like the token file's groups.
+pub const VIEWER_ACCOUNT: &str = "viewer";
+pub const MODELS_ACCOUNT: &str = "models";
+pub const ADMIN_ACCOUNT: &str = "admin";
+
 /// The shared manifests: the cluster roles.
 pub fn shared_files() -> Vec<(String, String)> {
     let role = |name: &str, rules: Value| {
@@ -209,17 +239,17 @@ pub fn shared_files() -> Vec<(String, String)> {
     };
     let roles = [
         role(
-            "curio-admin",
+            ROLE_ADMIN,
             json!([{"apiGroups": ["curio.dev"], "resources": ["*"], "verbs": ["*"]},
                    {"apiGroups": ["catalog.curio.dev"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]),
         ),
         role(
-            "curio-view",
+            ROLE_VIEW,
             json!([{"apiGroups": ["curio.dev"], "resources": ["catalogsources", "refreshjobs", "auditevents", "models", "mcpservers", "agents"], "verbs": ["get", "list", "watch"]},
                    {"apiGroups": ["catalog.curio.dev"], "resources": ["models", "mcpservers", "agents"], "verbs": ["get", "list", "watch"]}]),
         ),
         role(
-            "curio-models-view",
+            ROLE_MODELS_VIEW,
             json!([{"apiGroups": ["curio.dev", "catalog.curio.dev"], "resources": ["models"], "verbs": ["get", "list", "watch"]}]),
         ),
     ]
@@ -262,8 +292,8 @@ mod tests {
 
     #[test]
     fn a_foreign_marker_is_found_and_ones_own_is_not() {
-        let a = Tenant::new(1, 100);
-        let b = Tenant::new(2, 100);
+        let a = Tenant::new("acc", 1, 100);
+        let b = Tenant::new("acc", 2, 100);
         let body = format!("x {} y {}", a.revision_text(3, 0), b.revision_text(4, 1));
         assert_eq!(foreign_markers(&body, "acc-001-"), 1);
         assert_eq!(foreign_markers(&a.revision_text(3, 0), "acc-001-"), 0);
@@ -271,7 +301,7 @@ mod tests {
 
     #[test]
     fn parts_split_the_catalog_and_changes_bump_revisions() {
-        let mut t = Tenant::new(0, 1000);
+        let mut t = Tenant::new("acc", 0, 1000);
         let inline = (0..1000).filter(|a| t.part(*a) == Part::Inline).count();
         let url = (0..1000).filter(|a| t.part(*a) == Part::Url).count();
         assert_eq!((inline, url), (100, 450));
