@@ -132,6 +132,7 @@ where
     if !state.responses.is_enabled() {
         return build().await.map(Fixed::from_bytes);
     }
+    // The generation too: a database created again or restored repeats revision numbers.
     let revisions = state.store.catalog_revisions(scope).await?;
     let key = CacheKey::of(&(key_parts, &revisions));
     state.responses.get_or_build(key, build).await

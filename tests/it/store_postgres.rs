@@ -473,10 +473,75 @@ async fn a_revision_read_after_a_commit_reflects_it_while_others_read_concurrent
         refresh(&store, &team, "src", desired).await;
         let head = store.feed_head().await.expect("head").revision;
         let seen = store.catalog_revisions(&scope).await.expect("revisions");
-        assert_eq!(seen, [("team-a".to_owned(), head)], "round {round}");
+        assert_eq!(
+            seen.namespaces,
+            [("team-a".to_owned(), head)],
+            "round {round}"
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
         assert!(reader.await.expect("reader") > 0);
     }
+}
+
+/// A database dropped and created again (or restored from a backup) numbers its writes afresh,
+/// so a namespace can come back to a revision number it had before, with other contents. The
+/// revisions read after that carry a new generation, and so does every key built on them (the
+/// API's response cache), so nothing built from the old database is served again.
+#[tokio::test]
+async fn revisions_read_from_a_database_created_again_start_a_new_generation() {
+    let (store, url) = postgres_store().await;
+    let team = ns("team-a");
+    let scope = NamespaceScope::single(team.clone());
+    refresh(
+        &store,
+        &team,
+        "src",
+        vec![record(AssetKind::Model, "old", "1")],
+    )
+    .await;
+    let before = store.catalog_revisions(&scope).await.expect("revisions");
+    assert_eq!(before.namespaces.len(), 1);
+    assert!(before.namespaces[0].1 > 0);
+
+    let name = url.rsplit_once('/').expect("a database name").1;
+    let admin = sea_orm::Database::connect(admin_url().as_str())
+        .await
+        .expect("admin");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .await
+        .expect("drop");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create");
+    store::migrate(&url).await.expect("migrate");
+    // The pool's connections were cut: the first uses may fail while it reconnects.
+    let mut after = None;
+    for _ in 0..50 {
+        let written = match store.source_digests(&team, "src").await {
+            Ok(stored) => {
+                let change = diff(&stored, vec![record(AssetKind::Model, "new", "1")]);
+                store
+                    .apply_refresh(&team, "src", &change, &[])
+                    .await
+                    .is_ok()
+            }
+            Err(_) => false,
+        };
+        if written && let Ok(revisions) = store.catalog_revisions(&scope).await {
+            after = Some(revisions);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let after = after.expect("the store works again on the new database");
+    let head = store.feed_head().await.expect("head").revision;
+    assert_eq!(after.namespaces, [("team-a".to_owned(), head)]);
+    assert!(
+        after.generation > before.generation,
+        "{before:?} then {after:?}"
+    );
 }

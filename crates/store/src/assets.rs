@@ -474,7 +474,7 @@ impl Store {
     pub async fn catalog_revisions(
         &self,
         scope: &NamespaceScope,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    ) -> Result<crate::CatalogRevisions, StoreError> {
         let names: Vec<&str> = scope.namespaces().map(Namespace::as_str).collect();
         self.revisions.revisions(&self.db, &names).await
     }

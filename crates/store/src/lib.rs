@@ -36,6 +36,7 @@ pub use objects::{ObjectRecord, ObjectTable, StoredObject};
 pub use query::{
     AssetCursor, AssetQuery, AssetSort, LabelRequirement, NameCursor, Page, escape_like,
 };
+pub use revisions::CatalogRevisions;
 pub use scope::{Namespace, NamespaceScope, ScopeError};
 pub use search_probe::TrigramFrequencies;
 pub use usage::Usage;

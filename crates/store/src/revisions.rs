@@ -31,6 +31,12 @@ struct State {
     known: HashMap<String, i64>,
     /// The highest revision seen: the next read asks only for rows above it.
     high_water: i64,
+    /// Which database the revisions were read from (PostgreSQL: its OID), as last read.
+    database: Option<String>,
+    /// Bumped whenever the revisions start again: a database dropped and created, or restored
+    /// from a backup, numbers its writes from where it stands, so a namespace's revision can
+    /// come back to a value it had before with other contents. Keys built on revisions carry it.
+    generation: u64,
     /// The batch callers join now; its read starts only after it is taken from here.
     next: Option<watch::Sender<Outcome>>,
     /// Whether a task is reading (it takes `next` when done, so no batch waits for nobody).
@@ -50,7 +56,7 @@ impl RevisionReader {
         self: &Arc<Self>,
         db: &DatabaseConnection,
         namespaces: &[&str],
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    ) -> Result<CatalogRevisions, StoreError> {
         let mut done = {
             let mut state = self.lock();
             let batch = state
@@ -73,10 +79,13 @@ impl RevisionReader {
             return Err(StoreError::Database(DbErr::Custom(message)));
         }
         let state = self.lock();
-        Ok(namespaces
-            .iter()
-            .map(|n| ((*n).to_owned(), state.known.get(*n).copied().unwrap_or(0)))
-            .collect())
+        Ok(CatalogRevisions {
+            generation: state.generation,
+            namespaces: namespaces
+                .iter()
+                .map(|n| ((*n).to_owned(), state.known.get(*n).copied().unwrap_or(0)))
+                .collect(),
+        })
     }
 
     /// Reads for batch after batch until no caller is waiting.
@@ -92,13 +101,30 @@ impl RevisionReader {
                     }
                 }
             };
-            let outcome = match changed_since(&db, high_water).await {
-                Ok(rows) => {
+            let mut outcome = changed_since(&db, high_water).await;
+            let restarted = outcome.as_ref().is_ok_and(|read| {
+                let state = self.lock();
+                read.head < state.high_water
+                    || state.database.as_ref().is_some_and(|d| *d != read.database)
+            });
+            if restarted {
+                // Everything known is of another history: read it all again.
+                {
                     let mut state = self.lock();
-                    for (namespace, revision) in rows {
+                    state.known.clear();
+                    state.high_water = 0;
+                    state.generation += 1;
+                }
+                outcome = changed_since(&db, 0).await;
+            }
+            let outcome = match outcome {
+                Ok(read) => {
+                    let mut state = self.lock();
+                    for (namespace, revision) in read.rows {
                         state.high_water = state.high_water.max(revision);
                         state.known.insert(namespace, revision);
                     }
+                    state.database = Some(read.database);
                     Ok(())
                 }
                 Err(e) => Err(e.to_string()),
@@ -109,17 +135,38 @@ impl RevisionReader {
     }
 }
 
-/// Namespaces whose revision moved above `high_water`.
-async fn changed_since(
-    db: &DatabaseConnection,
-    high_water: i64,
-) -> Result<Vec<(String, i64)>, StoreError> {
+/// Namespaces' catalog revisions, as a key for what was built from them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CatalogRevisions {
+    /// How many times the revisions started again in this process (see `State::generation`).
+    pub generation: u64,
+    pub namespaces: Vec<(String, i64)>,
+}
+
+/// One read: the namespaces whose revision moved above the mark, the newest revision, and
+/// which database answered.
+struct Read {
+    rows: Vec<(String, i64)>,
+    head: i64,
+    database: String,
+}
+
+/// Namespaces whose revision moved above `high_water`, in one round trip with the head and
+/// the database's identity (rows of `part` 1 and 2).
+async fn changed_since(db: &DatabaseConnection, high_water: i64) -> Result<Read, StoreError> {
     let backend = db.get_database_backend();
     let sql = match backend {
         DatabaseBackend::Postgres => {
-            "SELECT namespace, revision FROM catalog_revisions WHERE revision > $1"
+            "SELECT namespace, revision, 0 AS part FROM catalog_revisions WHERE revision > $1 \
+             UNION ALL SELECT NULL, coalesce(max(revision), 0), 1 FROM catalog_revisions \
+             UNION ALL SELECT NULL, oid::bigint, 2 FROM pg_database \
+             WHERE datname = current_database()"
         }
-        _ => "SELECT namespace, revision FROM catalog_revisions WHERE revision > ?",
+        // An embedded database is one process's own file: only the head can tell.
+        _ => {
+            "SELECT namespace, revision, 0 AS part FROM catalog_revisions WHERE revision > ? \
+             UNION ALL SELECT NULL, coalesce(max(revision), 0), 1 FROM catalog_revisions"
+        }
     };
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
@@ -128,7 +175,19 @@ async fn changed_since(
             [high_water.into()],
         ))
         .await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get("", "namespace")?, row.try_get("", "revision")?)))
-        .collect()
+    let mut read = Read {
+        rows: Vec::with_capacity(rows.len()),
+        head: 0,
+        database: String::new(),
+    };
+    for row in &rows {
+        let part: i32 = row.try_get("", "part")?;
+        let revision: i64 = row.try_get("", "revision")?;
+        match part {
+            0 => read.rows.push((row.try_get("", "namespace")?, revision)),
+            1 => read.head = revision,
+            _ => read.database = revision.to_string(),
+        }
+    }
+    Ok(read)
 }
