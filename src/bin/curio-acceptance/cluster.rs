@@ -59,10 +59,11 @@ struct Processes {
     started: usize,
 }
 
-/// Catalogs the harness serves at `/files/…`, some of them slowly.
+/// Catalogs the harness serves at `/files/…` with their ETags (as any web server or object
+/// store would), some of them slowly.
 #[derive(Clone, Default)]
 struct Files {
-    content: Arc<RwLock<HashMap<String, Arc<str>>>>,
+    content: Arc<RwLock<HashMap<String, (Arc<str>, String)>>>,
     slow: Arc<RwLock<Vec<String>>>,
 }
 
@@ -139,8 +140,10 @@ impl Cluster {
     /// namespaces first, the rest at once.
     pub async fn put(&self, relative: &str, content: &str) -> anyhow::Result<()> {
         if relative.starts_with("files/") {
+            use sha2::Digest;
+            let etag = format!("\"{:x}\"", sha2::Sha256::digest(content.as_bytes()));
             if let Ok(mut files) = self.files.content.write() {
-                files.insert(relative.to_owned(), Arc::from(content));
+                files.insert(relative.to_owned(), (Arc::from(content), etag));
             }
             return Ok(());
         }
@@ -522,10 +525,15 @@ fn without_cel(crd: CustomResourceDefinition) -> anyhow::Result<CustomResourceDe
 
 /// Serves `files` at `http://127.0.0.1:<port>/files/…`; the base URL.
 async fn serve_files(files: Files, stop: CancellationToken) -> anyhow::Result<String> {
-    use axum::{extract::Path, http::StatusCode, response::IntoResponse, routing::get};
+    use axum::{
+        extract::Path,
+        http::{HeaderMap, StatusCode, header},
+        response::IntoResponse,
+        routing::get,
+    };
     let router = axum::Router::new().route(
         "/files/{*path}",
-        get(move |Path(path): Path<String>| {
+        get(move |Path(path): Path<String>, headers: HeaderMap| {
             let files = files.clone();
             async move {
                 let key = format!("files/{path}");
@@ -533,9 +541,16 @@ async fn serve_files(files: Files, stop: CancellationToken) -> anyhow::Result<St
                     tokio::time::sleep(SLOW_SERVE).await;
                 }
                 let content = files.content.read().ok().and_then(|f| f.get(&key).cloned());
-                match content {
-                    Some(body) => (StatusCode::OK, body.to_string()).into_response(),
-                    None => StatusCode::NOT_FOUND.into_response(),
+                let Some((body, etag)) = content else {
+                    return StatusCode::NOT_FOUND.into_response();
+                };
+                let unchanged = headers
+                    .get(header::IF_NONE_MATCH)
+                    .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+                if unchanged {
+                    (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response()
+                } else {
+                    (StatusCode::OK, [(header::ETAG, etag)], body.to_string()).into_response()
                 }
             }
         }),

@@ -808,7 +808,7 @@ async fn main() -> anyhow::Result<()> {
     for watcher in watchers {
         let _ = watcher.await;
     }
-    // Every filed job ends exactly once; they get three minutes after the run to do so.
+    // Every filed job ends exactly once; they get ten minutes after the run to do so.
     let mut outcomes = noisy::JobOutcomes::default();
     if jobs_filed > 0 {
         let waiting = Instant::now();
@@ -821,7 +821,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(o) => outcomes = o,
                 Err(e) => eprintln!("reading the jobs' audit trail: {e}"),
             }
-            if outcomes.finished >= jobs_filed || waiting.elapsed() > Duration::from_secs(180) {
+            if outcomes.finished >= jobs_filed || waiting.elapsed() > Duration::from_secs(600) {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
