@@ -59,11 +59,14 @@ struct Processes {
     started: usize,
 }
 
+/// A served file's body and ETag.
+type Served = (Arc<str>, String);
+
 /// Catalogs the harness serves at `/files/…` with their ETags (as any web server or object
 /// store would), some of them slowly.
 #[derive(Clone, Default)]
 struct Files {
-    content: Arc<RwLock<HashMap<String, (Arc<str>, String)>>>,
+    content: Arc<RwLock<HashMap<String, Served>>>,
     slow: Arc<RwLock<Vec<String>>>,
 }
 
