@@ -97,10 +97,7 @@ impl Reader {
 
     async fn one(&self, tenant: &Tenant, tenants: usize, n: usize) {
         let ns = &tenant.namespace;
-        let other = format!(
-            "acc-{:03}",
-            (tenant.index + 1 + n % tenants.max(2)) % tenants.max(1)
-        );
+        let other = tenant.sibling((tenant.index + 1 + n % tenants.max(2)) % tenants.max(1));
         let asset = (n * 31) % tenant.assets;
         let (op, path, token) = match n % 10 {
             0..=2 => (
@@ -216,9 +213,13 @@ impl Reader {
             .send()
             .await
         {
+            // A body cut off (the timeout covers it too) is no answer, not an empty one.
             Ok(response) => {
                 let status = response.status().as_u16();
-                (status, response.text().await.unwrap_or_default())
+                match response.text().await {
+                    Ok(body) => (status, body),
+                    Err(_) => (0, String::new()),
+                }
             }
             Err(_) => (0, String::new()),
         }

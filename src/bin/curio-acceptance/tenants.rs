@@ -44,6 +44,15 @@ impl Tenant {
         }
     }
 
+    /// The namespace of tenant `index` of the same run.
+    pub fn sibling(&self, index: usize) -> String {
+        let prefix = self
+            .namespace
+            .rsplit_once('-')
+            .map_or(self.namespace.as_str(), |(p, _)| p);
+        format!("{prefix}-{index:03}")
+    }
+
     pub fn viewer_token(&self) -> String {
         self.viewer_token.clone()
     }
@@ -294,6 +303,7 @@ mod tests {
     fn a_foreign_marker_is_found_and_ones_own_is_not() {
         let a = Tenant::new("acc", 1, 100);
         let b = Tenant::new("acc", 2, 100);
+        assert_eq!(Tenant::new("acc1f2e3d", 1, 10).sibling(2), "acc1f2e3d-002");
         let body = format!("x {} y {}", a.revision_text(3, 0), b.revision_text(4, 1));
         assert_eq!(foreign_markers(&body, "acc-001-"), 1);
         assert_eq!(foreign_markers(&a.revision_text(3, 0), "acc-001-"), 0);
