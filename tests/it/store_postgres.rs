@@ -478,6 +478,8 @@ async fn a_revision_read_after_a_commit_reflects_it_while_others_read_concurrent
             [("team-a".to_owned(), head)],
             "round {round}"
         );
+        // Nothing started again: the same database all along.
+        assert_eq!(seen.generation, 0, "round {round}");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for reader in readers {
