@@ -65,7 +65,11 @@ async fn apply_crds(client: &Client) {
     }
     for crd in curio::crd::generate::definitions() {
         let name = crd.name_any();
-        let crd = if strip { without_cel(crd) } else { crd };
+        let crd = if strip {
+            curio::crd::generate::without_cel(crd).expect("the CRD without its CEL rules")
+        } else {
+            crd
+        };
         crds.patch(
             &name,
             &PatchParams::apply("curio-e2e").force(),
@@ -87,22 +91,6 @@ async fn apply_crds(client: &Client) {
         })
         .await;
     }
-}
-
-fn without_cel(crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    fn strip(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                map.remove("x-kubernetes-validations");
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value = serde_json::to_value(crd).unwrap();
-    strip(&mut value);
-    serde_json::from_value(value).unwrap()
 }
 
 async fn create_namespace(client: &Client, name: &str) {

@@ -476,7 +476,11 @@ async fn apply_crds(client: &Client, strip_cel: bool) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in curio::crd::generate::definitions() {
         let name = crd.name_any();
-        let crd = if strip_cel { without_cel(crd)? } else { crd };
+        let crd = if strip_cel {
+            curio::crd::generate::without_cel(crd)?
+        } else {
+            crd
+        };
         crds.patch(
             &name,
             &PatchParams::apply(MANAGER).force(),
@@ -507,23 +511,6 @@ async fn apply_crds(client: &Client, strip_cel: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Servers before 1.25 cannot compile the CRDs' transition rules.
-fn without_cel(crd: CustomResourceDefinition) -> anyhow::Result<CustomResourceDefinition> {
-    fn strip(value: &mut Value) {
-        match value {
-            Value::Object(map) => {
-                map.remove("x-kubernetes-validations");
-                map.values_mut().for_each(strip);
-            }
-            Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    let mut value = serde_json::to_value(crd)?;
-    strip(&mut value);
-    Ok(serde_json::from_value(value)?)
 }
 
 /// Serves `files` at `http://127.0.0.1:<port>/files/…`; the base URL.
