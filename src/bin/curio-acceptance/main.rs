@@ -7,6 +7,7 @@
 //! (or the one in `--database-url`). See docs/slo.md for the SLOs.
 
 mod cluster;
+mod cpu;
 mod load;
 mod noisy;
 mod postgres;
@@ -26,6 +27,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use cpu::CpuMeter;
 use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
@@ -459,20 +461,36 @@ async fn main() -> anyhow::Result<()> {
             stop.clone(),
         )));
     }
-    // Resident memory of Curio's processes, and the database's connections.
+    // Resident memory and CPU time of Curio's processes, and the database's connections.
     let peak_rss = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    let cpu_meter = Arc::new(Mutex::new(CpuMeter::start(&target.pids())));
     let max_connections = Arc::new(Mutex::new(0i64));
     {
-        let (target, peak_rss, stop) = (target.clone(), peak_rss.clone(), stop.clone());
+        let (target, peak_rss, cpu_meter, stop) = (
+            target.clone(),
+            peak_rss.clone(),
+            cpu_meter.clone(),
+            stop.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            while !stop.is_cancelled() {
-                for (process, pid) in target.pids() {
-                    if let (Some(kib), Ok(mut peak)) = (resident_kib(pid), peak_rss.lock()) {
-                        let entry = peak.entry(process).or_default();
+            loop {
+                let processes = target.pids();
+                for (process, pid) in &processes {
+                    if let (Some(kib), Ok(mut peak)) = (resident_kib(*pid), peak_rss.lock()) {
+                        let entry = peak.entry(process.clone()).or_default();
                         *entry = (*entry).max(kib);
                     }
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(mut meter) = cpu_meter.lock() {
+                    meter.sample(&processes);
+                }
+                if stop.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
             }
         }));
     }
@@ -874,6 +892,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .unwrap_or_default(),
         max_db_connections: max_connections.lock().map(|n| *n).unwrap_or(0),
+        cpu: cpu_meter.lock().map(|m| m.figures()).unwrap_or_default(),
         command,
         notes,
     });

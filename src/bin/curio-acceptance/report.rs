@@ -107,6 +107,8 @@ pub struct Report {
     /// Peak per kind of process (`curio api`, `curio controller`: the highest replica).
     pub peak_rss_mib_by_process: std::collections::BTreeMap<String, f64>,
     pub max_db_connections: i64,
+    /// Where the machine's CPU went over the run.
+    pub cpu: crate::cpu::CpuFigures,
     pub slos: Vec<SloResult>,
     pub faults: Vec<Fault>,
     pub per_tenant: Vec<TenantFigures>,
@@ -135,6 +137,7 @@ pub struct Inputs<'a> {
     pub jobs: (usize, usize, usize),
     pub peak_rss_mib_by_process: std::collections::BTreeMap<String, f64>,
     pub max_db_connections: i64,
+    pub cpu: crate::cpu::CpuFigures,
     pub command: String,
     pub notes: Vec<String>,
 }
@@ -334,6 +337,7 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
             .fold(0.0, f64::max),
         peak_rss_mib_by_process: inputs.peak_rss_mib_by_process.clone(),
         max_db_connections: inputs.max_db_connections,
+        cpu: inputs.cpu.clone(),
         slos: checks,
         faults: inputs.faults.to_vec(),
         per_tenant,
@@ -389,6 +393,7 @@ pub fn markdown(report: &Report) -> String {
             f.recovery_s().map_or("—".into(), |r| format!("{r:.1} s")),
         ));
     }
+    md.push_str(&cpu_section(report));
     let mut worst: Vec<&TenantFigures> = report.per_tenant.iter().collect();
     worst.sort_by(|a, b| b.p99_ms.total_cmp(&a.p99_ms));
     md.push_str("\n## Worst tenants (by read p99)\n\n| namespace | requests | p50 | p99 | max | mean | refresh lag p99 | errors |\n|---|---|---|---|---|---|---|---|\n");
@@ -412,6 +417,42 @@ pub fn markdown(report: &Report) -> String {
         }
     }
     md.push_str("\nCharts: `latency.svg` (p99 and p50 per second, fault windows shaded), `refresh-lag.svg`, `tenant-p99.svg`.\n");
+    md
+}
+
+/// Where the CPU went: each process's seconds, its share of what the cores could give over
+/// the run, and its cost per request served.
+fn cpu_section(report: &Report) -> String {
+    let cpu = &report.cpu;
+    if cpu.seconds_by_process.is_empty() {
+        return String::new();
+    }
+    let capacity = cpu.cores as f64 * report.duration_s;
+    let busy: f64 = cpu.seconds_by_process.values().sum();
+    let per_request = |seconds: f64| {
+        if report.requests == 0 {
+            0.0
+        } else {
+            seconds * 1000.0 / report.requests as f64
+        }
+    };
+    let mut md = format!(
+        "\n## CPU\n\n{} cores × {:.0} s = {:.0} core-seconds; {:.0} used ({:.0}%), {:.0} taken by the hypervisor (steal). Per request served: {:.2} ms of CPU in all.\n\n| process | CPU seconds | share of the cores | ms per request |\n|---|---|---|---|\n",
+        cpu.cores,
+        report.duration_s,
+        capacity,
+        busy,
+        100.0 * busy / capacity.max(f64::MIN_POSITIVE),
+        cpu.steal_s,
+        per_request(busy),
+    );
+    for (process, seconds) in &cpu.seconds_by_process {
+        md.push_str(&format!(
+            "| {process} | {seconds:.1} | {:.0}% | {:.2} |\n",
+            100.0 * seconds / capacity.max(f64::MIN_POSITIVE),
+            per_request(*seconds),
+        ));
+    }
     md
 }
 
@@ -588,6 +629,7 @@ mod tests {
             stale_assets: 0,
             jobs: (0, 0, 0),
             peak_rss_mib_by_process: Default::default(),
+            cpu: Default::default(),
             max_db_connections: 0,
             command: String::new(),
             notes: vec![],
@@ -646,6 +688,30 @@ mod tests {
         // The same lag with no fault near it fails the 5 s SLO... at 6 s.
         let outside = run_with_lags(&[], std::slice::from_ref(&fault), &[lag(7.0, 6.0)]);
         assert!(!outside.slo_pass);
+    }
+
+    #[test]
+    fn the_cpu_section_shares_the_cores_out_per_process_and_per_request() {
+        let mut report = run(&[sample(1.0, 200, 0), sample(2.0, 200, 0)], &[]);
+        report.cpu = crate::cpu::CpuFigures {
+            cores: 2,
+            seconds_by_process: [
+                ("curio standalone".to_owned(), 5.0),
+                ("rest".to_owned(), 1.0),
+            ]
+            .into(),
+            steal_s: 0.5,
+        };
+        let md = markdown(&report);
+        // 10 s on 2 cores: 20 core-seconds, 6 used; 2 requests.
+        assert!(md.contains("20 core-seconds; 6 used (30%)"), "{md}");
+        assert!(
+            md.contains("| curio standalone | 5.0 | 25% | 2500.00 |"),
+            "{md}"
+        );
+        // Without figures (no /proc), no section.
+        report.cpu = Default::default();
+        assert!(!markdown(&report).contains("## CPU"));
     }
 
     #[test]
