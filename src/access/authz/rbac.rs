@@ -77,9 +77,13 @@ fn check_binding(
 
 #[derive(Clone, Debug, Default)]
 pub struct StaticRbac {
-    roles: HashMap<(String, String), Vec<PolicyRule>>,
+    /// Roles by namespace, then name.
+    roles: HashMap<String, HashMap<String, Vec<PolicyRule>>>,
     cluster_roles: HashMap<String, Vec<PolicyRule>>,
-    role_bindings: Vec<RoleBinding>,
+    /// RoleBindings by namespace: a decision reads only its namespace's (a cross-namespace
+    /// list asks once per namespace, so a scan of every binding would grow with the tenants
+    /// squared).
+    role_bindings: HashMap<String, Vec<RoleBinding>>,
     cluster_role_bindings: Vec<ClusterRoleBinding>,
 }
 
@@ -104,11 +108,12 @@ fn namespace_of(
 
 impl StaticRbac {
     pub fn add_role(&mut self, role: Role) -> Result<(), RbacError> {
-        let key = (
-            namespace_of(&role.metadata, "Role")?,
-            name_of(&role.metadata, "Role")?,
-        );
-        self.roles.insert(key, role.rules.unwrap_or_default());
+        let namespace = namespace_of(&role.metadata, "Role")?;
+        let name = name_of(&role.metadata, "Role")?;
+        self.roles
+            .entry(namespace)
+            .or_default()
+            .insert(name, role.rules.unwrap_or_default());
         Ok(())
     }
 
@@ -120,7 +125,7 @@ impl StaticRbac {
     }
 
     pub fn add_role_binding(&mut self, binding: RoleBinding) -> Result<(), RbacError> {
-        namespace_of(&binding.metadata, "RoleBinding")?;
+        let namespace = namespace_of(&binding.metadata, "RoleBinding")?;
         check_binding(
             "RoleBinding",
             &binding.metadata,
@@ -128,7 +133,10 @@ impl StaticRbac {
             binding.subjects.as_deref(),
             &["Role", "ClusterRole"],
         )?;
-        self.role_bindings.push(binding);
+        self.role_bindings
+            .entry(namespace)
+            .or_default()
+            .push(binding);
         Ok(())
     }
 
@@ -164,16 +172,16 @@ impl StaticRbac {
                 return Decision::Allow;
             }
         }
-        for binding in &self.role_bindings {
-            if binding.metadata.namespace.as_deref() != Some(a.namespace.as_str())
-                || !subjects_match(binding.subjects.as_deref(), &a.user)
-            {
+        let bindings = self.role_bindings.get(a.namespace.as_str());
+        for binding in bindings.into_iter().flatten() {
+            if !subjects_match(binding.subjects.as_deref(), &a.user) {
                 continue;
             }
             let rules = match binding.role_ref.kind.as_str() {
                 "Role" => self
                     .roles
-                    .get(&(a.namespace.clone(), binding.role_ref.name.clone())),
+                    .get(a.namespace.as_str())
+                    .and_then(|roles| roles.get(&binding.role_ref.name)),
                 "ClusterRole" => self.cluster_roles.get(&binding.role_ref.name),
                 _ => None,
             };
@@ -211,8 +219,11 @@ fn subjects_match(subjects: Option<&[Subject]>, user: &UserInfo) -> bool {
         .any(|s| match s.kind.as_str() {
             "User" => s.name == user.username,
             "Group" => user.groups.contains(&s.name),
-            "ServiceAccount" => s.namespace.as_ref().is_some_and(|ns| {
-                user.username == format!("system:serviceaccount:{ns}:{}", s.name)
+            "ServiceAccount" => s.namespace.as_deref().is_some_and(|ns| {
+                user.username
+                    .strip_prefix("system:serviceaccount:")
+                    .and_then(|rest| rest.split_once(':'))
+                    == Some((ns, s.name.as_str()))
             }),
             _ => false,
         })
@@ -284,6 +295,53 @@ mod tests {
             None,
             groups.iter().map(|g| g.to_string()).collect(),
         )
+    }
+
+    #[test]
+    fn a_role_binding_reads_roles_of_its_own_namespace_and_matches_service_accounts_exactly() {
+        let mut r = rbac();
+        // team-b binds a Role "models" that only team-a has: nothing is granted.
+        r.add_role_binding(serde_json::from_value(json!({
+            "metadata": {"name": "borrow", "namespace": "team-b"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "models"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "team-b"}]
+        })).unwrap()).unwrap();
+        r.add_role(
+            serde_json::from_value(json!({
+                "metadata": {"name": "agents", "namespace": "team-b"},
+                "rules": [{"apiGroups": ["curio.dev"], "resources": ["agents"], "verbs": ["list"]}]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        r.add_role_binding(serde_json::from_value(json!({
+            "metadata": {"name": "bot", "namespace": "team-b"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "agents"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bot", "namespace": "team-b"}]
+        })).unwrap()).unwrap();
+        let may = |username: &str, resource: &str, namespace: &str| {
+            r.decide(&Attributes {
+                user: user(username, &[]),
+                group: crate::access::authz::API_GROUP,
+                verb: "list",
+                resource: resource.into(),
+                namespace: namespace.into(),
+                name: None,
+            })
+            .allowed()
+        };
+        assert!(may("system:serviceaccount:team-b:bot", "agents", "team-b"));
+        assert!(!may("system:serviceaccount:team-b:bot", "models", "team-b"));
+        assert!(!may("system:serviceaccount:team-b:bot", "agents", "team-a"));
+        for other in [
+            "system:serviceaccount:team-b:bot2",
+            "system:serviceaccount:team-bb:bot",
+            "system:serviceaccount:team-b",
+            "system:serviceaccount:team-b:bot:x",
+            "team-b:bot",
+        ] {
+            assert!(!may(other, "agents", "team-b"), "{other}");
+        }
     }
 
     #[test]

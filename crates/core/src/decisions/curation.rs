@@ -114,11 +114,7 @@ impl Curation {
                         }
                     }
                 }
-                AssetRecord::from_asset(asset)
-                    .with_labels(self.labels.clone())
-                    .with_tags(tags)
-                    .with_stage(stage)
-                    .with_approved(approved)
+                AssetRecord::curated(asset, self.labels.clone(), tags, stage, approved)
             })
             .collect()
     }
