@@ -112,6 +112,8 @@ pub struct Report {
     pub slos: Vec<SloResult>,
     pub faults: Vec<Fault>,
     pub per_tenant: Vec<TenantFigures>,
+    /// Latency by kind of request, every tenant, outside fault windows.
+    pub per_operation: Vec<OperationFigures>,
     pub command: String,
     pub notes: Vec<String>,
 }
@@ -143,6 +145,44 @@ pub struct Inputs<'a> {
 }
 
 /// The figures and the verdicts. Latency SLOs count reads outside fault windows.
+/// One kind of request's latency over the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct OperationFigures {
+    pub operation: String,
+    pub requests: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub mean_ms: f64,
+}
+
+/// Latency by kind of request (the samples given: those outside fault windows), slowest p50
+/// first: which requests make the tail.
+fn per_operation<'a>(samples: impl Iterator<Item = &'a Sample>) -> Vec<OperationFigures> {
+    let mut by_op: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for s in samples {
+        let name = serde_json::to_value(s.op)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{:?}", s.op));
+        by_op.entry(name).or_default().push(f64::from(s.latency_ms));
+    }
+    let mut figures: Vec<OperationFigures> = by_op
+        .into_iter()
+        .map(|(operation, mut latencies)| {
+            latencies.sort_by(f64::total_cmp);
+            OperationFigures {
+                operation,
+                requests: latencies.len(),
+                p50_ms: percentile(&latencies, 0.5),
+                p99_ms: percentile(&latencies, 0.99),
+                mean_ms: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
+            }
+        })
+        .collect();
+    figures.sort_by(|a, b| b.p50_ms.total_cmp(&a.p50_ms));
+    figures
+}
+
 pub fn compute(inputs: &Inputs<'_>) -> Report {
     let end = inputs.duration.as_secs_f64();
     // A request belongs to a fault when it began or ended inside its window.
@@ -341,6 +381,7 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
         slos: checks,
         faults: inputs.faults.to_vec(),
         per_tenant,
+        per_operation: per_operation(inputs.samples.iter().filter(|s| !in_fault(s))),
         command: inputs.command.clone(),
         notes: inputs.notes.clone(),
     }
@@ -394,6 +435,15 @@ pub fn markdown(report: &Report) -> String {
         ));
     }
     md.push_str(&cpu_section(report));
+    if !report.per_operation.is_empty() {
+        md.push_str("\n## Latency by request, outside faults\n\n| request | count | p50 | p99 | mean |\n|---|---|---|---|---|\n");
+        for o in &report.per_operation {
+            md.push_str(&format!(
+                "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |\n",
+                o.operation, o.requests, o.p50_ms, o.p99_ms, o.mean_ms
+            ));
+        }
+    }
     let mut worst: Vec<&TenantFigures> = report.per_tenant.iter().collect();
     worst.sort_by(|a, b| b.p99_ms.total_cmp(&a.p99_ms));
     md.push_str("\n## Worst tenants (by read p99)\n\n| namespace | requests | p50 | p99 | max | mean | refresh lag p99 | errors |\n|---|---|---|---|---|---|---|---|\n");
@@ -712,6 +762,33 @@ mod tests {
         // Without figures (no /proc), no section.
         report.cpu = Default::default();
         assert!(!markdown(&report).contains("## CPU"));
+    }
+
+    #[test]
+    fn latency_is_broken_down_by_request_outside_faults() {
+        let mut slow = sample(1.0, 200, 0);
+        slow.op = Op::Search;
+        slow.latency_ms = 90.0;
+        let mut in_fault = sample(2.5, 503, 0);
+        in_fault.op = Op::Search;
+        in_fault.latency_ms = 5000.0;
+        let fault = Fault {
+            name: "f".into(),
+            started_s: 2.0,
+            ended_s: 3.0,
+            recovered_s: Some(3.5),
+        };
+        let report = run(&[sample(1.0, 200, 0), slow, in_fault], &[fault]);
+        let names: Vec<&str> = report
+            .per_operation
+            .iter()
+            .map(|o| o.operation.as_str())
+            .collect();
+        // Slowest first; the sample inside the fault is left out.
+        assert_eq!(names[0], "search");
+        assert_eq!(report.per_operation[0].requests, 1);
+        assert_eq!(report.per_operation[0].p99_ms, 90.0);
+        assert!(markdown(&report).contains("| search | 1 | 90.0 ms | 90.0 ms | 90.0 ms |"));
     }
 
     #[test]
