@@ -158,20 +158,20 @@ pub struct OperationFigures {
 /// Latency by kind of request (the samples given: those outside fault windows), slowest p50
 /// first: which requests make the tail.
 fn per_operation<'a>(samples: impl Iterator<Item = &'a Sample>) -> Vec<OperationFigures> {
-    let mut by_op: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut by_op: std::collections::HashMap<crate::load::Op, Vec<f64>> = Default::default();
     for s in samples {
-        let name = serde_json::to_value(s.op)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("{:?}", s.op));
-        by_op.entry(name).or_default().push(f64::from(s.latency_ms));
+        by_op.entry(s.op).or_default().push(f64::from(s.latency_ms));
     }
     let mut figures: Vec<OperationFigures> = by_op
         .into_iter()
-        .map(|(operation, mut latencies)| {
+        .map(|(op, mut latencies)| {
             latencies.sort_by(f64::total_cmp);
             OperationFigures {
-                operation,
+                // The name the JSON gives it (`page_walk`).
+                operation: serde_json::to_value(op)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_else(|| format!("{op:?}")),
                 requests: latencies.len(),
                 p50_ms: percentile(&latencies, 0.5),
                 p99_ms: percentile(&latencies, 0.99),
@@ -179,7 +179,11 @@ fn per_operation<'a>(samples: impl Iterator<Item = &'a Sample>) -> Vec<Operation
             }
         })
         .collect();
-    figures.sort_by(|a, b| b.p50_ms.total_cmp(&a.p50_ms));
+    figures.sort_by(|a, b| {
+        b.p50_ms
+            .total_cmp(&a.p50_ms)
+            .then_with(|| a.operation.cmp(&b.operation))
+    });
     figures
 }
 
