@@ -6,6 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rand::{SeedableRng, rngs::StdRng};
+use rand_distr::{Distribution, Exp};
 use tokio::sync::Semaphore;
 
 use crate::tenants::{Tenant, foreign_markers};
@@ -50,6 +52,54 @@ pub struct Sample {
 
 pub type Samples = Arc<Mutex<Vec<Sample>>>;
 
+/// When one tenant's requests are due: a Poisson process at `rate` (exponential gaps), seeded
+/// by the tenant so a run can be repeated. Tenants are independent users: a shared fixed
+/// period would have every tenant ask in the same instant — a burst of `--tenants` requests
+/// each period, whose queueing the latencies would then measure instead of the steady rate
+/// (100 tenants at 1/s measured a 33 ms get that `curl` saw answered in 2 ms).
+pub struct Arrivals {
+    rng: StdRng,
+    /// `None`: a rate that is not positive and finite, which asks nothing.
+    gaps: Option<Exp<f64>>,
+    next: Instant,
+}
+
+impl Arrivals {
+    /// A harness that falls further behind than this skips the arrivals it missed rather
+    /// than sending them at once (it measures Curio, not its own backlog).
+    const MAX_LATE: Duration = Duration::from_secs(1);
+
+    pub fn new(seed: u64, rate: f64, start: Instant) -> Self {
+        let mut arrivals = Self {
+            rng: StdRng::seed_from_u64(seed),
+            gaps: Exp::new(rate).ok().filter(|_| rate.is_finite()),
+            next: start,
+        };
+        // The first arrival is a gap away too, so tenants do not start in step.
+        arrivals.next = start + arrivals.gap();
+        arrivals
+    }
+
+    fn gap(&mut self) -> Duration {
+        const NEVER: Duration = Duration::from_secs(86_400);
+        self.gaps
+            .map(|gaps| gaps.sample(&mut self.rng))
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .map_or(NEVER, |gap| gap.min(NEVER))
+    }
+
+    /// The next arrival's time (possibly already past), as of `now`.
+    pub fn next_due(&mut self, now: Instant) -> Instant {
+        if self.next + Self::MAX_LATE < now {
+            self.next = now;
+        }
+        let due = self.next;
+        // A gap is at most a day: the sum cannot overflow an `Instant` of this century.
+        self.next = due + self.gap();
+        due
+    }
+}
+
 #[derive(Clone)]
 pub struct Reader {
     pub http: reqwest::Client,
@@ -63,8 +113,9 @@ impl Reader {
         self.base.lock().map(|b| b.clone()).unwrap_or_default()
     }
 
-    /// Reads as `tenant` at `rate` requests a second until `stop`, with at most `in_flight`
-    /// requests outstanding (a tick with none free is skipped and not counted).
+    /// Reads as `tenant` at `rate` requests a second on average (see [`Arrivals`]) until
+    /// `stop`, with at most `in_flight` requests outstanding (an arrival with none free is
+    /// skipped and not counted).
     pub async fn run(
         self,
         tenant: Tenant,
@@ -74,13 +125,13 @@ impl Reader {
         stop: tokio_util::sync::CancellationToken,
     ) {
         let permits = Arc::new(Semaphore::new(in_flight));
-        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut arrivals = Arrivals::new(tenant.index as u64, rate, Instant::now());
         let tenant = Arc::new(tenant);
         let mut n: usize = tenant.index * 7;
         loop {
+            let due = arrivals.next_due(Instant::now());
             tokio::select! {
-                _ = ticks.tick() => {}
+                () = tokio::time::sleep_until(due.into()) => {}
                 () = stop.cancelled() => return,
             }
             n += 1;
@@ -230,4 +281,68 @@ fn continue_token(body: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
     let token = value["metadata"]["continue"].as_str()?;
     (!token.is_empty()).then(|| url::form_urlencoded::byte_serialize(token.as_bytes()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first(seed: u64, rate: f64, start: Instant) -> Vec<Duration> {
+        let mut arrivals = Arrivals::new(seed, rate, start);
+        (0..2_000)
+            .map(|_| arrivals.next_due(start) - start)
+            .collect()
+    }
+
+    #[test]
+    fn arrivals_keep_the_rate_on_average_with_uneven_gaps() {
+        let start = Instant::now();
+        let due = first(7, 10.0, start);
+        // 2,000 arrivals at 10/s take about 200 s (σ of the sum ≈ 4.5 s).
+        let span = due[due.len() - 1].as_secs_f64();
+        assert!((180.0..220.0).contains(&span), "{span}");
+        let gaps: Vec<f64> = due
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect();
+        // Exponential, not a fixed period: about 63% of gaps are shorter than the mean.
+        let short = gaps.iter().filter(|g| **g < 0.1).count() as f64 / gaps.len() as f64;
+        assert!((0.58..0.68).contains(&short), "{short}");
+        assert!(due.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn tenants_do_not_ask_in_step_and_a_seed_repeats() {
+        let start = Instant::now();
+        let tenants: Vec<Duration> = (0..100).map(|seed| first(seed, 1.0, start)[0]).collect();
+        let mut distinct = tenants.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 100);
+        // Spread over the first seconds, not piled at the start.
+        assert!(tenants.iter().filter(|d| d.as_secs_f64() < 0.1).count() < 25);
+        assert_eq!(first(3, 1.0, start), first(3, 1.0, start));
+    }
+
+    #[test]
+    fn a_harness_far_behind_skips_what_it_missed() {
+        let start = Instant::now();
+        let mut arrivals = Arrivals::new(1, 100.0, start);
+        let late = start + Duration::from_secs(5);
+        // Five seconds late: no backlog of ~500 arrivals, the next one is now.
+        assert_eq!(arrivals.next_due(late), late);
+        assert!(arrivals.next_due(late) >= late);
+    }
+
+    #[test]
+    fn a_rate_that_asks_nothing_waits_a_day() {
+        let start = Instant::now();
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let mut arrivals = Arrivals::new(1, rate, start);
+            assert_eq!(
+                arrivals.next_due(start) - start,
+                Duration::from_secs(86_400)
+            );
+        }
+    }
 }

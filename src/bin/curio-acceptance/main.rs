@@ -444,6 +444,33 @@ async fn main() -> anyhow::Result<()> {
         loading.elapsed().as_secs_f64()
     );
 
+    // A watch of its models per tenant, kept open past the run until the end state is read.
+    let watch_lags = Arc::new(watch::WatchLags::default());
+    let watch_stop = CancellationToken::new();
+    let watchers: Vec<_> = tenants
+        .iter()
+        .map(|tenant| {
+            tokio::spawn(watch::follow(
+                reader.clone(),
+                tenant.clone(),
+                watch_lags.clone(),
+                watch_stop.clone(),
+            ))
+        })
+        .collect();
+    // Dashboards attach before the clock starts: opening a hundred watches is set-up, and the
+    // readers measure the steady state with them open.
+    let opening = Instant::now();
+    while watch_lags.opened() < tenants.len() && opening.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "{} of {} watches open in {:.1} s",
+        watch_lags.opened(),
+        tenants.len(),
+        opening.elapsed().as_secs_f64()
+    );
+
     // The run.
     let reader = Reader {
         started: Instant::now(),
@@ -516,20 +543,6 @@ async fn main() -> anyhow::Result<()> {
             }
         }));
     }
-    // A watch of its models per tenant, kept open past the run until the end state is read.
-    let watch_lags = Arc::new(watch::WatchLags::default());
-    let watch_stop = CancellationToken::new();
-    let watchers: Vec<_> = tenants
-        .iter()
-        .map(|tenant| {
-            tokio::spawn(watch::follow(
-                reader.clone(),
-                tenant.clone(),
-                watch_lags.clone(),
-                watch_stop.clone(),
-            ))
-        })
-        .collect();
     // Refresh load: each tenant changes its catalog every `change_every`, staggered; a probe
     // per change measures when the change is visible.
     let lags = Arc::new(Mutex::new(Vec::<LagSample>::new()));

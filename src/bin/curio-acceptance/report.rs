@@ -114,6 +114,8 @@ pub struct Report {
     pub per_tenant: Vec<TenantFigures>,
     /// Latency by kind of request, every tenant, outside fault windows.
     pub per_operation: Vec<OperationFigures>,
+    /// The slowest requests outside fault windows, slowest first: when the tail happened.
+    pub slowest: Vec<SlowRequest>,
     pub command: String,
     pub notes: Vec<String>,
 }
@@ -153,6 +155,43 @@ pub struct OperationFigures {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub mean_ms: f64,
+}
+
+/// One request of the tail.
+#[derive(Clone, Debug, Serialize)]
+pub struct SlowRequest {
+    /// When it was sent, since the run started.
+    pub at_s: f64,
+    pub namespace: String,
+    pub operation: crate::load::Op,
+    pub status: u16,
+    pub latency_ms: f64,
+}
+
+/// How many of the slowest requests the report lists.
+const SLOWEST: usize = 10;
+
+/// The `n` slowest of `samples`, slowest first (ties: earliest first).
+fn slowest<'a>(
+    samples: impl Iterator<Item = &'a Sample>,
+    namespaces: &[String],
+    n: usize,
+) -> Vec<SlowRequest> {
+    let mut all: Vec<&Sample> = samples.collect();
+    all.sort_by(|a, b| b.latency_ms.total_cmp(&a.latency_ms).then(a.at.cmp(&b.at)));
+    all.into_iter()
+        .take(n)
+        .map(|s| SlowRequest {
+            at_s: s.at.as_secs_f64(),
+            namespace: namespaces
+                .get(usize::from(s.tenant))
+                .cloned()
+                .unwrap_or_default(),
+            operation: s.op,
+            status: s.status,
+            latency_ms: f64::from(s.latency_ms),
+        })
+        .collect()
 }
 
 /// Latency by kind of request (the samples given: those outside fault windows), slowest p50
@@ -386,6 +425,11 @@ pub fn compute(inputs: &Inputs<'_>) -> Report {
         faults: inputs.faults.to_vec(),
         per_tenant,
         per_operation: per_operation(inputs.samples.iter().filter(|s| !in_fault(s))),
+        slowest: slowest(
+            inputs.samples.iter().filter(|s| !in_fault(s)),
+            inputs.namespaces,
+            SLOWEST,
+        ),
         command: inputs.command.clone(),
         notes: inputs.notes.clone(),
     }
@@ -445,6 +489,22 @@ pub fn markdown(report: &Report) -> String {
             md.push_str(&format!(
                 "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms |\n",
                 o.operation, o.requests, o.p50_ms, o.p99_ms, o.mean_ms
+            ));
+        }
+    }
+    if !report.slowest.is_empty() {
+        md.push_str("\n## Slowest requests, outside faults\n\n| sent at | namespace | request | status | latency |\n|---|---|---|---|---|\n");
+        for r in &report.slowest {
+            md.push_str(&format!(
+                "| {:.3} s | {} | {} | {} | {:.1} ms |\n",
+                r.at_s,
+                r.namespace,
+                serde_json::to_value(r.operation)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                r.status,
+                r.latency_ms
             ));
         }
     }
@@ -793,6 +853,46 @@ mod tests {
         assert_eq!(report.per_operation[0].requests, 1);
         assert_eq!(report.per_operation[0].p99_ms, 90.0);
         assert!(markdown(&report).contains("| search | 1 | 90.0 ms | 90.0 ms | 90.0 ms |"));
+    }
+
+    #[test]
+    fn the_slowest_requests_outside_faults_are_listed_with_when_and_whose() {
+        let mut samples: Vec<Sample> = (0..20)
+            .map(|i| {
+                let mut s = sample(f64::from(i), 200, 0);
+                s.latency_ms = i as f32;
+                s
+            })
+            .collect();
+        samples[3].latency_ms = 500.0;
+        samples[3].op = Op::Get;
+        let mut in_fault = sample(30.5, 503, 0);
+        in_fault.latency_ms = 9000.0;
+        samples.push(in_fault);
+        let fault = Fault {
+            name: "f".into(),
+            started_s: 30.0,
+            ended_s: 31.0,
+            recovered_s: Some(31.0),
+        };
+        let report = run(&samples, &[fault]);
+        assert_eq!(report.slowest.len(), SLOWEST);
+        let first = &report.slowest[0];
+        assert_eq!((first.at_s, first.latency_ms), (3.0, 500.0));
+        assert_eq!(first.operation, Op::Get);
+        assert_eq!(first.namespace, report.per_tenant[0].namespace);
+        assert_eq!(report.slowest[1].latency_ms, 19.0);
+        assert!(
+            report
+                .slowest
+                .windows(2)
+                .all(|w| w[0].latency_ms >= w[1].latency_ms)
+        );
+        assert!(
+            markdown(&report).contains("| 3.000 s | "),
+            "{}",
+            markdown(&report)
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -18,9 +21,16 @@ pub struct WatchLags {
     /// The text the change puts in its model's description → (tenant, written, at_s).
     pending: Mutex<HashMap<String, (usize, Instant, f64)>>,
     seen: Mutex<Vec<LagSample>>,
+    /// Watches that have been answered at least once.
+    opened: AtomicUsize,
 }
 
 impl WatchLags {
+    /// How many tenants' watches have been answered at least once.
+    pub fn opened(&self) -> usize {
+        self.opened.load(Ordering::Relaxed)
+    }
+
     /// A change to a model was written now; its event should carry `text`.
     pub fn expect(&self, tenant: usize, text: String, at_s: f64) {
         if let Ok(mut pending) = self.pending.lock() {
@@ -69,7 +79,13 @@ impl WatchLags {
 pub async fn follow(reader: Reader, tenant: Tenant, lags: Arc<WatchLags>, stop: CancellationToken) {
     let path = format!("/api/v1/namespaces/{}/models?watch=true", tenant.namespace);
     let mut last_event: Option<String> = None;
+    let mut opened = false;
     while !stop.is_cancelled() {
+        if last_event.is_none() {
+            // As an informer does: the state from a list, then the watch from its revision
+            // (a watch without one would replay every model as ADDED first).
+            last_event = present_revision(&reader, &tenant).await;
+        }
         let mut request = reader
             .http
             .get(format!("{}{path}", reader.base_url()))
@@ -89,6 +105,9 @@ pub async fn follow(reader: Reader, tenant: Tenant, lags: Arc<WatchLags>, stop: 
             last_event = None;
         }
         if let Ok(mut response) = response.and_then(|r| r.error_for_status()) {
+            if !std::mem::replace(&mut opened, true) {
+                lags.opened.fetch_add(1, Ordering::Relaxed);
+            }
             let mut partial = String::new();
             loop {
                 let chunk = tokio::select! {
@@ -121,6 +140,24 @@ pub async fn follow(reader: Reader, tenant: Tenant, lags: Arc<WatchLags>, stop: 
     }
 }
 
+/// The revision of the tenant's models as a list reports it now (`None`: no answer).
+async fn present_revision(reader: &Reader, tenant: &Tenant) -> Option<String> {
+    let path = format!("/api/v1/namespaces/{}/models?limit=1", tenant.namespace);
+    let (status, body) = reader.get(&path, &tenant.viewer_token()).await;
+    if status != 200 {
+        return None;
+    }
+    list_revision(&body)
+}
+
+/// A list's `metadata.resourceVersion`.
+fn list_revision(body: &str) -> Option<String> {
+    let list: serde_json::Value = serde_json::from_str(body).ok()?;
+    list["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// Whether a stream's `data:` line is its closing 410 Gone.
 fn is_gone(line: &str) -> bool {
     let Some(data) = line.strip_prefix("data:") else {
@@ -144,6 +181,18 @@ mod tests {
         ));
         assert!(!is_gone(r#"data: {"type":"ADDED","object":{"code":410}}"#));
         assert!(!is_gone("id: 410"));
+    }
+
+    #[test]
+    fn a_watch_starts_from_the_revision_its_list_reports() {
+        assert_eq!(
+            list_revision(
+                r#"{"kind":"AssetList","metadata":{"resourceVersion":"303"},"items":[]}"#
+            ),
+            Some("303".to_owned())
+        );
+        assert_eq!(list_revision(r#"{"metadata":{}}"#), None);
+        assert_eq!(list_revision("not json"), None);
     }
 
     #[test]
