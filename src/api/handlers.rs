@@ -162,11 +162,10 @@ async fn asset_page(
     query.kinds_by_namespace = Some(kinds_by_namespace);
     let key_parts = (route, requested_kind, &query, sort, &after, limit);
     let build = || async {
-        // Read before the rows: every write at or below it is in them (see the store's feed).
-        let head = state.store.feed_head().await?;
-        let page = state
+        // The head is read before the rows: every write at or below it is in them.
+        let (head, page) = state
             .store
-            .list_assets(&scope, &query, sort, after.as_ref(), limit)
+            .list_assets_at_head(&scope, &query, sort, after.as_ref(), limit)
             .await?;
         let body = ListView {
             api_version: API_VERSION,

@@ -4,13 +4,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait, Order, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseTransaction, EntityTrait,
+    Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    TransactionTrait,
     sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Query, SimpleExpr},
 };
 
 use super::{
-    NamespaceScope, Store, StoreError,
+    FeedHead, NamespaceScope, Store, StoreError,
     asset_row::{self, RowContent},
     audit::{self, NewAuditEvent},
     entity::asset,
@@ -271,30 +272,53 @@ impl Store {
         after: Option<&AssetCursor>,
         limit: u64,
     ) -> Result<Page<asset::Model>, StoreError> {
-        let select = if self.searches_by_id(query) {
+        Ok(self
+            .list_assets_at_head(scope, query, sort, after, limit)
+            .await?
+            .1)
+    }
+
+    /// [`Store::list_assets`], and the change feed's head read before the rows in the same
+    /// transaction: every write at or below it is in the page (a watch from it misses nothing).
+    pub async fn list_assets_at_head(
+        &self,
+        scope: &NamespaceScope,
+        query: &AssetQuery,
+        sort: AssetSort,
+        after: Option<&AssetCursor>,
+        limit: u64,
+    ) -> Result<(FeedHead, Page<asset::Model>), StoreError> {
+        let txn = self.db.begin().await?;
+        let (head, select) = if self.searches_by_id(query) {
             // Under row-level security PostgreSQL applies no operator that is not leakproof
             // (ILIKE is not) before the policy, so a scoped read cannot use the search index.
             // The page's ids are found as the table's owner, with the same namespace filter;
-            // the rows are read through the scoped path, where RLS still decides what returns.
-            let ids = self.search_ids(scope, query, sort, after, limit).await?;
+            // the rows are then read in the scope, where RLS still decides what returns.
+            let (head, ids) = self
+                .search_ids(&txn, scope, query, sort, after, limit)
+                .await?;
             if ids.is_empty() {
-                return Ok(Page {
+                txn.commit().await?;
+                let empty = Page {
                     items: Vec::new(),
                     next: None,
-                });
+                };
+                return Ok((head, empty));
             }
-            ordered(
+            self.enter_scope(&txn, scope).await?;
+            let select = ordered(
                 asset::Entity::find()
                     .filter(
                         asset::Column::Namespace.is_in(scope.namespaces().map(Namespace::as_str)),
                     )
                     .filter(asset::Column::Id.is_in(ids)),
                 sort,
-            )
+            );
+            (head, select)
         } else {
-            self.list_select(scope, query, sort, after, limit)
+            let head = self.enter_scope_after_head(&txn, scope).await?;
+            (head, self.list_select(scope, query, sort, after, limit))
         };
-        let txn = self.begin_scoped(scope).await?;
         let mut items = select.all(&txn).await?;
         txn.commit().await?;
         let next = if items.len() as u64 > limit {
@@ -310,7 +334,7 @@ impl Store {
         } else {
             None
         };
-        Ok(Page { items, next })
+        Ok((head, Page { items, next }))
     }
 
     /// Whether a list finds its page's ids first, outside row-level security (see
@@ -350,14 +374,16 @@ impl Store {
 
     /// A search page's ids, in order: the scope's namespace filter and every other filter,
     /// through the search index, planned for this very pattern.
+    /// In `txn`, before it is scoped: the feed's head, then the ids (as the owner).
     async fn search_ids(
         &self,
+        txn: &DatabaseTransaction,
         scope: &NamespaceScope,
         query: &AssetQuery,
         sort: AssetSort,
         after: Option<&AssetCursor>,
         limit: u64,
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<(FeedHead, Vec<i64>), StoreError> {
         let text = query.text.as_deref().unwrap_or_default();
         let frequencies = match self.search_sample.frequencies(&self.db).await {
             Ok(frequencies) => frequencies,
@@ -371,21 +397,25 @@ impl Store {
             text: None,
             ..query.clone()
         };
-        let txn = self.db.begin().await?;
         // Planned for this very pattern: a generic plan cannot see how rare it is and walks
-        // the namespace in key order instead of taking the index.
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
+        // the namespace in key order instead of taking the index. Set with the head's read.
+        let head = feed::head_of(
+            txn.query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), \
+                 revision, compacted FROM catalog_feed WHERE id = 1",
+            ))
+            .await?,
+        )?;
         let ids: Vec<i64> = self
             .list_select(scope, &others, sort, after, limit)
             .filter(probed_search(text, frequencies.probe(text)))
             .select_only()
             .column(asset::Column::Id)
             .into_tuple()
-            .all(&txn)
+            .all(txn)
             .await?;
-        txn.commit().await?;
-        Ok(ids)
+        Ok((head, ids))
     }
 
     /// A page's query: the scope, the filters, the keyset and the order, one row past `limit`

@@ -115,6 +115,33 @@ impl Feed {
     }
 }
 
+fn head_statement(backend: DatabaseBackend) -> Statement {
+    Statement::from_string(
+        backend,
+        "SELECT revision, compacted FROM catalog_feed WHERE id = 1",
+    )
+}
+
+/// The feed's head as `txn` sees it.
+pub(crate) async fn head_in(txn: &DatabaseTransaction) -> Result<FeedHead, StoreError> {
+    head_of(
+        txn.query_one_raw(head_statement(txn.get_database_backend()))
+            .await?,
+    )
+}
+
+/// The head from a row with `revision` and `compacted` columns (of the feed's one row).
+pub(crate) fn head_of(row: Option<sea_orm::QueryResult>) -> Result<FeedHead, StoreError> {
+    let row = row.ok_or(StoreError::CorruptRow {
+        table: "catalog_feed",
+        message: "the feed row is missing".into(),
+    })?;
+    Ok(FeedHead {
+        revision: row.try_get("", "revision")?,
+        compacted: row.try_get("", "compacted")?,
+    })
+}
+
 /// Draws the write's revision and takes the feed row's lock until commit.
 pub(crate) async fn draw_revision(
     txn: &DatabaseTransaction,
@@ -241,21 +268,11 @@ fn parse_payload(payload: &str) -> Option<Change> {
 impl Store {
     /// The newest revision and the compaction point.
     pub async fn feed_head(&self) -> Result<FeedHead, StoreError> {
-        let row = self
-            .db
-            .query_one_raw(Statement::from_string(
-                self.backend(),
-                "SELECT revision, compacted FROM catalog_feed WHERE id = 1",
-            ))
-            .await?
-            .ok_or(StoreError::CorruptRow {
-                table: "catalog_feed",
-                message: "the feed row is missing".into(),
-            })?;
-        Ok(FeedHead {
-            revision: row.try_get("", "revision")?,
-            compacted: row.try_get("", "compacted")?,
-        })
+        head_of(
+            self.db
+                .query_one_raw(head_statement(self.backend()))
+                .await?,
+        )
     }
 
     /// Hears of every committed write from now on. On PostgreSQL the first subscriber starts

@@ -151,19 +151,58 @@ impl Store {
         scope: &NamespaceScope,
     ) -> Result<DatabaseTransaction, StoreError> {
         let txn = self.db.begin().await?;
-        if self.backend() == DatabaseBackend::Postgres {
-            // set_config('role', …, true) is SET LOCAL ROLE, with the same membership check.
-            txn.execute_raw(Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT set_config('role', $1, true), set_config($2, $3, true)",
-                [
-                    migrations::READER_ROLE.into(),
-                    migrations::ALLOWED_NAMESPACES_SETTING.into(),
-                    scope.setting_value().into(),
-                ],
-            ))
-            .await?;
-        }
+        self.enter_scope(&txn, scope).await?;
         Ok(txn)
     }
+
+    /// Scopes `txn` to `scope` from here on (see [`Store::begin_scoped`]).
+    pub(crate) async fn enter_scope(
+        &self,
+        txn: &DatabaseTransaction,
+        scope: &NamespaceScope,
+    ) -> Result<(), StoreError> {
+        if self.backend() == DatabaseBackend::Postgres {
+            txn.execute_raw(scope_statement("", scope)).await?;
+        }
+        Ok(())
+    }
+
+    /// In `txn`, reads the change feed's head and then (PostgreSQL) enters `scope` as
+    /// [`Store::begin_scoped`] does, in one round trip. The head is read before any row of
+    /// the scope, so every write at or below it is in what `txn` reads next.
+    pub(crate) async fn enter_scope_after_head(
+        &self,
+        txn: &DatabaseTransaction,
+        scope: &NamespaceScope,
+    ) -> Result<FeedHead, StoreError> {
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                // No feed row, no settings: `head_of` refuses it before anything is read.
+                let row = txn
+                    .query_one_raw(scope_statement(
+                        ", revision, compacted FROM catalog_feed WHERE id = 1",
+                        scope,
+                    ))
+                    .await?;
+                feed::head_of(row)
+            }
+            _ => feed::head_in(txn).await,
+        }
+    }
+}
+
+/// `SELECT` of the settings that scope a transaction to `scope` (see [`Store::begin_scoped`]),
+/// then `rest` (more columns, a `FROM`). The settings are evaluated for each row, after the
+/// statement's permissions were checked: what `rest` reads, it reads as the connection's role.
+fn scope_statement(rest: &str, scope: &NamespaceScope) -> Statement {
+    // set_config('role', …, true) is SET LOCAL ROLE, with the same membership check.
+    Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        format!("SELECT set_config('role', $1, true), set_config($2, $3, true){rest}"),
+        [
+            migrations::READER_ROLE.into(),
+            migrations::ALLOWED_NAMESPACES_SETTING.into(),
+            scope.setting_value().into(),
+        ],
+    )
 }

@@ -249,19 +249,21 @@ async fn list_or_watch(
         .filter(|t| !t.is_empty())
         .map(|t| continuation::decode(t, &digest))
         .transpose()?;
-    // Read before the rows: every write at or below it is in them (see the store's feed).
-    let head = state.store.feed_head().await?;
-    let page = match &scope {
+    // The head is read before the rows: every write at or below it is in them.
+    let (head, page) = match &scope {
         Some(scope) => {
             state
                 .store
-                .list_assets(scope, &query, AssetSort::Key, after.as_ref(), limit)
+                .list_assets_at_head(scope, &query, AssetSort::Key, after.as_ref(), limit)
                 .await?
         }
-        None => crate::store::Page {
-            items: Vec::new(),
-            next: None,
-        },
+        None => (
+            state.store.feed_head().await?,
+            crate::store::Page {
+                items: Vec::new(),
+                next: None,
+            },
+        ),
     };
     let next = page.next.map(|c| continuation::encode(&digest, &c));
     let body = if table {
