@@ -628,7 +628,7 @@ async fn main() -> anyhow::Result<()> {
                             lag_s = Some(written.elapsed().as_secs_f64());
                             break;
                         }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        tokio::time::sleep(probe_pause(written.elapsed())).await;
                     }
                     if let Ok(mut lags) = lags.lock() {
                         lags.push(LagSample {
@@ -985,4 +985,28 @@ async fn leader_kill(
         },
         (1, outcomes.duplicated, 1 - outcomes.finished.min(1)),
     ))
+}
+
+/// How long a refresh-lag probe waits before it reads again, `elapsed` after the change was
+/// written: 100 ms at first, then a tenth of the time so far, at most a second. A lag is
+/// measured to within 10% (and 100 ms), and a slow Curio is not asked ten times a second for
+/// every change it has not shown yet — fixed 100 ms probes made a backlog feed itself (a 20 s
+/// lag meant 2,000 probe reads a second on top of the readers).
+fn probe_pause(elapsed: Duration) -> Duration {
+    (elapsed / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::probe_pause;
+    use std::time::Duration;
+
+    #[test]
+    fn refresh_probes_back_off_with_the_lag() {
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(probe_pause(ms(0)), ms(100));
+        assert_eq!(probe_pause(ms(900)), ms(100));
+        assert_eq!(probe_pause(ms(3_000)), ms(300));
+        assert_eq!(probe_pause(ms(30_000)), ms(1_000));
+    }
 }
