@@ -28,6 +28,14 @@ pub enum Op {
 }
 
 impl Op {
+    /// The name the JSON gives it (`page_walk`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("{self:?}"))
+    }
+
     pub fn expects_refusal(self) -> bool {
         matches!(self, Self::OtherTenant | Self::ForbiddenKind)
     }

@@ -206,11 +206,7 @@ fn per_operation<'a>(samples: impl Iterator<Item = &'a Sample>) -> Vec<Operation
         .map(|(op, mut latencies)| {
             latencies.sort_by(f64::total_cmp);
             OperationFigures {
-                // The name the JSON gives it (`page_walk`).
-                operation: serde_json::to_value(op)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| format!("{op:?}")),
+                operation: op.name(),
                 requests: latencies.len(),
                 p50_ms: percentile(&latencies, 0.5),
                 p99_ms: percentile(&latencies, 0.99),
@@ -499,10 +495,7 @@ pub fn markdown(report: &Report) -> String {
                 "| {:.3} s | {} | {} | {} | {:.1} ms |\n",
                 r.at_s,
                 r.namespace,
-                serde_json::to_value(r.operation)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                r.operation.name(),
                 r.status,
                 r.latency_ms
             ));
