@@ -402,8 +402,10 @@ impl Store {
         let head = feed::head_of(
             txn.query_one_raw(Statement::from_string(
                 DatabaseBackend::Postgres,
-                "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), \
-                 revision, compacted FROM catalog_feed WHERE id = 1",
+                format!(
+                    "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), {}",
+                    feed::HEAD_FROM
+                ),
             ))
             .await?,
         )?;

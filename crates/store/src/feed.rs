@@ -115,11 +115,12 @@ impl Feed {
     }
 }
 
+/// The head's columns and row, for a `SELECT` that may read other things with it; the row is
+/// read by [`head_of`].
+pub(crate) const HEAD_FROM: &str = "revision, compacted FROM catalog_feed WHERE id = 1";
+
 fn head_statement(backend: DatabaseBackend) -> Statement {
-    Statement::from_string(
-        backend,
-        "SELECT revision, compacted FROM catalog_feed WHERE id = 1",
-    )
+    Statement::from_string(backend, format!("SELECT {HEAD_FROM}"))
 }
 
 /// The feed's head as `txn` sees it.

@@ -179,10 +179,7 @@ impl Store {
             DatabaseBackend::Postgres => {
                 // No feed row, no settings: `head_of` refuses it before anything is read.
                 let row = txn
-                    .query_one_raw(scope_statement(
-                        ", revision, compacted FROM catalog_feed WHERE id = 1",
-                        scope,
-                    ))
+                    .query_one_raw(scope_statement(&format!(", {}", feed::HEAD_FROM), scope))
                     .await?;
                 feed::head_of(row)
             }
