@@ -5,6 +5,7 @@
 //! `runtime` (the leader-gated kube-runtime controllers) and `health`. The decisions it makes
 //! live in `curio_core::decisions`; the cluster it talks to is behind `crate::cluster::Cluster`.
 
+pub mod cpu;
 pub mod fetch;
 pub mod health;
 pub mod job;

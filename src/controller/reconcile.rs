@@ -12,6 +12,7 @@ use kube::Resource;
 use tokio::sync::watch;
 
 use super::{
+    cpu::CpuLane,
     fetch::{Content, fetch},
     locks::KeyedLocks,
     metrics::{ControllerMetrics, FetchLabels, KindLabels},
@@ -47,6 +48,8 @@ pub struct Context {
     pub source_locks: KeyedLocks,
     /// The CatalogPolicies in force and the global kill switch.
     pub policies: Policies,
+    /// Where parsing, curation and diffing run: off the async workers, a bounded few at once.
+    pub cpu: CpuLane,
 }
 
 impl Context {
@@ -66,6 +69,7 @@ impl Context {
             leadership: None,
             source_locks: KeyedLocks::default(),
             policies: Policies::default(),
+            cpu: CpuLane::for_host(),
         }
     }
 
@@ -268,6 +272,17 @@ impl From<crate::store::StoreError> for Failure {
     }
 }
 
+impl From<super::cpu::CpuLaneError> for Failure {
+    /// Cut short by shutdown: the next run (or the next leader) tries again.
+    fn from(e: super::cpu::CpuLaneError) -> Self {
+        Self {
+            transient: true,
+            reason: "ShuttingDown".into(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl Failure {
     fn stalled(reason: &str, message: String) -> Self {
         Self {
@@ -402,9 +417,15 @@ async fn reconcile(
             .await;
         }
     }
-    let content_digest = document_digest(&records);
     let count = records.len() as i64;
-    let change = diff(&stored, records);
+    let (content_digest, change) = match ctx
+        .cpu
+        .run(move || (document_digest(&records), diff(&stored, records)))
+        .await
+    {
+        Ok(done) => done,
+        Err(e) => return fail(ctx, source, &id, e.into()).await,
+    };
     let already_current = change.is_empty()
         && *trigger == Trigger::Watch
         && is_ready(&previous)
@@ -527,23 +548,11 @@ async fn desired_records(
             outcome: outcome.into(),
         })
         .inc();
-    let mut registry = None;
-    let (assets, etag) = match fetched {
+    let (content, etag, registry) = match fetched {
         Ok(Content::NotModified) => return Ok(Desired::Unchanged),
-        Ok(Content::Registry { bytes, state }) => {
-            registry = Some(state);
-            (parse_fetched(ctx, kind, &bytes, max_bytes)?, None)
-        }
-        Ok(Content::Inline(assets)) => {
-            validate_assets(&assets, "spec.source.inline.assets").map_err(|problems| {
-                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                Failure::stalled("InvalidCatalog", text.join("; "))
-            })?;
-            (assets, None)
-        }
-        Ok(Content::Document { bytes, etag }) => {
-            (parse_fetched(ctx, kind, &bytes, max_bytes)?, etag)
-        }
+        Ok(Content::Registry { bytes, state }) => (Unparsed::Document(bytes), None, Some(state)),
+        Ok(Content::Inline(assets)) => (Unparsed::Inline(assets), None, None),
+        Ok(Content::Document { bytes, etag }) => (Unparsed::Document(bytes), etag, None),
         Err(e) => {
             return Err(Failure {
                 transient: e.is_transient(),
@@ -552,31 +561,50 @@ async fn desired_records(
             });
         }
     };
+    if let Unparsed::Document(bytes) = &content {
+        ctx.metrics
+            .fetch_bytes
+            .get_or_create(&KindLabels { kind: kind.into() })
+            .inc_by(bytes.len() as u64);
+    }
     let curation = Curation::compile(&source.spec)
         .map_err(|e| Failure::stalled("InvalidSpec", e.to_string()))?;
+    let limits = Limits {
+        max_bytes,
+        ..ctx.limits
+    };
+    let records = ctx
+        .cpu
+        .run(move || content.assets(limits).map(|assets| curation.apply(assets)))
+        .await??;
     Ok(Desired::Records {
-        records: curation.apply(assets),
+        records,
         etag,
         registry,
     })
 }
 
-/// A fetched document's assets, its bytes counted; a bad document stalls the source.
-fn parse_fetched(
-    ctx: &Context,
-    kind: &'static str,
-    bytes: &[u8],
-    max_bytes: usize,
-) -> Result<Vec<crate::catalog::Asset>, Failure> {
-    ctx.metrics
-        .fetch_bytes
-        .get_or_create(&KindLabels { kind: kind.into() })
-        .inc_by(bytes.len() as u64);
-    let limits = Limits {
-        max_bytes,
-        ..ctx.limits
-    };
-    parse_document(bytes, limits).map_err(|e| Failure::stalled("InvalidCatalog", e.to_string()))
+/// Fetched content before it is checked and turned into assets.
+enum Unparsed {
+    Document(Vec<u8>),
+    Inline(Vec<crate::catalog::Asset>),
+}
+
+impl Unparsed {
+    /// The assets, checked; a bad document or inline asset stalls the source.
+    fn assets(self, limits: Limits) -> Result<Vec<crate::catalog::Asset>, Failure> {
+        match self {
+            Self::Document(bytes) => parse_document(&bytes, limits)
+                .map_err(|e| Failure::stalled("InvalidCatalog", e.to_string())),
+            Self::Inline(assets) => {
+                validate_assets(&assets, "spec.source.inline.assets").map_err(|problems| {
+                    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    Failure::stalled("InvalidCatalog", text.join("; "))
+                })?;
+                Ok(assets)
+            }
+        }
+    }
 }
 
 /// A source created after its namespace reached `maxSources` (sources that were there when
