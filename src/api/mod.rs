@@ -32,6 +32,7 @@ use tracing::Instrument;
 
 pub use error::ApiError;
 pub use metrics::ApiMetrics;
+pub use respond::validated_bytes;
 
 use crate::access::{authn::Authenticator, authz::Authorizer};
 use crate::{access::metrics::AccessMetrics, store::Store, telemetry::Registry};

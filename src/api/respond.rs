@@ -18,7 +18,24 @@ fn etag_of(bytes: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\""))
 }
 
-fn answer(request: &HeaderMap, bytes: axum::body::Bytes, etag: HeaderValue) -> Response {
+/// A file's bytes as `content_type`, with a strong ETag over them, or `304` when
+/// `If-None-Match` already has it (standalone mode's `/files`, which URL sources fetch).
+pub fn validated_bytes(
+    request: &HeaderMap,
+    bytes: impl Into<axum::body::Bytes>,
+    content_type: &'static str,
+) -> Response {
+    let bytes = bytes.into();
+    let etag = etag_of(&bytes);
+    answer(request, bytes, etag, content_type)
+}
+
+fn answer(
+    request: &HeaderMap,
+    bytes: axum::body::Bytes,
+    etag: HeaderValue,
+    content_type: &'static str,
+) -> Response {
     let matches = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -37,10 +54,7 @@ fn answer(request: &HeaderMap, bytes: axum::body::Bytes, etag: HeaderValue) -> R
         [
             (header::ETAG, etag),
             (header::CACHE_CONTROL, cache_control),
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
         ],
         bytes,
     )
@@ -75,7 +89,12 @@ impl Fixed {
     }
 
     pub fn respond(&self, request: &HeaderMap) -> Response {
-        answer(request, self.bytes.clone(), self.etag.clone())
+        answer(
+            request,
+            self.bytes.clone(),
+            self.etag.clone(),
+            "application/json",
+        )
     }
 }
 
