@@ -405,15 +405,28 @@ test("the catalog works with the keyboard alone", async () => {
     }
     assert.fail(`Tab never reached ${selector}`);
   };
+  // A filter changes the URL at once and redraws the list, then the filters, when their
+  // answers come: keys pressed before that land on elements about to be replaced (a link
+  // focused in the old table, then Enter on nothing). The page marks each drawing.
+  const drawn = () => page.evaluate(() =>
+    ["curio:catalog-rendered", "curio:facets-rendered"].map((m) => performance.getEntriesByName(m).length));
+  const redrawn = (before, what) => waitFor(async () => {
+    const now = await drawn();
+    return now[0] > before[0] && now[1] > before[1];
+  }, what);
+  await redrawn([0, 0], "the catalog");
   await tabTo("#q");
   await page.keyboard.type("granite");
+  let before = await drawn();
   await page.keyboard.press("Enter");
   await page.waitForURL(/q=granite/);
-  await waitFor(async () => (await page.locator("#assets tbody tr").count()) === 2, "the search");
-  await page.locator("#facets fieldset").first().waitFor();
+  await redrawn(before, "the search");
+  assert.equal(await page.locator("#assets tbody tr").count(), 2, "the search");
   await tabTo('fieldset[data-field="stage"] input');
+  before = await drawn();
   await page.keyboard.press("Space");
   await page.waitForURL(/stage=production/);
+  await redrawn(before, "the filtered catalog");
   await tabTo("#assets a");
   await page.keyboard.press("Enter");
   await page.locator("#fields").waitFor();

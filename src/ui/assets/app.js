@@ -486,7 +486,10 @@ async function loadFacets(mine, ns, params, here, target) {
   try {
     answer = await api(`/api/v1/namespaces/${encodeURIComponent(ns)}/assets/facets${query({ ...filters, top: 8 })}`);
   } catch (error) {
-    if (mine === generation) target.replaceChildren(el("p", { class: "error" }, `Filters unavailable: ${error.message}`));
+    if (mine === generation) {
+      target.replaceChildren(el("p", { class: "error" }, `Filters unavailable: ${error.message}`));
+      performance.mark("curio:facets-rendered");
+    }
     return;
   }
   if (mine !== generation) return;
@@ -513,6 +516,7 @@ async function loadFacets(mine, ns, params, here, target) {
       facet.truncated ? el("span", { class: "muted" }, "… more") : null));
   }
   target.replaceChildren(...(groups.length ? groups : [el("p", { class: "muted" }, "No filters for these entries.")]));
+  performance.mark("curio:facets-rendered");
 }
 
 /** The keys of a selector made only of `key` (exists) requirements, as the label facet writes. */
