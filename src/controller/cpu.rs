@@ -20,16 +20,13 @@ pub enum CpuLaneError {
 #[derive(Clone, Debug)]
 pub struct CpuLane {
     permits: Arc<Semaphore>,
-    limit: usize,
 }
 
 impl CpuLane {
     /// At most `limit` (at least one) pieces of work at once.
     pub fn new(limit: usize) -> Self {
-        let limit = limit.max(1);
         Self {
-            permits: Arc::new(Semaphore::new(limit)),
-            limit,
+            permits: Arc::new(Semaphore::new(limit.max(1))),
         }
     }
 
@@ -37,10 +34,6 @@ impl CpuLane {
     pub fn for_host() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self::new(cores / 2)
-    }
-
-    pub fn limit(&self) -> usize {
-        self.limit
     }
 
     /// Runs `work` on a blocking thread once a place in the lane is free. A panic in `work`
@@ -131,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_limit_of_zero_is_one() {
-        assert_eq!(CpuLane::new(0).limit(), 1);
+        assert_eq!(CpuLane::new(0).permits.available_permits(), 1);
     }
 
     #[tokio::test]
