@@ -10,6 +10,7 @@ mod m20261202_000004_search_index;
 mod m20261202_000005_catalog_revisions;
 mod m20261202_000006_change_feed;
 mod m20261203_000007_read_path;
+mod m20261203_000008_planner_statistics;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_catalog_revisions::Migration),
             Box::new(m20261202_000006_change_feed::Migration),
             Box::new(m20261203_000007_read_path::Migration),
+            Box::new(m20261203_000008_planner_statistics::Migration),
         ]
     }
 }
@@ -37,3 +39,4 @@ pub const ALLOWED_NAMESPACES_SETTING: &str = "curio.allowed_namespaces";
 /// The transaction-local setting that lets the retention path delete audit events.
 pub const AUDIT_RETENTION_SETTING: &str = "curio.audit_retention";
 pub use m20261203_000007_read_path::{facet_count_rows, facet_values};
+pub use m20261203_000008_planner_statistics::UNPLANNED_ASSET_COLUMNS;

@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 #[tokio::test]
 async fn migrations_run_twice_are_a_no_op() {
     let url = empty_postgres().await;
-    assert_eq!(store::migrate(&url).await.unwrap(), 7);
+    assert_eq!(store::migrate(&url).await.unwrap(), 8);
     let store = store::connect(&url).await.unwrap();
     let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
     let before = count(&store, tables).await;
@@ -21,7 +21,7 @@ async fn migrations_run_twice_are_a_no_op() {
     assert_eq!(count(&store, tables).await, before);
     assert_eq!(
         count(&store, "SELECT count(*) FROM seaql_migrations").await,
-        7
+        8
     );
 }
 
@@ -69,7 +69,8 @@ async fn five_concurrent_migrate_processes_migrate_once() {
             ("m20261202_000004_search_index".to_string(), 1),
             ("m20261202_000005_catalog_revisions".to_string(), 1),
             ("m20261202_000006_change_feed".to_string(), 1),
-            ("m20261203_000007_read_path".to_string(), 1)
+            ("m20261203_000007_read_path".to_string(), 1),
+            ("m20261203_000008_planner_statistics".to_string(), 1)
         ]
     );
 }

@@ -397,3 +397,45 @@ async fn hot_statements_keep_their_btree_plans_under_a_generic_plan() {
     let scoped = plan_under(&store, &statement, true, Some("team-a")).await;
     assert!(!scoped.contains("assets_search_trgm"), "{scoped}");
 }
+
+/// The `assets` columns `ANALYZE` keeps statistics for, after a refresh large enough to run it.
+async fn analyzed_columns(store: &Store, table: &str) -> BTreeSet<String> {
+    store
+        .connection()
+        .query_all_raw(Statement::from_sql_and_values(
+            store.backend(),
+            "SELECT attname::text FROM pg_stats WHERE schemaname = 'public' AND tablename = $1",
+            [table.into()],
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_large_refresh_analyzes_what_the_planner_reads_and_skips_the_content() {
+    let (store, _) = postgres_store().await;
+    // Over the store's threshold: the refresh ends with `ANALYZE assets`.
+    refresh(
+        &store,
+        &ns("team-a"),
+        "bulk",
+        crate::common::models("model", 1_500),
+    )
+    .await;
+    let columns = analyzed_columns(&store, "assets").await;
+    for planned in ["namespace", "source", "kind", "name", "tags", "labels"] {
+        assert!(columns.contains(planned), "{planned}: {columns:?}");
+    }
+    for content in migrations::UNPLANNED_ASSET_COLUMNS {
+        assert!(!columns.contains(content), "{content}: {columns:?}");
+    }
+    // The search expression keeps its own (the search index's), which `q`'s estimates use.
+    assert!(
+        !analyzed_columns(&store, "assets_search_trgm")
+            .await
+            .is_empty()
+    );
+}
