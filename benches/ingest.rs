@@ -12,6 +12,12 @@
 //! share over the run is printed with the figures.
 
 mod support;
+// The acceptance harness's `/proc` readers (std only), so both count CPU the same way. Its
+// unit tests run with the harness; in this harness-less target they are compiled out, which
+// leaves their `use` unused.
+#[allow(dead_code, unused_imports)]
+#[path = "../src/bin/curio-acceptance/cpu.rs"]
+mod cpu;
 
 use std::{collections::HashMap, time::Instant};
 
@@ -131,21 +137,11 @@ async fn naive_ingest(
     Ok(())
 }
 
-/// CPU seconds (user and system) process `pid` has used so far, from `/proc/<pid>/stat`.
-fn process_cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised name, which may hold spaces: state, ppid, … utime is
-    // the 14th field of the line and stime the 15th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // In USER_HZ, which Linux fixes at 100 for user space.
-    Some(ticks as f64 / 100.0)
-}
-
 /// CPU seconds used by this process and by the server process `backend_pid`: the work of an
 /// ingest, whatever the hypervisor takes from the machine meanwhile.
-fn cpu_seconds(backend_pid: &str) -> Option<f64> {
-    Some(process_cpu_seconds("self")? + process_cpu_seconds(backend_pid)?)
+fn cpu_seconds(backend_pid: u32) -> Option<f64> {
+    let ticks = cpu::process_now(std::process::id())? + cpu::process_now(backend_pid)?;
+    Some(ticks as f64 / cpu::TICKS_PER_SECOND)
 }
 
 /// Wall and CPU seconds of `work` on `store` (a one-connection store, so the server side is
@@ -158,16 +154,17 @@ async fn measured(
         .connection()
         .query_one_raw(Statement::from_string(
             store.backend(),
-            "SELECT pg_backend_pid()::text",
+            "SELECT pg_backend_pid()",
         ))
         .await?
         .ok_or_else(|| anyhow::anyhow!("no backend pid"))?;
-    let backend_pid: String = row.try_get_by_index(0)?;
-    let cpu_before = cpu_seconds(&backend_pid);
+    let backend_pid: i32 = row.try_get_by_index(0)?;
+    let backend_pid = u32::try_from(backend_pid)?;
+    let cpu_before = cpu_seconds(backend_pid);
     let start = Instant::now();
     work.await?;
     let wall = start.elapsed().as_secs_f64();
-    let cpu = match (cpu_before, cpu_seconds(&backend_pid)) {
+    let cpu = match (cpu_before, cpu_seconds(backend_pid)) {
         (Some(before), Some(after)) => Some(after - before),
         _ => None,
     };
@@ -180,24 +177,9 @@ struct Figure {
     cpu: Option<f64>,
 }
 
-/// The cumulative `(steal, total)` CPU time of the machine (`/proc/stat`), where there is one.
-fn cpu_times() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|v| v.parse().ok())
-        .collect::<Option<_>>()?;
-    // user nice system idle iowait irq softirq steal
-    Some((*fields.get(7)?, fields.iter().sum()))
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    support::percentile(&values, 0.5)
 }
 
 /// One round's figures: ingest, unchanged, 1% changed, naive ingest.
@@ -250,7 +232,8 @@ async fn main() -> anyhow::Result<()> {
         .max(1);
     let namespace = Namespace::new("bench")?;
     let pid = std::process::id();
-    let cpu_before = cpu_times();
+    let machine_before = cpu::machine_now();
+    let run_start = Instant::now();
     let mut results = Vec::with_capacity(rounds);
     for r in 0..rounds {
         results.push(round(n, &namespace, &format!("{pid}_{r}")).await?);
@@ -292,10 +275,12 @@ async fn main() -> anyhow::Result<()> {
             median(cpu.iter().map(|(fast, naive)| naive / fast).collect())
         );
     }
-    if let (Some((steal0, total0)), Some((steal1, total1))) = (cpu_before, cpu_times()) {
-        let total = total1.saturating_sub(total0).max(1);
-        let steal = steal1.saturating_sub(steal0);
-        println!("cpu_steal: {:.1} %", 100.0 * steal as f64 / total as f64);
+    if let (Some(before), Some(after)) = (machine_before, cpu::machine_now()) {
+        // Steal against all the time the cores had over the run.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let had = run_start.elapsed().as_secs_f64() * cores * cpu::TICKS_PER_SECOND;
+        let steal = after.steal.saturating_sub(before.steal) as f64;
+        println!("cpu_steal: {:.1} %", 100.0 * steal / had.max(1.0));
     }
     Ok(())
 }

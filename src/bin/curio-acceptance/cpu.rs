@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// `/proc` counts CPU time in USER_HZ ticks, 100 a second on every architecture Linux runs
 /// Curio on (it is ABI, unlike the kernel's internal HZ).
-const TICKS_PER_SECOND: f64 = 100.0;
+pub const TICKS_PER_SECOND: f64 = 100.0;
 
 /// The harness's own label in the figures.
 pub const HARNESS: &str = "curio-acceptance (this harness)";
@@ -51,11 +51,11 @@ pub fn parse_process(pid_stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-fn machine_now() -> Option<MachineTicks> {
+pub fn machine_now() -> Option<MachineTicks> {
     parse_machine(&std::fs::read_to_string("/proc/stat").ok()?)
 }
 
-fn process_now(pid: u32) -> Option<u64> {
+pub fn process_now(pid: u32) -> Option<u64> {
     parse_process(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
