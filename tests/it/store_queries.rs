@@ -385,6 +385,60 @@ async fn check_facets(store: Store) {
     assert_eq!((per_kind[0].kind.as_str(), per_kind[0].count), ("Model", 3));
 }
 
+/// A source's first load counts its facets from the records it inserts; every later refresh
+/// counts the stored rows in SQL. The two must agree on every field.
+async fn check_first_load_counts_match_the_stored_rows(store: Store) {
+    let a = ns("team-a");
+    let records: Vec<AssetRecord> = (0..30)
+        .map(|i| {
+            let kind = AssetKind::ALL[i % 3];
+            let mut asset: Asset = asset(kind, &format!("a{i}"), &format!("{}", i % 2));
+            asset.provider = (i % 4 != 0).then(|| ["ibm", "Méta", ""][i % 3].to_owned());
+            asset.license = (i % 5 != 0).then(|| format!("lic-{}", i % 2));
+            asset.tags = (0..i % 4).map(|t| format!("tag-{t}")).collect();
+            asset.labels = (0..i % 3)
+                .map(|l| (format!("key-{l}"), format!("v{i}")))
+                .collect();
+            AssetRecord::from_asset(asset)
+                .with_stage((i % 3 == 1).then(|| ["dev", "production"][i % 2].to_owned()))
+                .with_approved(i % 7 == 0)
+        })
+        .collect();
+    let scope = NamespaceScope::single(a.clone());
+    let facets = || async {
+        store
+            .asset_facets(&scope, &AssetQuery::default(), &FacetField::ALL, 100)
+            .await
+            .unwrap()
+    };
+    refresh(&store, &a, "src", records.clone()).await;
+    let first_load = facets().await;
+    for facet in &first_load {
+        assert!(!facet.values.is_empty(), "{:?} has values", facet.field);
+    }
+    // Another change and back: both refreshes count the stored rows.
+    let mut changed = records.clone();
+    changed[0] = changed[0]
+        .clone()
+        .with_approved(!records[0].fields().approved);
+    refresh(&store, &a, "src", changed).await;
+    assert_ne!(facets().await, first_load);
+    refresh(&store, &a, "src", records).await;
+    assert_eq!(facets().await, first_load);
+}
+
+#[tokio::test]
+async fn first_load_counts_match_the_stored_rows_on_postgres() {
+    let (store, _) = postgres_store().await;
+    check_first_load_counts_match_the_stored_rows(store).await;
+}
+
+#[tokio::test]
+async fn first_load_counts_match_the_stored_rows_on_sqlite() {
+    let (store, _dir) = sqlite_store().await;
+    check_first_load_counts_match_the_stored_rows(store).await;
+}
+
 #[tokio::test]
 async fn filters_on_postgres() {
     let (store, _) = postgres_store().await;

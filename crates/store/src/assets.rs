@@ -228,7 +228,14 @@ impl Store {
         }
         let audit_written = audit::insert_batch(&txn, audit_events).await?;
         if !diff.is_empty() {
-            facets::rewrite_counts(&txn, self.backend(), namespace, source).await?;
+            // Every stored asset of the source is in the diff as updated, removed or
+            // unchanged, so one with only additions found the source empty: the counts are
+            // the added records' own, and nothing need be read back to count them.
+            if diff.updated.is_empty() && diff.removed.is_empty() && diff.unchanged == 0 {
+                facets::write_counts_of(&txn, namespace, source, &diff.added).await?;
+            } else {
+                facets::rewrite_counts(&txn, self.backend(), namespace, source).await?;
+            }
             bump_revision(&txn, self.backend(), namespace, revision).await?;
             feed::compact(&txn, self.backend(), now - self.feed.retention).await?;
             feed::notify(&txn, self.backend(), namespace, revision).await?;

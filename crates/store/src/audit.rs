@@ -98,10 +98,12 @@ SELECT r.namespace, r.occurred_at, r.actor, r.actor_groups, r.verb, r.resource, 
 FROM jsonb_to_recordset($1::text::jsonb) AS r(
     namespace text, occurred_at timestamptz, actor text, actor_groups jsonb, verb text,
     resource text, object_name text, object_uid text, before_digest text, after_digest text,
-    reason text, request_id text, client text, details jsonb, idempotency_key text)
-ON CONFLICT (idempotency_key) DO NOTHING"#;
+    reason text, request_id text, client text, details jsonb, idempotency_key text)"#;
 
-fn pg_json_insert(events: &[NewAuditEvent]) -> Statement {
+/// Events with an idempotency key skip the ones already recorded. Events without one cannot
+/// conflict, and a plain insert spares them the speculative insertion (a unique-index probe
+/// and a second heap write per row).
+fn pg_json_insert(events: &[NewAuditEvent], keyed: bool) -> Statement {
     let rows: Vec<PgAuditRow<'_>> = events
         .iter()
         .map(|e| PgAuditRow {
@@ -124,7 +126,12 @@ fn pg_json_insert(events: &[NewAuditEvent]) -> Statement {
         .collect();
     // Borrowed plain data with string keys: serialization cannot fail.
     let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
-    Statement::from_sql_and_values(DatabaseBackend::Postgres, PG_JSON_INSERT, [rows.into()])
+    let sql = if keyed {
+        format!("{PG_JSON_INSERT} ON CONFLICT (idempotency_key) DO NOTHING")
+    } else {
+        PG_JSON_INSERT.to_owned()
+    };
+    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [rows.into()])
 }
 
 /// Inserts events in batched statements; an event whose idempotency key exists is skipped.
@@ -134,11 +141,17 @@ pub(super) async fn insert_batch<C: ConnectionTrait>(
 ) -> Result<u64, StoreError> {
     if conn.get_database_backend() == DatabaseBackend::Postgres {
         let mut written = 0;
-        for chunk in events.chunks(PG_JSON_CHUNK) {
-            written += conn
-                .execute_raw(pg_json_insert(chunk))
-                .await?
-                .rows_affected();
+        // Runs of keyed and unkeyed events, so the rows keep the events' order.
+        for run in
+            events.chunk_by(|a, b| a.idempotency_key.is_some() == b.idempotency_key.is_some())
+        {
+            let keyed = run[0].idempotency_key.is_some();
+            for chunk in run.chunks(PG_JSON_CHUNK) {
+                written += conn
+                    .execute_raw(pg_json_insert(chunk, keyed))
+                    .await?
+                    .rows_affected();
+            }
         }
         return Ok(written);
     }

@@ -1,6 +1,9 @@
 //! Counts per value of an asset field (facets), and per namespace and kind: through the
 //! scoped path, like lists, so row-level security bounds them as it bounds pages.
 
+use std::collections::BTreeMap;
+
+use curio_core::catalog::AssetRecord;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, Order, QueryFilter, QuerySelect,
     QueryTrait, Statement,
@@ -327,6 +330,89 @@ pub(crate) async fn rewrite_counts(
         values(),
     ))
     .await?;
+    Ok(())
+}
+
+/// Rows per facet-count `INSERT` (six binds a row, far under either backend's limit).
+const COUNT_CHUNK: usize = 1_000;
+
+/// What [`rewrite_counts`] would store for `source` if its assets were exactly `records`:
+/// `(kind, field, value) → count`, each record counting once per value it carries (per tag,
+/// per label key), absent values not at all. Pure, so a refresh that finds its source empty
+/// counts the records it is inserting instead of reading them back.
+pub(crate) fn counts_of_records<'a>(
+    source: &str,
+    records: impl IntoIterator<Item = &'a AssetRecord>,
+) -> BTreeMap<(&'static str, FacetField, String), i64> {
+    let mut counts = BTreeMap::new();
+    for record in records {
+        let fields = record.fields();
+        let kind = fields.kind.as_str();
+        let mut count = |field: FacetField, value: &str| {
+            *counts.entry((kind, field, value.to_owned())).or_insert(0) += 1;
+        };
+        count(FacetField::Kind, kind);
+        if let Some(provider) = &fields.provider {
+            count(FacetField::Provider, provider);
+        }
+        if let Some(license) = &fields.license {
+            count(FacetField::License, license);
+        }
+        for tag in &fields.tags {
+            count(FacetField::Tag, tag);
+        }
+        if let Some(stage) = &fields.stage {
+            count(FacetField::Stage, stage);
+        }
+        count(
+            FacetField::Approved,
+            if fields.approved { "true" } else { "false" },
+        );
+        count(FacetField::Source, source);
+        for key in fields.labels.keys() {
+            count(FacetField::LabelKey, key);
+        }
+    }
+    counts
+}
+
+/// Replaces `source`'s stored counts with those of `records`, in the refresh transaction
+/// that stores exactly them (see [`counts_of_records`]).
+pub(crate) async fn write_counts_of(
+    txn: &sea_orm::DatabaseTransaction,
+    namespace: &Namespace,
+    source: &str,
+    records: &[AssetRecord],
+) -> Result<(), StoreError> {
+    let table = Alias::new("asset_facet_counts");
+    txn.execute(
+        &Query::delete()
+            .from_table(table.clone())
+            .and_where(Expr::col(Alias::new("namespace")).eq(namespace.as_str()))
+            .and_where(Expr::col(Alias::new("source")).eq(source))
+            .to_owned(),
+    )
+    .await?;
+    let counts: Vec<_> = counts_of_records(source, records).into_iter().collect();
+    for chunk in counts.chunks(COUNT_CHUNK) {
+        let mut insert = Query::insert();
+        insert
+            .into_table(table.clone())
+            .columns(["namespace", "source", "kind", "field", "value", "count"].map(Alias::new));
+        for ((kind, field, value), count) in chunk {
+            insert
+                .values([
+                    namespace.as_str().into(),
+                    source.into(),
+                    (*kind).into(),
+                    field.as_str().into(),
+                    value.clone().into(),
+                    (*count).into(),
+                ])
+                .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+        }
+        txn.execute(&insert).await?;
+    }
     Ok(())
 }
 
