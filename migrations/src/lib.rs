@@ -11,6 +11,7 @@ mod m20261202_000005_catalog_revisions;
 mod m20261202_000006_change_feed;
 mod m20261203_000007_read_path;
 mod m20261203_000008_planner_statistics;
+mod m20261204_000009_description_terms;
 
 pub struct Migrator;
 
@@ -26,11 +27,12 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_change_feed::Migration),
             Box::new(m20261203_000007_read_path::Migration),
             Box::new(m20261203_000008_planner_statistics::Migration),
+            Box::new(m20261204_000009_description_terms::Migration),
         ]
     }
 }
 
-pub use m20261202_000004_search_index::SEARCH_EXPRESSION;
+pub use m20261204_000009_description_terms::{DESCRIPTION_TERMS_VECTOR, NAME_SEARCH_EXPRESSION};
 
 /// The role the API's tenant-scoped reads run as; row-level security applies to it.
 pub const READER_ROLE: &str = "curio_reader";

@@ -13,7 +13,7 @@ use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 #[tokio::test]
 async fn migrations_run_twice_are_a_no_op() {
     let url = empty_postgres().await;
-    assert_eq!(store::migrate(&url).await.unwrap(), 8);
+    assert_eq!(store::migrate(&url).await.unwrap(), 9);
     let store = store::connect(&url).await.unwrap();
     let tables = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'";
     let before = count(&store, tables).await;
@@ -21,7 +21,7 @@ async fn migrations_run_twice_are_a_no_op() {
     assert_eq!(count(&store, tables).await, before);
     assert_eq!(
         count(&store, "SELECT count(*) FROM seaql_migrations").await,
-        8
+        9
     );
 }
 
@@ -70,7 +70,8 @@ async fn five_concurrent_migrate_processes_migrate_once() {
             ("m20261202_000005_catalog_revisions".to_string(), 1),
             ("m20261202_000006_change_feed".to_string(), 1),
             ("m20261203_000007_read_path".to_string(), 1),
-            ("m20261203_000008_planner_statistics".to_string(), 1)
+            ("m20261203_000008_planner_statistics".to_string(), 1),
+            ("m20261204_000009_description_terms".to_string(), 1)
         ]
     );
 }
@@ -443,6 +444,78 @@ async fn the_change_feed_migration_names_rows_written_before_it() {
         names[1].starts_with("meta-llama-llama-3-1-8b-instruct.v3-1.hf.x"),
         "{names:?}"
     );
+}
+
+/// A diff that calls a stored asset new (computed from stale digests) fails its refresh,
+/// which changes nothing, instead of overwriting the row under a "create" event.
+#[tokio::test]
+async fn a_refresh_adding_an_asset_that_is_already_stored_fails_and_changes_nothing() {
+    let (store, _) = postgres_store().await;
+    let team = ns("team-a");
+    refresh(&store, &team, "src", models("m", 3)).await;
+    let before = store.source_digests(&team, "src").await.unwrap();
+    let mut changed = models("m", 3);
+    changed[1] = changed[1].clone().with_approved(true);
+    let stale = diff(&Default::default(), changed);
+    assert_eq!(stale.added.len(), 3);
+    let events: Vec<_> = stale
+        .added
+        .iter()
+        .map(|r| audit(&team, "create", r.name()))
+        .collect();
+    let error = store
+        .apply_refresh(&team, "src", &stale, &events)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("assets_natural_key"), "{error}");
+    assert_eq!(store.source_digests(&team, "src").await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn the_description_terms_migration_makes_older_descriptions_searchable() {
+    use migrations::MigratorTrait;
+    let url = empty_postgres().await;
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    migrations::Migrator::up(&db, Some(8)).await.unwrap();
+    db.execute_unprepared(
+        "INSERT INTO assets (namespace, source, kind, name, version, description, tags, labels,
+                             approved, links, metadata, digest, created_at, updated_at)
+         VALUES ('team-a', 'hf', 'Model', 'a', '1', 'Instruction-tuned, École ÉCOLE', '[]',
+                 '{}', false, '[]', '{}', 'd', now(), now()),
+                ('team-a', 'hf', 'Model', 'b', '1', NULL, '[]', '{}', false, '[]', '{}', 'd',
+                 now(), now())",
+    )
+    .await
+    .unwrap();
+    migrations::Migrator::up(&db, None).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT description_terms FROM assets ORDER BY name",
+        ))
+        .await
+        .unwrap();
+    let terms: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<String>("", "description_terms").unwrap())
+        .collect();
+    assert_eq!(terms, ["instruction tuned école", ""]);
+    let store = store::connect(&url).await.unwrap();
+    let found = store
+        .list_assets(
+            &NamespaceScope::single(ns("team-a")),
+            &AssetQuery {
+                text: Some("ÉCOLE instr".into()),
+                ..AssetQuery::default()
+            },
+            Default::default(),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = found.items.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["a"]);
 }
 
 /// Revisions are read in shared batches, yet every read reflects each commit that finished

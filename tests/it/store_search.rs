@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::common::{ns, postgres_store, refresh, sqlite_store};
 use curio::{
-    catalog::{Asset, AssetKind, AssetRecord},
+    catalog::{Asset, AssetKind, AssetRecord, search_terms},
     store::{AssetCursor, AssetQuery, AssetSort, NamespaceScope, Store, entity::asset},
 };
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
@@ -73,24 +73,32 @@ fn searchable(
     })
 }
 
-/// The keys of the rows of `all` that hold `q` in a searched field, by brute force; `fold` is
-/// the store's notion of case.
+/// The keys of the rows of `all` that `q` matches, by brute force: a name or display name
+/// holding `q` (`fold` is the store's notion of case), or a description in which each word
+/// of `q` begins a word (computed here from the description itself, not the stored terms).
 fn brute_force(
     all: &[asset::Model],
     q: &str,
     fold: fn(&str) -> String,
 ) -> BTreeSet<(String, String, String)> {
     let needle = fold(q);
+    let q_words: Vec<String> = search_terms::words(q).collect();
     all.iter()
         .filter(|row| {
-            [
-                Some(row.name.as_str()),
-                row.display_name.as_deref(),
-                row.description.as_deref(),
-            ]
-            .into_iter()
-            .flatten()
-            .any(|field| fold(field).contains(&needle))
+            let names = [Some(row.name.as_str()), row.display_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|field| fold(field).contains(&needle));
+            let description_words: Vec<String> = row
+                .description
+                .as_deref()
+                .map(|d| search_terms::words(d).collect())
+                .unwrap_or_default();
+            let description = !q_words.is_empty()
+                && q_words
+                    .iter()
+                    .all(|w| description_words.iter().any(|d| d.starts_with(w.as_str())));
+            names || description
         })
         .map(key)
         .collect()
@@ -372,10 +380,9 @@ async fn hot_statements_keep_their_btree_plans_under_a_generic_plan() {
         let plan = plan_under(&store, &statement, searches, scoped).await;
         if query.text.is_some() {
             assert!(searches, "{what}: found outside RLS, read under it");
-            assert!(
-                plan.contains("assets_search_trgm"),
-                "{what}: the search index\n{plan}"
-            );
+            for index in ["assets_name_search_trgm", "assets_description_terms"] {
+                assert!(plan.contains(index), "{what}: {index}\n{plan}");
+            }
         } else {
             assert!(
                 !plan.contains("trgm"),
@@ -391,11 +398,12 @@ async fn hot_statements_keep_their_btree_plans_under_a_generic_plan() {
     // why searches are planned per execution.
     let statement = store.list_assets_statement(&scope, &search, AssetSort::Key, None, 50);
     let generic = plan_under(&store, &statement, false, None).await;
-    assert!(!generic.contains("assets_search_trgm"), "{generic}");
+    assert!(!generic.contains("assets_name_search_trgm"), "{generic}");
     // And under row-level security no plan may use it (ILIKE is not leakproof): why the ids
     // are found outside it.
     let scoped = plan_under(&store, &statement, true, Some("team-a")).await;
-    assert!(!scoped.contains("assets_search_trgm"), "{scoped}");
+    assert!(!scoped.contains("assets_name_search_trgm"), "{scoped}");
+    assert!(!scoped.contains("assets_description_terms"), "{scoped}");
 }
 
 /// The `assets` columns `ANALYZE` keeps statistics for, after a refresh large enough to run it.
@@ -429,13 +437,14 @@ async fn a_large_refresh_analyzes_what_the_planner_reads_and_skips_the_content()
     for planned in ["namespace", "source", "kind", "name", "tags", "labels"] {
         assert!(columns.contains(planned), "{planned}: {columns:?}");
     }
-    for content in migrations::UNPLANNED_ASSET_COLUMNS {
+    for content in migrations::UNPLANNED_ASSET_COLUMNS
+        .into_iter()
+        .chain(["description_terms"])
+    {
         assert!(!columns.contains(content), "{content}: {columns:?}");
     }
-    // The search expression keeps its own (the search index's), which `q`'s estimates use.
-    assert!(
-        !analyzed_columns(&store, "assets_search_trgm")
-            .await
-            .is_empty()
-    );
+    // The search expressions keep their own (the search indexes'), which `q`'s estimates use.
+    for index in ["assets_name_search_trgm", "assets_description_terms"] {
+        assert!(!analyzed_columns(&store, index).await.is_empty(), "{index}");
+    }
 }

@@ -19,7 +19,7 @@ use super::{
     query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
     scope::Namespace,
 };
-use curio_core::catalog::{AssetKey, AssetKind, AssetRecord, Diff};
+use curio_core::catalog::{AssetKey, AssetKind, AssetRecord, Diff, search_terms};
 
 /// What one refresh wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,10 +81,11 @@ pub fn upsert_statement(
     Ok(insert)
 }
 
-/// The PostgreSQL upsert: the rows go as one JSON text parameter and `jsonb_to_recordset`
-/// expands them server-side. Five bind parameters whatever the row count, and no per-row
-/// statement text to build or parse.
-fn pg_json_upsert(
+/// The PostgreSQL insert or upsert (`sql`): the rows go as one JSON text parameter and
+/// `jsonb_to_recordset` expands them server-side. Five bind parameters whatever the row
+/// count, and no per-row statement text to build or parse.
+fn pg_json_rows(
+    sql: &str,
     namespace: &Namespace,
     source: &str,
     records: &[&AssetRecord],
@@ -96,7 +97,7 @@ fn pg_json_upsert(
         .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?;
     Ok(sea_orm::Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
-        asset_row::pg_json_upsert_sql()?,
+        sql,
         [
             namespace.as_str().into(),
             source.into(),
@@ -210,17 +211,24 @@ impl Store {
                 .to_owned();
             txn.execute(&delete).await?;
         }
-        let upserts: Vec<&AssetRecord> = diff
-            .added
-            .iter()
-            .chain(diff.updated.iter().map(|u| &u.record))
-            .collect();
         if self.backend() == DatabaseBackend::Postgres {
-            for chunk in upserts.chunks(PG_JSON_CHUNK) {
-                txn.execute_raw(pg_json_upsert(namespace, source, chunk, now, revision)?)
-                    .await?;
+            let added: Vec<&AssetRecord> = diff.added.iter().collect();
+            let updated: Vec<&AssetRecord> = diff.updated.iter().map(|u| &u.record).collect();
+            for (rows, sql) in [
+                (added, asset_row::pg_json_insert_sql()?),
+                (updated, asset_row::pg_json_upsert_sql()?),
+            ] {
+                for chunk in rows.chunks(PG_JSON_CHUNK) {
+                    txn.execute_raw(pg_json_rows(sql, namespace, source, chunk, now, revision)?)
+                        .await?;
+                }
             }
         } else {
+            let upserts: Vec<&AssetRecord> = diff
+                .added
+                .iter()
+                .chain(diff.updated.iter().map(|u| &u.record))
+                .collect();
             for chunk in upserts.chunks(SQLITE_UPSERT_CHUNK) {
                 txn.execute(&upsert_statement(namespace, source, chunk, now, revision)?)
                     .await?;
@@ -418,7 +426,7 @@ impl Store {
         )?;
         let ids: Vec<i64> = self
             .list_select(scope, &others, sort, after, limit)
-            .filter(probed_search(text, frequencies.probe(text)))
+            .filter(search_condition(true, text, frequencies.probe(text)))
             .select_only()
             .column(asset::Column::Id)
             .into_tuple()
@@ -620,46 +628,72 @@ pub(crate) fn filter_conditions(backend: DatabaseBackend, query: &AssetQuery) ->
         out.push(label_condition(pg, requirement));
     }
     if let Some(text) = &query.text {
-        let pattern = format!("%{}%", escape_like(text));
-        if pg {
-            // The indexed expression (migrations::SEARCH_EXPRESSION): one trigram index serves
-            // all three fields. The separator cannot occur in a field or in `q` (the API refuses
-            // control characters), so a match never spans two fields.
-            out.push(custom(
-                pg,
-                &format!("{} ILIKE ? ESCAPE '\\'", migrations::SEARCH_EXPRESSION),
-                [pattern],
-            ));
-        } else {
-            out.push(custom(
-                pg,
-                "(name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\' OR description LIKE ? ESCAPE '\\')",
-                [pattern.clone(), pattern.clone(), pattern],
-            ));
-        }
+        out.push(search_condition(pg, text, text));
     }
     out
 }
 
-/// `q` on PostgreSQL, looking up only `probe` (a part of `text`, see [`crate::search_probe`])
-/// in the trigram index. The whole text is checked on `SEARCH_EXPRESSION || ''`, which the
-/// planner cannot match to the index expression, so its frequent trigrams are never read from
-/// the index. (Same match as `ILIKE` on the expression: `||` with an empty string changes
-/// nothing.)
-fn probed_search(text: &str, probe: &str) -> SimpleExpr {
+/// `q`: the name or display name holds `text` (ignoring case), or each word of `text` begins
+/// a word of the description (`curio_core::catalog::search_terms`). On PostgreSQL the names
+/// are looked up by `probe` alone, a part of `text` (see [`crate::search_probe`]); the whole
+/// text is then checked on `NAME_SEARCH_EXPRESSION || ''`, which the planner cannot match to
+/// the index expression, so its frequent trigrams are never read from the index. (Same match
+/// as `ILIKE` on the expression: `||` with an empty string changes nothing.)
+fn search_condition(pg: bool, text: &str, probe: &str) -> SimpleExpr {
     let pattern = |s: &str| format!("%{}%", escape_like(s));
-    let lookup = format!("{} ILIKE ? ESCAPE '\\'", migrations::SEARCH_EXPRESSION);
-    if probe == text {
-        return custom(true, &lookup, [pattern(text)]);
+    let names = if !pg {
+        // SQLite's LIKE ignores ASCII case only; the terms are lowercase already.
+        custom(
+            pg,
+            "(name LIKE ? ESCAPE '\\' OR display_name LIKE ? ESCAPE '\\')",
+            [pattern(text), pattern(text)],
+        )
+    } else if probe == text {
+        // One trigram index serves both fields. The separator cannot occur in a field or in
+        // `q` (the API refuses control characters), so a match never spans the two.
+        custom(
+            pg,
+            &format!("{} ILIKE ? ESCAPE '\\'", migrations::NAME_SEARCH_EXPRESSION),
+            [pattern(text)],
+        )
+    } else {
+        custom(
+            pg,
+            &format!(
+                "({name} ILIKE ? ESCAPE '\\' AND ({name} || '') ILIKE ? ESCAPE '\\')",
+                name = migrations::NAME_SEARCH_EXPRESSION
+            ),
+            [pattern(probe), pattern(text)],
+        )
+    };
+    let words: Vec<String> = search_terms::words(text).collect();
+    if words.is_empty() {
+        return names;
     }
-    custom(
-        true,
-        &format!(
-            "{lookup} AND ({} || '') ILIKE ? ESCAPE '\\'",
-            migrations::SEARCH_EXPRESSION
-        ),
-        [pattern(probe), pattern(text)],
-    )
+    let description = if pg {
+        // `search_terms::prefix_tsquery` is `Some` whenever `text` has a word.
+        let tsquery = search_terms::prefix_tsquery(text).unwrap_or_default();
+        custom(
+            pg,
+            &format!(
+                "{} @@ CAST(? AS tsquery)",
+                migrations::DESCRIPTION_TERMS_VECTOR
+            ),
+            [tsquery],
+        )
+    } else {
+        // A term begins after the start or a space: `' ' || terms` holds `' ' || word`.
+        let mut all = Condition::all();
+        for word in words {
+            all = all.add(custom(
+                pg,
+                "(' ' || description_terms) LIKE ? ESCAPE '\\'",
+                [format!("% {}%", escape_like(&word))],
+            ));
+        }
+        all.into()
+    };
+    Condition::any().add(names).add(description).into()
 }
 
 /// A custom SQL fragment with `?` for each bound value. sea-query's placeholder is backend

@@ -441,6 +441,7 @@ fn tombstone_event(row: &sea_orm::QueryResult) -> Result<(i64, FeedEvent), Store
         agent: None,
         digest: text("digest"),
         object_name: row.try_get("", "object_name")?,
+        description_terms: String::new(),
         created_at: deleted_at,
         updated_at: deleted_at,
         revision,

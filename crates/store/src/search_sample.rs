@@ -74,7 +74,7 @@ async fn sample(db: &DatabaseConnection) -> Result<TrigramFrequencies, StoreErro
             DatabaseBackend::Postgres,
             format!(
                 "SELECT {} AS text FROM assets TABLESAMPLE SYSTEM ($1) LIMIT $2",
-                migrations::SEARCH_EXPRESSION
+                migrations::NAME_SEARCH_EXPRESSION
             ),
             [(percent as f32).into(), i64::from(SAMPLE_ROWS).into()],
         ))

@@ -7,7 +7,10 @@ use crate::{
     api::{error::ApiError, selector::parse_selector},
     store::{AssetQuery, LabelRequirement, entity::asset},
 };
-use curio_core::catalog_api::{NAME_LABEL, SOURCE_LABEL};
+use curio_core::{
+    catalog::search_terms,
+    catalog_api::{NAME_LABEL, SOURCE_LABEL},
+};
 
 /// The fields a `fieldSelector` may name (equality only).
 pub const FIELDS: [&str; 7] = [
@@ -122,15 +125,7 @@ pub fn matches(query: &AssetQuery, a: &asset::Model, deleted: bool) -> bool {
             })
         });
     let text_match = query.text.as_ref().is_none_or(|q| {
-        let q = q.to_lowercase();
-        [
-            Some(&a.name),
-            a.display_name.as_ref(),
-            a.description.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        .any(|field| field.to_lowercase().contains(&q))
+        search_terms::matches(q, &a.name, a.display_name.as_deref(), &a.description_terms)
     });
     tags_match
         && text_match

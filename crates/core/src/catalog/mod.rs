@@ -9,6 +9,7 @@ mod kubeflow;
 mod mcp;
 mod model;
 mod parse;
+pub mod search_terms;
 mod validate;
 
 pub use a2a::AGENT_CARD_KEY;
@@ -24,6 +25,7 @@ pub use model::{
     Asset, AssetFields, AssetKey, AssetKind, AssetRecord, Link, UnknownAssetKind, document_digest,
 };
 pub use parse::{Limits, parse_document};
+pub use search_terms::description_terms;
 pub use validate::{
     validate_assets, validate_label_key, validate_label_value, validate_name, validate_tag,
 };

@@ -36,6 +36,10 @@ pub struct Model {
     /// The name of the asset's object in the `catalog.curio.dev` API.
     #[serde(skip)]
     pub object_name: String,
+    /// The description's distinct words, which `q` matches by prefix
+    /// (`curio_core::catalog::search_terms`).
+    #[serde(skip)]
+    pub description_terms: String,
     #[serde(serialize_with = "super::rfc3339_seconds")]
     pub created_at: DateTimeUtc,
     #[serde(serialize_with = "super::rfc3339_seconds")]
