@@ -411,6 +411,19 @@ async fn pagination_returns_every_preexisting_row_once_under_concurrent_inserts(
     assert!(seen.values().all(|n| *n == 1), "a row appeared twice");
 }
 
+/// One text column of every asset row, in name order: what a migration left there.
+async fn assets_column(db: &sea_orm::DatabaseConnection, column: &str) -> Vec<String> {
+    db.query_all_raw(Statement::from_string(
+        sea_orm::DatabaseBackend::Postgres,
+        format!("SELECT {column} AS value FROM assets ORDER BY name"),
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.try_get::<String>("", "value").unwrap())
+    .collect()
+}
+
 #[tokio::test]
 async fn the_change_feed_migration_names_rows_written_before_it() {
     use migrations::MigratorTrait;
@@ -428,17 +441,7 @@ async fn the_change_feed_migration_names_rows_written_before_it() {
     .await
     .unwrap();
     migrations::Migrator::up(&db, None).await.unwrap();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT object_name FROM assets ORDER BY name",
-        ))
-        .await
-        .unwrap();
-    let names: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get::<String>("", "object_name").unwrap())
-        .collect();
+    let names = assets_column(&db, "object_name").await;
     assert_eq!(names[0], "granite.v3-0.ibm");
     assert!(
         names[1].starts_with("meta-llama-llama-3-1-8b-instruct.v3-1.hf.x"),
@@ -488,17 +491,7 @@ async fn the_description_terms_migration_makes_older_descriptions_searchable() {
     .await
     .unwrap();
     migrations::Migrator::up(&db, None).await.unwrap();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            sea_orm::DatabaseBackend::Postgres,
-            "SELECT description_terms FROM assets ORDER BY name",
-        ))
-        .await
-        .unwrap();
-    let terms: Vec<String> = rows
-        .iter()
-        .map(|r| r.try_get::<String>("", "description_terms").unwrap())
-        .collect();
+    let terms = assets_column(&db, "description_terms").await;
     assert_eq!(terms, ["instruction tuned école", ""]);
     let store = store::connect(&url).await.unwrap();
     let found = store

@@ -141,11 +141,7 @@ pub(crate) fn bind_value(value: &serde_json::Value, kind: ValueType) -> sea_orm:
 /// `$1` namespace, `$2` source, `$3` the rows as JSON text, `$4` the time, `$5` the revision.
 pub(crate) fn pg_json_upsert_sql() -> Result<&'static str, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
-    if let Some(sql) = SQL.get() {
-        return Ok(sql);
-    }
-    let built = build_pg_json_upsert(OnConflict::Update)?;
-    Ok(SQL.get_or_init(|| built))
+    built_once(&SQL, OnConflict::Update)
 }
 
 /// [`pg_json_upsert_sql`] without `ON CONFLICT`, for rows the refresh's diff found absent. A
@@ -155,11 +151,20 @@ pub(crate) fn pg_json_upsert_sql() -> Result<&'static str, StoreError> {
 /// overwritten under a "create" audit event.
 pub(crate) fn pg_json_insert_sql() -> Result<&'static str, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
-    if let Some(sql) = SQL.get() {
+    built_once(&SQL, OnConflict::Fail)
+}
+
+/// The statement in `cell`, built on first use (building can fail; `OnceLock` cannot hold an
+/// error, so a failed build is retried next time).
+fn built_once(
+    cell: &'static OnceLock<String>,
+    on_conflict: OnConflict,
+) -> Result<&'static str, StoreError> {
+    if let Some(sql) = cell.get() {
         return Ok(sql);
     }
-    let built = build_pg_json_upsert(OnConflict::Fail)?;
-    Ok(SQL.get_or_init(|| built))
+    let built = build_pg_json_upsert(on_conflict)?;
+    Ok(cell.get_or_init(|| built))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
