@@ -104,33 +104,37 @@ async fn backfill(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
         .from(Assets::Table)
         .and_where(Expr::col(Assets::Description).is_not_null())
         .to_owned();
-    let mut terms = Vec::new();
+    let mut terms: Vec<(i64, String)> = Vec::new();
     for row in db.query_all(&select).await? {
         let id: i64 = row.try_get("", "id")?;
         let description: Option<String> = row.try_get("", "description")?;
         let words = curio_core::catalog::description_terms(description.as_deref());
         if !words.is_empty() {
-            terms.push(serde_json::json!({ "id": id, "terms": words }));
+            terms.push((id, words));
         }
     }
     if backend == DatabaseBackend::Postgres {
         for chunk in terms.chunks(BACKFILL_CHUNK) {
+            let rows: Vec<_> = chunk
+                .iter()
+                .map(|(id, words)| serde_json::json!({ "id": id, "terms": words }))
+                .collect();
             db.execute_raw(Statement::from_sql_and_values(
                 backend,
                 "UPDATE assets AS a SET description_terms = r.terms \
                  FROM jsonb_to_recordset($1::text::jsonb) AS r(id bigint, terms text) \
                  WHERE a.id = r.id",
-                [serde_json::Value::from(chunk.to_vec()).to_string().into()],
+                [serde_json::Value::from(rows).to_string().into()],
             ))
             .await?;
         }
         return Ok(());
     }
-    for row in terms {
+    for (id, words) in terms {
         db.execute_raw(Statement::from_sql_and_values(
             backend,
             "UPDATE assets SET description_terms = ? WHERE id = ?",
-            [row["terms"].as_str().into(), row["id"].as_i64().into()],
+            [words.into(), id.into()],
         ))
         .await?;
     }

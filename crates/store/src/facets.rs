@@ -303,20 +303,13 @@ pub(crate) async fn rewrite_counts(
     source: &str,
 ) -> Result<(), StoreError> {
     let pg = backend == DatabaseBackend::Postgres;
-    let (delete, condition) = if pg {
-        (
-            "DELETE FROM asset_facet_counts WHERE namespace = $1 AND source = $2",
-            "a.namespace = $1 AND a.source = $2",
-        )
+    let condition = if pg {
+        "a.namespace = $1 AND a.source = $2"
     } else {
-        (
-            "DELETE FROM asset_facet_counts WHERE namespace = ?1 AND source = ?2",
-            "a.namespace = ?1 AND a.source = ?2",
-        )
+        "a.namespace = ?1 AND a.source = ?2"
     };
     let values = || [namespace.as_str().into(), source.into()];
-    txn.execute_raw(Statement::from_sql_and_values(backend, delete, values()))
-        .await?;
+    delete_counts(txn, namespace, source).await?;
     if pg {
         // A large source's count crosses the JIT threshold; compiling costs more than counting.
         txn.execute_unprepared("SET LOCAL jit = off").await?;
@@ -329,6 +322,23 @@ pub(crate) async fn rewrite_counts(
         ),
         values(),
     ))
+    .await?;
+    Ok(())
+}
+
+/// Drops `source`'s stored counts, the first half of both ways of rewriting them.
+async fn delete_counts(
+    txn: &sea_orm::DatabaseTransaction,
+    namespace: &Namespace,
+    source: &str,
+) -> Result<(), StoreError> {
+    txn.execute(
+        &Query::delete()
+            .from_table(Alias::new(COUNTS_TABLE))
+            .and_where(Expr::col(Alias::new("namespace")).eq(namespace.as_str()))
+            .and_where(Expr::col(Alias::new("source")).eq(source))
+            .to_owned(),
+    )
     .await?;
     Ok(())
 }
@@ -384,15 +394,8 @@ pub(crate) async fn write_counts_of(
     source: &str,
     records: &[AssetRecord],
 ) -> Result<(), StoreError> {
-    let table = Alias::new("asset_facet_counts");
-    txn.execute(
-        &Query::delete()
-            .from_table(table.clone())
-            .and_where(Expr::col(Alias::new("namespace")).eq(namespace.as_str()))
-            .and_where(Expr::col(Alias::new("source")).eq(source))
-            .to_owned(),
-    )
-    .await?;
+    delete_counts(txn, namespace, source).await?;
+    let table = Alias::new(COUNTS_TABLE);
     let counts: Vec<_> = counts_of_records(source, records).into_iter().collect();
     for chunk in counts.chunks(COUNT_CHUNK) {
         let mut insert = Query::insert();
