@@ -508,3 +508,174 @@ async fn assets_without_metadata_or_optional_fields_store_on_both_backends() {
         assert_eq!(names(&store, AssetQuery::default()).await, ["bare"]);
     }
 }
+
+/// Every column of a row as it was stored, for comparing with the record it came from.
+fn stored_fields(m: &curio::store::entity::asset::Model) -> serde_json::Value {
+    serde_json::json!({
+        "kind": m.kind, "name": m.name, "version": m.version,
+        "display_name": m.display_name, "description": m.description,
+        "provider": m.provider, "license": m.license, "tags": m.tags, "labels": m.labels,
+        "stage": m.stage, "approved": m.approved, "links": m.links, "metadata": m.metadata,
+        "mcp": m.mcp, "agent": m.agent, "digest": m.digest,
+    })
+}
+
+fn record_fields(r: &AssetRecord) -> serde_json::Value {
+    let f = r.fields();
+    serde_json::json!({
+        "kind": f.kind.as_str(), "name": f.name, "version": f.version,
+        "display_name": f.display_name, "description": f.description,
+        "provider": f.provider, "license": f.license, "tags": f.tags, "labels": f.labels,
+        "stage": f.stage, "approved": f.approved, "links": f.links,
+        "metadata": f.metadata, "mcp": f.mcp, "agent": f.agent,
+        "digest": r.digest(),
+    })
+}
+
+async fn check_every_field_round_trips(store: Store) {
+    use curio::store::entity::asset;
+    use sea_orm::{EntityTrait, QueryOrder};
+    // Text the batched write must carry verbatim: quotes, backslashes, SQL wildcards, array
+    // and JSON punctuation, unicode, and an empty string beside a missing one.
+    let awkward = "O'Brien \"quoted\" back\\slash 100% _x_ {a,b} NULL ünïcödé 模型 🚀";
+    let mut full = asset(AssetKind::McpServer, "full/ünïcödé", "1.0-β");
+    full.display_name = Some(awkward.into());
+    full.description = Some(format!("{awkward}\nsecond line\ttab"));
+    full.provider = Some(String::new());
+    full.license = Some("Apache-2.0 OR MIT".into());
+    full.tags = vec!["a,b".into(), "NULL".into(), "ünï".into()];
+    full.labels = [("k\"ey".to_string(), "v,al}ue".to_string())].into();
+    full.links = vec![curio::catalog::Link {
+        link_type: "weights".into(),
+        uri: "oci://r.example.com/m:1?x=\"y\"".into(),
+    }];
+    full.metadata = Some(serde_json::json!({"nested": {"s": awkward, "n": 1.5, "null": null}}));
+    full.mcp = Some(Default::default());
+    full.agent = Some(Default::default());
+    let full = AssetRecord::curated(full, [], [], Some("production".into()), true);
+    // Nothing optional set: each such column NULL.
+    let bare = AssetRecord::from_asset(curio_core::fixtures::asset(AssetKind::Agent, "bare", ""));
+    let out = refresh(
+        &store,
+        &ns("team-a"),
+        "src",
+        vec![full.clone(), bare.clone()],
+    )
+    .await;
+    assert_eq!(out.added, 2);
+    let rows = asset::Entity::find()
+        .order_by_asc(asset::Column::Name)
+        .all(store.connection())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(stored_fields(&rows[0]), record_fields(&bare));
+    assert_eq!(stored_fields(&rows[1]), record_fields(&full));
+    assert!(bare.fields().description.is_none() && bare.fields().mcp.is_none());
+    assert!(
+        rows[0].description.is_none() && rows[0].mcp.is_none(),
+        "NULL, not empty"
+    );
+    assert_eq!(rows[1].provider.as_deref(), Some(""), "empty, not NULL");
+
+    // An update goes through the upsert's arrays: the row takes the new content whole.
+    let mut changed = asset(AssetKind::McpServer, "full/ünïcödé", "1.0-β");
+    changed.description = Some(awkward.into());
+    let changed = AssetRecord::from_asset(changed);
+    let out = refresh(
+        &store,
+        &ns("team-a"),
+        "src",
+        vec![changed.clone(), bare.clone()],
+    )
+    .await;
+    assert_eq!(out.updated, 1);
+    let rows = asset::Entity::find()
+        .order_by_asc(asset::Column::Name)
+        .all(store.connection())
+        .await
+        .unwrap();
+    assert_eq!(stored_fields(&rows[1]), record_fields(&changed));
+}
+
+#[tokio::test]
+async fn every_field_round_trips_on_postgres() {
+    check_every_field_round_trips(postgres_store().await.0).await;
+}
+
+#[tokio::test]
+async fn every_field_round_trips_on_sqlite() {
+    let (store, _dir) = sqlite_store().await;
+    check_every_field_round_trips(store).await;
+}
+
+async fn check_audit_events_round_trip(store: Store) {
+    use curio::store::NewAuditEvent;
+    let namespace = ns("team-a");
+    let mut full = audit(&namespace, "approve", "model-ünï");
+    full.actor = "O'Brien \"admin\"".into();
+    full.actor_groups = vec!["a,b".into(), "NULL".into()];
+    full.object_uid = Some("uid-1".into());
+    full.before_digest = Some("b".repeat(64));
+    full.after_digest = Some(String::new());
+    full.client = Some("kubectl/1.28 \\ 模型".into());
+    full.details = Some(serde_json::json!({"why": "100% {x}", "n": null}));
+    let mut bare = audit(&namespace, "create", "bare");
+    bare.reason = None;
+    bare.request_id = None;
+    let mut keyed = audit(&namespace, "start", "job");
+    keyed.idempotency_key = Some("job-uid/1/start".into());
+    let events: Vec<NewAuditEvent> = vec![full, bare, keyed.clone(), keyed];
+    assert_eq!(
+        store.record_audit_events(&events).await.unwrap(),
+        3,
+        "the repeated key once"
+    );
+    let stored = store
+        .list_audit_events(
+            &NamespaceScope::single(namespace.clone()),
+            &Default::default(),
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    let as_event = |m: &curio::store::entity::audit_event::Model| NewAuditEvent {
+        namespace: namespace.clone(),
+        occurred_at: m.occurred_at,
+        actor: m.actor.clone(),
+        actor_groups: serde_json::from_value(m.actor_groups.clone()).unwrap(),
+        verb: m.verb.clone(),
+        resource: m.resource.clone(),
+        object_name: m.object_name.clone(),
+        object_uid: m.object_uid.clone(),
+        before_digest: m.before_digest.clone(),
+        after_digest: m.after_digest.clone(),
+        reason: m.reason.clone(),
+        request_id: m.request_id.clone(),
+        client: m.client.clone(),
+        details: m.details.clone(),
+        idempotency_key: m.idempotency_key.clone(),
+    };
+    let stored: Vec<NewAuditEvent> = stored.iter().map(as_event).collect();
+    // Timestamps keep microseconds in the store.
+    let truncated = |mut e: NewAuditEvent| {
+        e.occurred_at =
+            chrono::DateTime::from_timestamp_micros(e.occurred_at.timestamp_micros()).unwrap();
+        e
+    };
+    let expected: Vec<NewAuditEvent> = events[..3].iter().cloned().map(truncated).collect();
+    let stored: Vec<NewAuditEvent> = stored.into_iter().map(truncated).collect();
+    assert_eq!(stored, expected);
+}
+
+#[tokio::test]
+async fn audit_events_round_trip_on_postgres() {
+    check_audit_events_round_trip(postgres_store().await.0).await;
+}
+
+#[tokio::test]
+async fn audit_events_round_trip_on_sqlite() {
+    let (store, _dir) = sqlite_store().await;
+    check_audit_events_round_trip(store).await;
+}

@@ -7,7 +7,12 @@ use std::sync::OnceLock;
 use sea_orm::{ColumnTrait, ColumnType, Iterable, sea_query::Iden};
 use serde::Serialize;
 
-use super::{StoreError, entity::asset};
+use super::{
+    StoreError,
+    entity::asset,
+    pg_arrays::{self, ArrayColumn, ArrayKind, ArrayRows},
+};
+use chrono::{DateTime, Utc};
 use curio_core::{
     catalog::{AssetFields, AssetRecord, search_terms},
     catalog_api::names,
@@ -137,22 +142,26 @@ pub(crate) fn bind_value(value: &serde_json::Value, kind: ValueType) -> sea_orm:
     }
 }
 
-/// PostgreSQL's `INSERT … SELECT … FROM jsonb_to_recordset($3) … ON CONFLICT … DO UPDATE`:
-/// `$1` namespace, `$2` source, `$3` the rows as JSON text, `$4` the time, `$5` the revision.
-pub(crate) fn pg_json_upsert_sql() -> Result<&'static str, StoreError> {
+/// PostgreSQL's `INSERT … SELECT … FROM unnest(…) … ON CONFLICT … DO UPDATE`: `$1`
+/// namespace, `$2` source, `$3` the time, `$4` the revision, then the content columns' arrays
+/// ([`pg_array_values`]).
+pub(crate) fn pg_array_upsert_sql() -> Result<&'static str, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
     built_once(&SQL, OnConflict::Update)
 }
 
-/// [`pg_json_upsert_sql`] without `ON CONFLICT`, for rows the refresh's diff found absent. A
+/// [`pg_array_upsert_sql`] without `ON CONFLICT`, for rows the refresh's diff found absent. A
 /// speculative insertion costs PostgreSQL a unique-index probe and a second heap write per
 /// row (about 5% of a 100,000-asset ingest); a row that is there after all (a stale diff)
 /// fails the refresh's transaction, which then retries with a fresh one, instead of being
 /// overwritten under a "create" audit event.
-pub(crate) fn pg_json_insert_sql() -> Result<&'static str, StoreError> {
+pub(crate) fn pg_array_insert_sql() -> Result<&'static str, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
     built_once(&SQL, OnConflict::Fail)
 }
+
+/// The first array's parameter number: after namespace, source, time and revision.
+const FIRST_ARRAY_PARAMETER: usize = 5;
 
 /// The statement in `cell`, built on first use (building can fail; `OnceLock` cannot hold an
 /// error, so a failed build is retried next time).
@@ -163,7 +172,7 @@ fn built_once(
     if let Some(sql) = cell.get() {
         return Ok(sql);
     }
-    let built = build_pg_json_upsert(on_conflict)?;
+    let built = build_pg_array_upsert(on_conflict)?;
     Ok(cell.get_or_init(|| built))
 }
 
@@ -173,8 +182,23 @@ enum OnConflict {
     Fail,
 }
 
-fn build_pg_json_upsert(on_conflict: OnConflict) -> Result<String, StoreError> {
-    let content: Vec<asset::Column> = content_columns().collect();
+/// The content columns as `unnest` sources, typed and nullable as the entity says.
+fn content_arrays() -> Result<Vec<(asset::Column, ArrayColumn)>, StoreError> {
+    content_columns()
+        .map(|column| {
+            let kind = match value_type(column)? {
+                ValueType::Text => ArrayKind::Text,
+                ValueType::Json => ArrayKind::Json,
+                ValueType::Boolean => ArrayKind::Boolean,
+            };
+            let nullable = column.def().is_null();
+            Ok((column, ArrayColumn { kind, nullable }))
+        })
+        .collect()
+}
+
+fn build_pg_array_upsert(on_conflict: OnConflict) -> Result<String, StoreError> {
+    let arrays: Vec<ArrayColumn> = content_arrays()?.into_iter().map(|(_, a)| a).collect();
     let names = |columns: &[asset::Column]| {
         columns
             .iter()
@@ -182,30 +206,15 @@ fn build_pg_json_upsert(on_conflict: OnConflict) -> Result<String, StoreError> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut record_type = Vec::with_capacity(content.len());
-    for column in &content {
-        let sql_type = match value_type(*column)? {
-            ValueType::Text => "text",
-            ValueType::Json => "jsonb",
-            ValueType::Boolean => "boolean",
-        };
-        record_type.push(format!("\"{}\" {sql_type}", json_key(*column)));
-    }
-    let selected: Vec<String> = content
-        .iter()
-        .map(|c| format!("r.\"{}\"", json_key(*c)))
-        .collect();
+    let (source, reads) = pg_arrays::unnest_source(&arrays, FIRST_ARRAY_PARAMETER);
     let updates: Vec<String> = updated_on_conflict()
         .iter()
         .map(|c| format!("{c} = EXCLUDED.{c}", c = c.to_string()))
         .collect();
     let insert = format!(
-        "INSERT INTO assets ({columns}) \
-         SELECT $1, $2, {selected}, $4, $4, $5, $5 \
-         FROM jsonb_to_recordset($3::text::jsonb) AS r({record_type})",
+        "INSERT INTO assets ({columns}) SELECT $1, $2, {reads}, $3, $3, $4, $4 FROM {source}",
         columns = names(&insert_columns()),
-        selected = selected.join(", "),
-        record_type = record_type.join(", "),
+        reads = reads.join(", "),
     );
     Ok(match on_conflict {
         OnConflict::Fail => insert,
@@ -215,6 +224,54 @@ fn build_pg_json_upsert(on_conflict: OnConflict) -> Result<String, StoreError> {
             updates = updates.join(", "),
         ),
     })
+}
+
+/// The bound parameters of [`pg_array_insert_sql`] and [`pg_array_upsert_sql`] for `records`:
+/// namespace, source, time, revision, then one array per content column.
+pub(crate) fn pg_array_values(
+    namespace: &str,
+    source: &str,
+    records: &[&AssetRecord],
+    now: DateTime<Utc>,
+    revision: i64,
+) -> Result<Vec<sea_orm::Value>, StoreError> {
+    let columns = content_arrays()?;
+    let keys: Vec<String> = columns.iter().map(|(c, _)| json_key(*c)).collect();
+    let arrays: Vec<ArrayColumn> = columns.iter().map(|(_, a)| *a).collect();
+    let mut rows = ArrayRows::new(&arrays, records.len());
+    for record in records {
+        let serde_json::Value::Object(mut row) =
+            serde_json::to_value(RowContent::of(record, source))
+                .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?
+        else {
+            return Err(StoreError::Database(sea_orm::DbErr::Json(
+                "an asset row serialized to something other than an object".into(),
+            )));
+        };
+        for (i, (key, array)) in keys.iter().zip(&arrays).enumerate() {
+            let value = row.remove(key).unwrap_or(serde_json::Value::Null);
+            let pushed = match array.kind {
+                ArrayKind::Text => rows.push_text(
+                    i,
+                    match value {
+                        serde_json::Value::String(s) => Some(s),
+                        _ => None,
+                    },
+                ),
+                // An absent detail is SQL NULL, not JSON null.
+                ArrayKind::Json => rows.push_text(i, (!value.is_null()).then(|| value.to_string())),
+                ArrayKind::Boolean => rows.push_bool(i, value.as_bool()),
+                // `content_arrays` types no content column so.
+                ArrayKind::Timestamp => Err(pg_arrays::ArrayError::WrongKind(i, array.kind)),
+            };
+            pushed
+                .map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(format!("{key}: {e}"))))?;
+        }
+    }
+    let mut values: Vec<sea_orm::Value> =
+        vec![namespace.into(), source.into(), now.into(), revision.into()];
+    values.extend(rows.into_values());
+    Ok(values)
 }
 
 #[cfg(test)]
@@ -246,22 +303,24 @@ mod tests {
     }
 
     #[test]
-    fn the_postgres_upsert_is_the_statement_it_always_was_plus_the_terms() {
-        // The hand-written statement this one replaced, with camelCase record keys, and the
-        // description's search terms since they were added.
+    fn the_postgres_upsert_reads_each_column_from_its_array() {
         let expected = r#"
 INSERT INTO assets (namespace, source, kind, name, version, display_name, description, provider,
                     license, tags, labels, stage, approved, links, metadata, mcp, agent, digest,
                     object_name, description_terms, created_at, updated_at, revision,
                     created_revision)
-SELECT $1, $2, r."kind", r."name", r."version", r."displayName", r."description", r."provider",
-       r."license", r."tags", r."labels", r."stage", r."approved", r."links", r."metadata", r."mcp",
-       r."agent", r."digest", r."objectName", r."descriptionTerms", $4, $4, $5, $5
-FROM jsonb_to_recordset($3::text::jsonb) AS r(
-    "kind" text, "name" text, "version" text, "displayName" text, "description" text, "provider" text,
-    "license" text, "tags" jsonb, "labels" jsonb, "stage" text, "approved" boolean, "links" jsonb,
-    "metadata" jsonb, "mcp" jsonb, "agent" jsonb, "digest" text, "objectName" text,
-    "descriptionTerms" text)
+SELECT $1, $2, r.c0, r.c1, r.c2, CASE WHEN r.p3 THEN r.c3 END, CASE WHEN r.p4 THEN r.c4 END,
+       CASE WHEN r.p5 THEN r.c5 END, CASE WHEN r.p6 THEN r.c6 END, r.c7::jsonb, r.c8::jsonb,
+       CASE WHEN r.p9 THEN r.c9 END, r.c10, r.c11::jsonb, r.c12::jsonb,
+       CASE WHEN r.p13 THEN r.c13::jsonb END, CASE WHEN r.p14 THEN r.c14::jsonb END, r.c15, r.c16,
+       r.c17, $3, $3, $4, $4
+FROM unnest($5::text[], $6::text[], $7::text[], $8::text[], $9::boolean[], $10::text[],
+            $11::boolean[], $12::text[], $13::boolean[], $14::text[], $15::boolean[], $16::text[],
+            $17::text[], $18::text[], $19::boolean[], $20::boolean[], $21::text[], $22::text[],
+            $23::text[], $24::boolean[], $25::text[], $26::boolean[], $27::text[], $28::text[],
+            $29::text[])
+     AS r(c0, c1, c2, c3, p3, c4, p4, c5, p5, c6, p6, c7, c8, c9, p9, c10, c11, c12, c13, p13,
+          c14, p14, c15, c16, c17)
 ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
     display_name = EXCLUDED.display_name, description = EXCLUDED.description,
     provider = EXCLUDED.provider, license = EXCLUDED.license, tags = EXCLUDED.tags,
@@ -269,20 +328,36 @@ ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
     links = EXCLUDED.links, metadata = EXCLUDED.metadata, mcp = EXCLUDED.mcp,
     agent = EXCLUDED.agent, digest = EXCLUDED.digest, object_name = EXCLUDED.object_name,
     description_terms = EXCLUDED.description_terms, updated_at = EXCLUDED.updated_at, revision = EXCLUDED.revision"#;
-        let built = pg_json_upsert_sql().unwrap();
-        assert_eq!(
-            squeeze(built).replace("( ", "("),
-            squeeze(expected).replace("( ", "(")
-        );
+        let built = pg_array_upsert_sql().unwrap();
+        assert_eq!(squeeze(built), squeeze(expected));
     }
 
     #[test]
     fn the_postgres_insert_is_the_upsert_without_its_conflict_clause() {
-        let upsert = pg_json_upsert_sql().unwrap();
-        let insert = pg_json_insert_sql().unwrap();
+        let upsert = pg_array_upsert_sql().unwrap();
+        let insert = pg_array_insert_sql().unwrap();
         let (head, conflict) = upsert.split_once(" ON CONFLICT ").unwrap();
         assert_eq!(insert, head);
         assert!(conflict.starts_with("(namespace, source, kind, name, version) DO UPDATE"));
         assert!(!insert.contains("CONFLICT"));
+    }
+
+    #[test]
+    fn the_postgres_values_are_one_array_per_parameter() {
+        let record = AssetRecord::from_asset(asset(AssetKind::Model, "granite", "3"));
+        let values =
+            pg_array_values("team-a", "s", &[&record, &record], chrono::Utc::now(), 7).unwrap();
+        let sql = pg_array_upsert_sql().unwrap();
+        let highest = (1..=values.len() + 1)
+            .rev()
+            .find(|n| sql.contains(&format!("${n}:")) || sql.contains(&format!("${n},")))
+            .unwrap();
+        assert_eq!(highest, values.len(), "a parameter for every value");
+        for value in &values[4..] {
+            let sea_orm::Value::Array(_, Some(elements)) = value else {
+                panic!("{value:?} is not an array");
+            };
+            assert_eq!(elements.len(), 2, "one element per record");
+        }
     }
 }

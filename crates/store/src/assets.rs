@@ -36,8 +36,8 @@ pub struct ApplyOutcome {
 /// A refresh adding or removing at least this many rows refreshes the planner's statistics.
 const ANALYZE_AFTER_ROWS: usize = 1000;
 const SQLITE_UPSERT_CHUNK: usize = 1_000;
-/// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
-const PG_JSON_CHUNK: usize = 5_000;
+/// Rows per PostgreSQL statement; the rows travel as one array per column.
+const PG_ARRAY_CHUNK: usize = 5_000;
 const DELETE_CHUNK: usize = 1_000;
 
 /// One multi-row `INSERT … ON CONFLICT (natural key) DO UPDATE` for `records`.
@@ -81,10 +81,10 @@ pub fn upsert_statement(
     Ok(insert)
 }
 
-/// The PostgreSQL insert or upsert (`sql`): the rows go as one JSON text parameter and
-/// `jsonb_to_recordset` expands them server-side. Five bind parameters whatever the row
-/// count, and no per-row statement text to build or parse.
-fn pg_json_rows(
+/// The PostgreSQL insert or upsert (`sql`) of `records`: one array per column
+/// ([`asset_row::pg_array_values`]), whatever the row count, and no per-row statement text
+/// to build or parse.
+fn pg_array_rows(
     sql: &str,
     namespace: &Namespace,
     source: &str,
@@ -92,19 +92,10 @@ fn pg_json_rows(
     now: DateTime<Utc>,
     revision: i64,
 ) -> Result<sea_orm::Statement, StoreError> {
-    let rows: Vec<RowContent<'_>> = records.iter().map(|r| RowContent::of(r, source)).collect();
-    let rows = serde_json::to_string(&rows)
-        .map_err(|e| StoreError::Database(sea_orm::DbErr::Json(e.to_string())))?;
     Ok(sea_orm::Statement::from_sql_and_values(
         DatabaseBackend::Postgres,
         sql,
-        [
-            namespace.as_str().into(),
-            source.into(),
-            rows.into(),
-            now.into(),
-            revision.into(),
-        ],
+        asset_row::pg_array_values(namespace.as_str(), source, records, now, revision)?,
     ))
 }
 
@@ -215,11 +206,11 @@ impl Store {
             let added: Vec<&AssetRecord> = diff.added.iter().collect();
             let updated: Vec<&AssetRecord> = diff.updated.iter().map(|u| &u.record).collect();
             for (rows, sql) in [
-                (added, asset_row::pg_json_insert_sql()?),
-                (updated, asset_row::pg_json_upsert_sql()?),
+                (added, asset_row::pg_array_insert_sql()?),
+                (updated, asset_row::pg_array_upsert_sql()?),
             ] {
-                for chunk in rows.chunks(PG_JSON_CHUNK) {
-                    txn.execute_raw(pg_json_rows(sql, namespace, source, chunk, now, revision)?)
+                for chunk in rows.chunks(PG_ARRAY_CHUNK) {
+                    txn.execute_raw(pg_array_rows(sql, namespace, source, chunk, now, revision)?)
                         .await?;
                 }
             }

@@ -4,10 +4,17 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement, TransactionTrait,
-    sea_query::{OnConflict, Query},
+    sea_query::{Iden, OnConflict, Query},
 };
 
-use super::{NamespaceScope, Store, StoreError, entity::audit_event, scope::Namespace};
+use std::sync::OnceLock;
+
+use super::{
+    NamespaceScope, Store, StoreError,
+    entity::audit_event,
+    pg_arrays::{self, ArrayColumn, ArrayKind, ArrayRows},
+    scope::Namespace,
+};
 
 /// One audit event to record: who, what, when, where and why.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,72 +73,93 @@ const AUDIT_COLUMNS: [audit_event::Column; 15] = [
 
 /// Rows per multi-row `VALUES` statement on SQLite (under its 32,766 bind limit).
 const AUDIT_CHUNK: usize = 2_000;
-/// Rows per PostgreSQL statement; the rows travel as one JSON parameter.
-const PG_JSON_CHUNK: usize = 5_000;
+/// Rows per PostgreSQL statement; the rows travel as one array per column.
+const PG_ARRAY_CHUNK: usize = 5_000;
 
-#[derive(serde::Serialize)]
-struct PgAuditRow<'a> {
-    namespace: &'a str,
-    occurred_at: DateTime<Utc>,
-    actor: &'a str,
-    actor_groups: &'a [String],
-    verb: &'a str,
-    resource: &'a str,
-    object_name: &'a str,
-    object_uid: Option<&'a str>,
-    before_digest: Option<&'a str>,
-    after_digest: Option<&'a str>,
-    reason: Option<&'a str>,
-    request_id: Option<&'a str>,
-    client: Option<&'a str>,
-    details: Option<&'a serde_json::Value>,
-    idempotency_key: Option<&'a str>,
+const fn array(kind: ArrayKind, nullable: bool) -> ArrayColumn {
+    ArrayColumn { kind, nullable }
 }
 
-const PG_JSON_INSERT: &str = r#"
-INSERT INTO audit_events (namespace, occurred_at, actor, actor_groups, verb, resource, object_name,
-                          object_uid, before_digest, after_digest, reason, request_id, client,
-                          details, idempotency_key)
-SELECT r.namespace, r.occurred_at, r.actor, r.actor_groups, r.verb, r.resource, r.object_name,
-       r.object_uid, r.before_digest, r.after_digest, r.reason, r.request_id, r.client,
-       r.details, r.idempotency_key
-FROM jsonb_to_recordset($1::text::jsonb) AS r(
-    namespace text, occurred_at timestamptz, actor text, actor_groups jsonb, verb text,
-    resource text, object_name text, object_uid text, before_digest text, after_digest text,
-    reason text, request_id text, client text, details jsonb, idempotency_key text)"#;
+/// [`AUDIT_COLUMNS`] as `unnest` sources, in the same order.
+const AUDIT_ARRAYS: [ArrayColumn; 15] = [
+    array(ArrayKind::Text, false),      // namespace
+    array(ArrayKind::Timestamp, false), // occurred_at
+    array(ArrayKind::Text, false),      // actor
+    array(ArrayKind::Json, false),      // actor_groups
+    array(ArrayKind::Text, false),      // verb
+    array(ArrayKind::Text, false),      // resource
+    array(ArrayKind::Text, false),      // object_name
+    array(ArrayKind::Text, true),       // object_uid
+    array(ArrayKind::Text, true),       // before_digest
+    array(ArrayKind::Text, true),       // after_digest
+    array(ArrayKind::Text, true),       // reason
+    array(ArrayKind::Text, true),       // request_id
+    array(ArrayKind::Text, true),       // client
+    array(ArrayKind::Json, true),       // details
+    array(ArrayKind::Text, true),       // idempotency_key
+];
 
-/// Events with an idempotency key skip the ones already recorded. Events without one cannot
-/// conflict, and a plain insert spares them the speculative insertion (a unique-index probe
-/// and a second heap write per row).
-fn pg_json_insert(events: &[NewAuditEvent], keyed: bool) -> Statement {
-    let rows: Vec<PgAuditRow<'_>> = events
-        .iter()
-        .map(|e| PgAuditRow {
-            namespace: e.namespace.as_str(),
-            occurred_at: e.occurred_at,
-            actor: &e.actor,
-            actor_groups: &e.actor_groups,
-            verb: &e.verb,
-            resource: &e.resource,
-            object_name: &e.object_name,
-            object_uid: e.object_uid.as_deref(),
-            before_digest: e.before_digest.as_deref(),
-            after_digest: e.after_digest.as_deref(),
-            reason: e.reason.as_deref(),
-            request_id: e.request_id.as_deref(),
-            client: e.client.as_deref(),
-            details: e.details.as_ref(),
-            idempotency_key: e.idempotency_key.as_deref(),
-        })
-        .collect();
-    // Borrowed plain data with string keys: serialization cannot fail.
-    let rows = serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into());
-    let sql = if keyed {
-        format!("{PG_JSON_INSERT} ON CONFLICT (idempotency_key) DO NOTHING")
-    } else {
-        PG_JSON_INSERT.to_owned()
+/// The PostgreSQL insert of events from column arrays. Events with an idempotency key skip
+/// the ones already recorded (`keyed`). Events without one cannot conflict, and a plain
+/// insert spares them the speculative insertion (a unique-index probe and a second heap
+/// write per row).
+fn pg_array_insert_sql(keyed: bool) -> &'static str {
+    static PLAIN: OnceLock<String> = OnceLock::new();
+    static KEYED: OnceLock<String> = OnceLock::new();
+    let build = || {
+        let columns: Vec<String> = AUDIT_COLUMNS.iter().map(Iden::to_string).collect();
+        let (source, reads) = pg_arrays::unnest_source(&AUDIT_ARRAYS, 1);
+        let insert = format!(
+            "INSERT INTO audit_events ({}) SELECT {} FROM {source}",
+            columns.join(", "),
+            reads.join(", ")
+        );
+        if keyed {
+            format!("{insert} ON CONFLICT (idempotency_key) DO NOTHING")
+        } else {
+            insert
+        }
     };
-    Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, [rows.into()])
+    if keyed {
+        KEYED.get_or_init(build)
+    } else {
+        PLAIN.get_or_init(build)
+    }
+}
+
+fn pg_array_insert(events: &[NewAuditEvent], keyed: bool) -> Result<Statement, StoreError> {
+    let mut rows = ArrayRows::new(&AUDIT_ARRAYS, events.len());
+    for e in events {
+        let texts = [
+            (0, Some(e.namespace.as_str())),
+            (2, Some(e.actor.as_str())),
+            (4, Some(e.verb.as_str())),
+            (5, Some(e.resource.as_str())),
+            (6, Some(e.object_name.as_str())),
+            (7, e.object_uid.as_deref()),
+            (8, e.before_digest.as_deref()),
+            (9, e.after_digest.as_deref()),
+            (10, e.reason.as_deref()),
+            (11, e.request_id.as_deref()),
+            (12, e.client.as_deref()),
+            (14, e.idempotency_key.as_deref()),
+        ];
+        let pushed = rows
+            .push_timestamp(1, Some(e.occurred_at))
+            .and_then(|()| rows.push_text(3, Some(serde_json::json!(e.actor_groups).to_string())))
+            .and_then(|()| rows.push_text(13, e.details.as_ref().map(|d| d.to_string())))
+            .and_then(|()| {
+                texts
+                    .into_iter()
+                    .try_for_each(|(i, text)| rows.push_text(i, text.map(str::to_owned)))
+            });
+        pushed.map_err(|e| StoreError::Database(sea_orm::DbErr::Custom(e.to_string())))?;
+    }
+    Ok(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        pg_array_insert_sql(keyed),
+        rows.into_values(),
+    ))
 }
 
 /// Inserts events in batched statements; an event whose idempotency key exists is skipped.
@@ -146,9 +174,9 @@ pub(super) async fn insert_batch<C: ConnectionTrait>(
             events.chunk_by(|a, b| a.idempotency_key.is_some() == b.idempotency_key.is_some())
         {
             let keyed = run[0].idempotency_key.is_some();
-            for chunk in run.chunks(PG_JSON_CHUNK) {
+            for chunk in run.chunks(PG_ARRAY_CHUNK) {
                 written += conn
-                    .execute_raw(pg_json_insert(chunk, keyed))
+                    .execute_raw(pg_array_insert(chunk, keyed)?)
                     .await?
                     .rows_affected();
             }

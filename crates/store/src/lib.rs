@@ -13,6 +13,7 @@ mod facets;
 mod feed;
 mod migrate;
 mod objects;
+mod pg_arrays;
 mod query;
 mod revisions;
 mod scope;
