@@ -532,9 +532,26 @@ fn record_fields(r: &AssetRecord) -> serde_json::Value {
     })
 }
 
-async fn check_every_field_round_trips(store: Store) {
+/// Refreshes team-a's `src` to `desired` and reads back every row, by name.
+async fn refreshed_rows(
+    store: &Store,
+    desired: Vec<AssetRecord>,
+) -> (
+    curio::store::ApplyOutcome,
+    Vec<curio::store::entity::asset::Model>,
+) {
     use curio::store::entity::asset;
     use sea_orm::{EntityTrait, QueryOrder};
+    let out = refresh(store, &ns("team-a"), "src", desired).await;
+    let rows = asset::Entity::find()
+        .order_by_asc(asset::Column::Name)
+        .all(store.connection())
+        .await
+        .unwrap();
+    (out, rows)
+}
+
+async fn check_every_field_round_trips(store: Store) {
     // Text the batched write must carry verbatim: quotes, backslashes, SQL wildcards, array
     // and JSON punctuation, unicode, and an empty string beside a missing one.
     let awkward = "O'Brien \"quoted\" back\\slash 100% _x_ {a,b} NULL ünïcödé 模型 🚀";
@@ -555,19 +572,8 @@ async fn check_every_field_round_trips(store: Store) {
     let full = AssetRecord::curated(full, [], [], Some("production".into()), true);
     // Nothing optional set: each such column NULL.
     let bare = AssetRecord::from_asset(curio_core::fixtures::asset(AssetKind::Agent, "bare", ""));
-    let out = refresh(
-        &store,
-        &ns("team-a"),
-        "src",
-        vec![full.clone(), bare.clone()],
-    )
-    .await;
+    let (out, rows) = refreshed_rows(&store, vec![full.clone(), bare.clone()]).await;
     assert_eq!(out.added, 2);
-    let rows = asset::Entity::find()
-        .order_by_asc(asset::Column::Name)
-        .all(store.connection())
-        .await
-        .unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(stored_fields(&rows[0]), record_fields(&bare));
     assert_eq!(stored_fields(&rows[1]), record_fields(&full));
@@ -582,19 +588,8 @@ async fn check_every_field_round_trips(store: Store) {
     let mut changed = asset(AssetKind::McpServer, "full/ünïcödé", "1.0-β");
     changed.description = Some(awkward.into());
     let changed = AssetRecord::from_asset(changed);
-    let out = refresh(
-        &store,
-        &ns("team-a"),
-        "src",
-        vec![changed.clone(), bare.clone()],
-    )
-    .await;
+    let (out, rows) = refreshed_rows(&store, vec![changed.clone(), bare.clone()]).await;
     assert_eq!(out.updated, 1);
-    let rows = asset::Entity::find()
-        .order_by_asc(asset::Column::Name)
-        .all(store.connection())
-        .await
-        .unwrap();
     assert_eq!(stored_fields(&rows[1]), record_fields(&changed));
 }
 
