@@ -20,6 +20,15 @@ pub(crate) enum ArrayKind {
 }
 
 impl ArrayKind {
+    /// The driver's type of the elements.
+    fn array_type(self) -> ArrayType {
+        match self {
+            ArrayKind::Text | ArrayKind::Json => ArrayType::String,
+            ArrayKind::Boolean => ArrayType::Bool,
+            ArrayKind::Timestamp => ArrayType::ChronoDateTimeUtc,
+        }
+    }
+
     fn sql_type(self) -> &'static str {
         match self {
             ArrayKind::Text | ArrayKind::Json => "text[]",
@@ -64,18 +73,11 @@ pub(crate) fn unnest_source(columns: &[ArrayColumn], first: usize) -> (String, V
     (source, reads)
 }
 
-/// One column's values, filled row by row, then bound as its parameters.
-#[derive(Debug)]
-pub(crate) enum ColumnValues {
-    Text(Vec<Value>),
-    Boolean(Vec<Value>),
-    Timestamp(Vec<Value>),
-}
-
-/// The values of the columns of [`unnest_source`], row by row.
+/// The values of the columns of [`unnest_source`], row by row: per column its elements and,
+/// for a nullable one, its presence mask.
 #[derive(Debug)]
 pub(crate) struct ArrayRows {
-    columns: Vec<(ArrayColumn, ColumnValues, Option<Vec<Value>>)>,
+    columns: Vec<(ArrayColumn, Vec<Value>, Option<Vec<Value>>)>,
 }
 
 impl ArrayRows {
@@ -83,15 +85,8 @@ impl ArrayRows {
         let columns = columns
             .iter()
             .map(|c| {
-                let values = match c.kind {
-                    ArrayKind::Text | ArrayKind::Json => {
-                        ColumnValues::Text(Vec::with_capacity(rows))
-                    }
-                    ArrayKind::Boolean => ColumnValues::Boolean(Vec::with_capacity(rows)),
-                    ArrayKind::Timestamp => ColumnValues::Timestamp(Vec::with_capacity(rows)),
-                };
                 let mask = c.nullable.then(|| Vec::with_capacity(rows));
-                (*c, values, mask)
+                (*c, Vec::with_capacity(rows), mask)
             })
             .collect();
         Self { columns }
@@ -100,24 +95,14 @@ impl ArrayRows {
     /// Pushes column `i`'s value for the current row; `None` is SQL NULL.
     pub(crate) fn push_text(&mut self, i: usize, value: Option<String>) -> Result<(), ArrayError> {
         let present = value.is_some();
-        self.push(i, present, |values| match values {
-            ColumnValues::Text(v) => {
-                v.push(Value::String(Some(value.unwrap_or_default())));
-                true
-            }
-            _ => false,
-        })
+        let element = Value::String(Some(value.unwrap_or_default()));
+        self.push(i, ArrayType::String, present, element)
     }
 
     pub(crate) fn push_bool(&mut self, i: usize, value: Option<bool>) -> Result<(), ArrayError> {
         let present = value.is_some();
-        self.push(i, present, |values| match values {
-            ColumnValues::Boolean(v) => {
-                v.push(Value::Bool(Some(value.unwrap_or_default())));
-                true
-            }
-            _ => false,
-        })
+        let element = Value::Bool(Some(value.unwrap_or_default()));
+        self.push(i, ArrayType::Bool, present, element)
     }
 
     pub(crate) fn push_timestamp(
@@ -126,28 +111,26 @@ impl ArrayRows {
         value: Option<DateTime<Utc>>,
     ) -> Result<(), ArrayError> {
         let present = value.is_some();
-        self.push(i, present, |values| match values {
-            ColumnValues::Timestamp(v) => {
-                v.push(Value::ChronoDateTimeUtc(Some(value.unwrap_or_default())));
-                true
-            }
-            _ => false,
-        })
+        let element = Value::ChronoDateTimeUtc(Some(value.unwrap_or_default()));
+        self.push(i, ArrayType::ChronoDateTimeUtc, present, element)
     }
 
+    /// Pushes `element` (a placeholder when not `present`) if column `i` holds `element_type`.
     fn push(
         &mut self,
         i: usize,
+        element_type: ArrayType,
         present: bool,
-        write: impl FnOnce(&mut ColumnValues) -> bool,
+        element: Value,
     ) -> Result<(), ArrayError> {
         let (column, values, mask) = self.columns.get_mut(i).ok_or(ArrayError::NoSuchColumn(i))?;
         if !present && mask.is_none() {
             return Err(ArrayError::NullInRequiredColumn(i));
         }
-        if !write(values) {
+        if column.kind.array_type() != element_type {
             return Err(ArrayError::WrongKind(i, column.kind));
         }
+        values.push(element);
         if let Some(mask) = mask {
             mask.push(Value::Bool(Some(present)));
         }
@@ -157,12 +140,8 @@ impl ArrayRows {
     /// The bound parameters, in [`unnest_source`]'s order.
     pub(crate) fn into_values(self) -> Vec<Value> {
         let mut out = Vec::with_capacity(self.columns.len() * 2);
-        for (_, values, mask) in self.columns {
-            out.push(match values {
-                ColumnValues::Text(v) => array(ArrayType::String, v),
-                ColumnValues::Boolean(v) => array(ArrayType::Bool, v),
-                ColumnValues::Timestamp(v) => array(ArrayType::ChronoDateTimeUtc, v),
-            });
+        for (column, values, mask) in self.columns {
+            out.push(array(column.kind.array_type(), values));
             if let Some(mask) = mask {
                 out.push(array(ArrayType::Bool, mask));
             }
