@@ -10,25 +10,63 @@ pub const MAX_TERM_CHARS: usize = 64;
 
 /// The words of `text`, lowercased and cut to [`MAX_TERM_CHARS`], in order, repeats kept.
 pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    raw_words(text).map(|word| {
+        let mut lowered = String::with_capacity(word.len());
+        push_word(&mut lowered, word);
+        lowered
+    })
+}
+
+/// The maximal runs of alphanumeric characters of `text`, as they are.
+fn raw_words(text: &str) -> impl Iterator<Item = &str> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
+}
+
+/// Appends `word` cut to [`MAX_TERM_CHARS`] and lowercased: the one definition of a word's
+/// form, which [`words`] and [`description_terms`] share.
+fn push_word(out: &mut String, word: &str) {
+    if word.is_ascii() {
+        // One byte per character, and ASCII lowercases to ASCII.
+        let cut = &word[..word.len().min(MAX_TERM_CHARS)];
+        out.extend(cut.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
         // Per character: `str::to_lowercase` gives a final sigma its own form, which would
         // make a word's lowercase depend on where it was cut.
-        .map(|word| {
+        out.extend(
             word.chars()
                 .take(MAX_TERM_CHARS)
-                .flat_map(char::to_lowercase)
-                .collect()
-        })
+                .flat_map(char::to_lowercase),
+        );
+    }
 }
 
 /// A description's distinct words, sorted and joined by single spaces (empty without any):
 /// what the store keeps beside the description and indexes.
 pub fn description_terms(description: Option<&str>) -> String {
-    let mut terms: Vec<String> = description.map(|d| words(d).collect()).unwrap_or_default();
-    terms.sort_unstable();
-    terms.dedup();
-    terms.join(" ")
+    let Some(description) = description else {
+        return String::new();
+    };
+    // Every word, lowercased, in one buffer that `spans` cut up: a refresh computes this for
+    // each of its records, and a string per word was most of the cost.
+    let mut lowered = String::with_capacity(description.len());
+    let mut spans: Vec<std::ops::Range<usize>> = Vec::new();
+    for word in raw_words(description) {
+        let start = lowered.len();
+        push_word(&mut lowered, word);
+        spans.push(start..lowered.len());
+    }
+    let word = |span: &std::ops::Range<usize>| &lowered[span.clone()];
+    spans.sort_unstable_by(|a, b| word(a).cmp(word(b)));
+    spans.dedup_by(|a, b| word(a) == word(b));
+    let mut terms = String::with_capacity(lowered.len() + spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        if i > 0 {
+            terms.push(' ');
+        }
+        terms.push_str(word(span));
+    }
+    terms
 }
 
 /// Whether a description whose terms are `terms` (from [`description_terms`]) matches `q`:
@@ -137,6 +175,49 @@ mod tests {
             Some("'code':* & 'gen':*")
         );
         assert_eq!(prefix_tsquery("%_"), None);
+    }
+
+    /// The definition [`description_terms`] must keep: one string per word, sorted, deduped.
+    fn reference_terms(description: &str) -> String {
+        let mut terms: Vec<String> = description
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(|word| {
+                word.chars()
+                    .take(MAX_TERM_CHARS)
+                    .flat_map(char::to_lowercase)
+                    .collect()
+            })
+            .collect();
+        terms.sort_unstable();
+        terms.dedup();
+        terms.join(" ")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn terms_are_the_reference_definition(
+            description in "([a-zA-Z0-9]{0,70}|[ΣσςİIıéÉ日本ß0-9]{0,70}|[ ,.;_%\\-]{1,3}){0,12}"
+        ) {
+            proptest::prop_assert_eq!(
+                description_terms(Some(&description)),
+                reference_terms(&description)
+            );
+        }
+    }
+
+    #[test]
+    fn mixed_and_long_words_match_the_reference() {
+        for description in [
+            "ΟΔΟΣΣ İstanbul Straße ÉCOLE école",
+            &format!("{} {}", "A".repeat(100), "İ".repeat(70)),
+            "Beta alpha beta ALPHA gamma",
+        ] {
+            assert_eq!(
+                description_terms(Some(description)),
+                reference_terms(description)
+            );
+        }
     }
 
     #[test]
