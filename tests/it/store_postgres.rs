@@ -450,10 +450,16 @@ async fn the_change_feed_migration_names_rows_written_before_it() {
 }
 
 /// A diff that calls a stored asset new (computed from stale digests) fails its refresh,
-/// which changes nothing, instead of overwriting the row under a "create" event.
+/// which changes nothing, instead of overwriting the row under a "create" event. The failed
+/// `COPY` leaves the connection fit for the next refresh.
 #[tokio::test]
 async fn a_refresh_adding_an_asset_that_is_already_stored_fails_and_changes_nothing() {
-    let (store, _) = postgres_store().await;
+    let (_, url) = postgres_store().await;
+    let one_connection = store::StoreOptions {
+        max_connections: 1,
+        ..Default::default()
+    };
+    let store = store::connect_with(&url, &one_connection).await.unwrap();
     let team = ns("team-a");
     refresh(&store, &team, "src", models("m", 3)).await;
     let before = store.source_digests(&team, "src").await.unwrap();
@@ -472,6 +478,24 @@ async fn a_refresh_adding_an_asset_that_is_already_stored_fails_and_changes_noth
         .unwrap_err();
     assert!(error.to_string().contains("assets_natural_key"), "{error}");
     assert_eq!(store.source_digests(&team, "src").await.unwrap(), before);
+    assert_eq!(
+        store
+            .list_audit_events(
+                &NamespaceScope::single(team.clone()),
+                &Default::default(),
+                None,
+                10
+            )
+            .await
+            .unwrap()
+            .len(),
+        3,
+        "the first refresh's events only"
+    );
+
+    let out = refresh(&store, &team, "src", models("m", 5)).await;
+    assert_eq!((out.added, out.unchanged), (2, 3));
+    assert_eq!(store.source_digests(&team, "src").await.unwrap().len(), 5);
 }
 
 #[tokio::test]

@@ -553,11 +553,12 @@ async fn refreshed_rows(
 
 async fn check_every_field_round_trips(store: Store) {
     // Text the batched write must carry verbatim: quotes, backslashes, SQL wildcards, array
-    // and JSON punctuation, unicode, and an empty string beside a missing one.
-    let awkward = "O'Brien \"quoted\" back\\slash 100% _x_ {a,b} NULL ünïcödé 模型 🚀";
+    // and JSON punctuation, COPY's own NULL and end marker, unicode, and an empty string
+    // beside a missing one.
+    let awkward = "O'Brien \"quoted\" back\\slash 100% _x_ {a,b} NULL \\N \\. ünïcödé 模型 🚀";
     let mut full = asset(AssetKind::McpServer, "full/ünïcödé", "1.0-β");
     full.display_name = Some(awkward.into());
-    full.description = Some(format!("{awkward}\nsecond line\ttab"));
+    full.description = Some(format!("{awkward}\nsecond line\ttab\r\n\\.\n\\N"));
     full.provider = Some(String::new());
     full.license = Some("Apache-2.0 OR MIT".into());
     full.tags = vec!["a,b".into(), "NULL".into(), "ünï".into()];
@@ -604,28 +605,36 @@ async fn every_field_round_trips_on_sqlite() {
     check_every_field_round_trips(store).await;
 }
 
-async fn check_audit_events_round_trip(store: Store) {
+/// Audit events as written through `record_audit_events` (`refresh: false`) or a refresh's
+/// transaction, read back whole.
+async fn check_audit_events_round_trip(store: Store, refresh: bool) {
     use curio::store::NewAuditEvent;
     let namespace = ns("team-a");
     let mut full = audit(&namespace, "approve", "model-ünï");
-    full.actor = "O'Brien \"admin\"".into();
-    full.actor_groups = vec!["a,b".into(), "NULL".into()];
+    full.actor = "O'Brien \"admin\"\t\\N".into();
+    full.actor_groups = vec!["a,b".into(), "NULL".into(), "tab\there".into()];
     full.object_uid = Some("uid-1".into());
     full.before_digest = Some("b".repeat(64));
     full.after_digest = Some(String::new());
-    full.client = Some("kubectl/1.28 \\ 模型".into());
-    full.details = Some(serde_json::json!({"why": "100% {x}", "n": null}));
+    full.client = Some("kubectl/1.28 \\ 模型\r\n\\.".into());
+    full.details = Some(serde_json::json!({"why": "100% {x}\n\\N", "n": null}));
     let mut bare = audit(&namespace, "create", "bare");
     bare.reason = None;
     bare.request_id = None;
     let mut keyed = audit(&namespace, "start", "job");
     keyed.idempotency_key = Some("job-uid/1/start".into());
     let events: Vec<NewAuditEvent> = vec![full, bare, keyed.clone(), keyed];
-    assert_eq!(
-        store.record_audit_events(&events).await.unwrap(),
-        3,
-        "the repeated key once"
-    );
+    let written = if refresh {
+        let diff = curio::catalog::Diff::default();
+        let out = store
+            .apply_refresh(&namespace, "src", &diff, &events)
+            .await
+            .unwrap();
+        out.audit_events
+    } else {
+        store.record_audit_events(&events).await.unwrap()
+    };
+    assert_eq!(written, 3, "the repeated key once");
     let stored = store
         .list_audit_events(
             &NamespaceScope::single(namespace.clone()),
@@ -666,11 +675,22 @@ async fn check_audit_events_round_trip(store: Store) {
 
 #[tokio::test]
 async fn audit_events_round_trip_on_postgres() {
-    check_audit_events_round_trip(postgres_store().await.0).await;
+    check_audit_events_round_trip(postgres_store().await.0, false).await;
 }
 
 #[tokio::test]
 async fn audit_events_round_trip_on_sqlite() {
     let (store, _dir) = sqlite_store().await;
-    check_audit_events_round_trip(store).await;
+    check_audit_events_round_trip(store, false).await;
+}
+
+#[tokio::test]
+async fn a_refresh_audit_events_round_trip_on_postgres() {
+    check_audit_events_round_trip(postgres_store().await.0, true).await;
+}
+
+#[tokio::test]
+async fn a_refresh_audit_events_round_trip_on_sqlite() {
+    let (store, _dir) = sqlite_store().await;
+    check_audit_events_round_trip(store, true).await;
 }

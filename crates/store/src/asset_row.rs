@@ -11,6 +11,7 @@ use super::{
     StoreError,
     entity::asset,
     pg_arrays::{self, ArrayColumn, ArrayKind, ArrayRows},
+    pg_copy::CopyText,
 };
 use chrono::{DateTime, Utc};
 use curio_core::{
@@ -147,17 +148,59 @@ pub(crate) fn bind_value(value: &serde_json::Value, kind: ValueType) -> sea_orm:
 /// ([`pg_array_values`]).
 pub(crate) fn pg_array_upsert_sql() -> Result<&'static str, StoreError> {
     static SQL: OnceLock<String> = OnceLock::new();
-    built_once(&SQL, OnConflict::Update)
+    built_once(&SQL)
 }
 
-/// [`pg_array_upsert_sql`] without `ON CONFLICT`, for rows the refresh's diff found absent. A
-/// speculative insertion costs PostgreSQL a unique-index probe and a second heap write per
-/// row (about 5% of a 100,000-asset ingest); a row that is there after all (a stale diff)
-/// fails the refresh's transaction, which then retries with a fresh one, instead of being
-/// overwritten under a "create" audit event.
-pub(crate) fn pg_array_insert_sql() -> Result<&'static str, StoreError> {
+/// `COPY assets (…) FROM STDIN` into [`insert_columns`], for rows the refresh's diff found
+/// absent. Not an upsert: a row that is there after all (a stale diff) fails the refresh's
+/// transaction, which then retries with a fresh diff, instead of being overwritten under a
+/// "create" audit event.
+pub(crate) fn pg_copy_statement() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    built_once(&SQL, OnConflict::Fail)
+    SQL.get_or_init(|| {
+        let columns: Vec<String> = insert_columns().iter().map(|c| c.to_string()).collect();
+        format!("COPY assets ({}) FROM STDIN", columns.join(", "))
+    })
+}
+
+/// `records` as [`pg_copy_statement`]'s rows.
+pub(crate) fn pg_copy_rows(
+    namespace: &str,
+    source: &str,
+    records: &[AssetRecord],
+    now: DateTime<Utc>,
+    revision: i64,
+) -> Result<CopyText, StoreError> {
+    let content: Vec<(String, ValueType)> = content_columns()
+        .map(|c| Ok((json_key(c), value_type(c)?)))
+        .collect::<Result<_, StoreError>>()?;
+    let now = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let revision = revision.to_string();
+    let json_error =
+        |e: serde_json::Error| StoreError::Database(sea_orm::DbErr::Json(e.to_string()));
+    // About 1 KiB a row; a guess that saves the buffer most of its regrowth.
+    let mut rows = CopyText::with_capacity(records.len() * 1024);
+    for record in records {
+        let row = serde_json::to_value(RowContent::of(record, source)).map_err(json_error)?;
+        rows.text(Some(namespace));
+        rows.text(Some(source));
+        for (key, kind) in &content {
+            let value = row.get(key).unwrap_or(&serde_json::Value::Null);
+            match kind {
+                ValueType::Text => rows.text(value.as_str()),
+                // An absent detail is SQL NULL, not JSON null.
+                ValueType::Json => rows
+                    .json((!value.is_null()).then_some(value))
+                    .map_err(json_error)?,
+                ValueType::Boolean => rows.boolean(value.as_bool()),
+            }
+        }
+        for statement_value in [&now, &now, &revision, &revision] {
+            rows.text(Some(statement_value));
+        }
+        rows.end_row();
+    }
+    Ok(rows)
 }
 
 /// The first array's parameter number: after namespace, source, time and revision.
@@ -165,21 +208,12 @@ const FIRST_ARRAY_PARAMETER: usize = 5;
 
 /// The statement in `cell`, built on first use (building can fail; `OnceLock` cannot hold an
 /// error, so a failed build is retried next time).
-fn built_once(
-    cell: &'static OnceLock<String>,
-    on_conflict: OnConflict,
-) -> Result<&'static str, StoreError> {
+fn built_once(cell: &'static OnceLock<String>) -> Result<&'static str, StoreError> {
     if let Some(sql) = cell.get() {
         return Ok(sql);
     }
-    let built = build_pg_array_upsert(on_conflict)?;
+    let built = build_pg_array_upsert()?;
     Ok(cell.get_or_init(|| built))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OnConflict {
-    Update,
-    Fail,
 }
 
 /// The content columns as `unnest` sources, typed and nullable as the entity says.
@@ -197,7 +231,7 @@ fn content_arrays() -> Result<Vec<(asset::Column, ArrayColumn)>, StoreError> {
         .collect()
 }
 
-fn build_pg_array_upsert(on_conflict: OnConflict) -> Result<String, StoreError> {
+fn build_pg_array_upsert() -> Result<String, StoreError> {
     let arrays: Vec<ArrayColumn> = content_arrays()?.into_iter().map(|(_, a)| a).collect();
     let names = |columns: &[asset::Column]| {
         columns
@@ -216,17 +250,14 @@ fn build_pg_array_upsert(on_conflict: OnConflict) -> Result<String, StoreError> 
         columns = names(&insert_columns()),
         reads = reads.join(", "),
     );
-    Ok(match on_conflict {
-        OnConflict::Fail => insert,
-        OnConflict::Update => format!(
-            "{insert} ON CONFLICT ({key}) DO UPDATE SET {updates}",
-            key = names(&KEY),
-            updates = updates.join(", "),
-        ),
-    })
+    Ok(format!(
+        "{insert} ON CONFLICT ({key}) DO UPDATE SET {updates}",
+        key = names(&KEY),
+        updates = updates.join(", "),
+    ))
 }
 
-/// The bound parameters of [`pg_array_insert_sql`] and [`pg_array_upsert_sql`] for `records`:
+/// The bound parameters of [`pg_array_upsert_sql`] for `records`:
 /// namespace, source, time, revision, then one array per content column.
 pub(crate) fn pg_array_values(
     namespace: &str,
@@ -333,13 +364,39 @@ ON CONFLICT (namespace, source, kind, name, version) DO UPDATE SET
     }
 
     #[test]
-    fn the_postgres_insert_is_the_upsert_without_its_conflict_clause() {
+    fn the_copy_fills_the_columns_the_upsert_inserts() {
         let upsert = pg_array_upsert_sql().unwrap();
-        let insert = pg_array_insert_sql().unwrap();
-        let (head, conflict) = upsert.split_once(" ON CONFLICT ").unwrap();
-        assert_eq!(insert, head);
-        assert!(conflict.starts_with("(namespace, source, kind, name, version) DO UPDATE"));
-        assert!(!insert.contains("CONFLICT"));
+        let copy = pg_copy_statement();
+        let columns = |sql: &str, head: &str| {
+            let rest = sql.strip_prefix(head).unwrap();
+            rest[..rest.find(')').unwrap()].to_owned()
+        };
+        assert_eq!(
+            columns(copy, "COPY assets ("),
+            columns(upsert, "INSERT INTO assets (")
+        );
+        assert!(copy.ends_with(") FROM STDIN"));
+    }
+
+    #[test]
+    fn the_copy_rows_have_a_field_per_column() {
+        let records = [
+            AssetRecord::from_asset(asset(AssetKind::Model, "granite", "3")),
+            AssetRecord::from_asset(curio_core::catalog::Asset {
+                description: Some("tab\there\nnewline".into()),
+                ..asset(AssetKind::Agent, "a\tb", "1")
+            }),
+        ];
+        let rows = pg_copy_rows("team-a", "s", &records, chrono::Utc::now(), 7).unwrap();
+        let text = String::from_utf8(rows.into_bytes()).unwrap();
+        let lines: Vec<&str> = text.strip_suffix('\n').unwrap().split('\n').collect();
+        assert_eq!(lines.len(), 2, "a line per record");
+        for line in lines {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), insert_columns().len(), "{line}");
+            assert_eq!(fields[..2], ["team-a", "s"]);
+            assert_eq!(fields[fields.len() - 2..], ["7", "7"]);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use super::{
     audit::{self, NewAuditEvent},
     entity::asset,
     facets, feed,
+    pg_copy::CopyTransaction,
     query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
     scope::Namespace,
 };
@@ -36,8 +37,10 @@ pub struct ApplyOutcome {
 /// A refresh adding or removing at least this many rows refreshes the planner's statistics.
 const ANALYZE_AFTER_ROWS: usize = 1000;
 const SQLITE_UPSERT_CHUNK: usize = 1_000;
-/// Rows per PostgreSQL statement; the rows travel as one array per column.
+/// Rows per PostgreSQL upsert; the rows travel as one array per column.
 const PG_ARRAY_CHUNK: usize = 5_000;
+/// Rows per `COPY` message: about 5 MiB, small enough to overlap building and parsing.
+const COPY_BATCH: usize = 5_000;
 const DELETE_CHUNK: usize = 1_000;
 
 /// One multi-row `INSERT … ON CONFLICT (natural key) DO UPDATE` for `records`.
@@ -99,6 +102,148 @@ fn pg_array_rows(
     ))
 }
 
+/// The steps of one refresh's transaction, in order: [`remove`](Self::remove), the new and
+/// changed rows (by backend), the audit events, [`finish`](Self::finish).
+struct RefreshWrite<'a> {
+    namespace: &'a Namespace,
+    source: &'a str,
+    diff: &'a Diff,
+    now: DateTime<Utc>,
+}
+
+impl RefreshWrite<'_> {
+    /// Draws the refresh's revision and deletes the removed rows, leaving their tombstones.
+    async fn remove(&self, txn: &impl ConnectionTrait) -> Result<i64, StoreError> {
+        let (namespace, source, diff) = (self.namespace, self.source, self.diff);
+        // Drawn first and held to commit: see the change feed's ordering (`feed`).
+        let revision = if diff.is_empty() {
+            0
+        } else {
+            feed::draw_revision(txn, txn.get_database_backend()).await?
+        };
+        if !diff.removed.is_empty() {
+            feed::write_tombstones(txn, namespace, source, &diff.removed, revision, self.now)
+                .await?;
+        }
+        for chunk in diff.removed.chunks(DELETE_CHUNK) {
+            let keys = chunk.iter().map(|r| {
+                (
+                    r.key.kind.as_str().to_owned(),
+                    r.key.name.clone(),
+                    r.key.version.clone(),
+                )
+            });
+            let delete = Query::delete()
+                .from_table(asset::Entity)
+                .and_where(asset::Column::Namespace.eq(namespace.as_str()))
+                .and_where(asset::Column::Source.eq(source))
+                .and_where(
+                    Expr::tuple([
+                        Expr::col(asset::Column::Kind),
+                        Expr::col(asset::Column::Name),
+                        Expr::col(asset::Column::Version),
+                    ])
+                    .in_tuples(keys),
+                )
+                .to_owned();
+            txn.execute(&delete).await?;
+        }
+        Ok(revision)
+    }
+
+    /// PostgreSQL: the added rows by `COPY`, built a batch at a time while the server parses
+    /// the one before.
+    async fn copy_added(&self, txn: &CopyTransaction, revision: i64) -> Result<(), StoreError> {
+        if self.diff.added.is_empty() {
+            return Ok(());
+        }
+        let batches = self.diff.added.chunks(COPY_BATCH).map(|chunk| {
+            asset_row::pg_copy_rows(
+                self.namespace.as_str(),
+                self.source,
+                chunk,
+                self.now,
+                revision,
+            )
+        });
+        txn.copy_in(asset_row::pg_copy_statement(), batches).await?;
+        Ok(())
+    }
+
+    /// PostgreSQL: the updated rows as column arrays, upserted.
+    async fn upsert_updated_pg(
+        &self,
+        txn: &impl ConnectionTrait,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        let updated: Vec<&AssetRecord> = self.diff.updated.iter().map(|u| &u.record).collect();
+        for chunk in updated.chunks(PG_ARRAY_CHUNK) {
+            let sql = asset_row::pg_array_upsert_sql()?;
+            txn.execute_raw(pg_array_rows(
+                sql,
+                self.namespace,
+                self.source,
+                chunk,
+                self.now,
+                revision,
+            )?)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// SQLite: the added and updated rows, upserted by multi-row `VALUES`.
+    async fn upsert_changed(
+        &self,
+        txn: &impl ConnectionTrait,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        let upserts: Vec<&AssetRecord> = self
+            .diff
+            .added
+            .iter()
+            .chain(self.diff.updated.iter().map(|u| &u.record))
+            .collect();
+        for chunk in upserts.chunks(SQLITE_UPSERT_CHUNK) {
+            txn.execute(&upsert_statement(
+                self.namespace,
+                self.source,
+                chunk,
+                self.now,
+                revision,
+            )?)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The facet counts, the namespace's revision, the feed's compaction and notification.
+    async fn finish(
+        &self,
+        txn: &impl ConnectionTrait,
+        feed_retention: chrono::Duration,
+        revision: i64,
+    ) -> Result<(), StoreError> {
+        let (namespace, source, diff) = (self.namespace, self.source, self.diff);
+        if diff.is_empty() {
+            return Ok(());
+        }
+        let backend = txn.get_database_backend();
+        // Every stored asset of the source is in the diff as updated, removed or unchanged,
+        // so one with only additions found the source empty: the counts are the added
+        // records' own, and nothing need be read back to count them.
+        if diff.updated.is_empty() && diff.removed.is_empty() && diff.unchanged == 0 {
+            facets::write_counts_of(txn, namespace, source, &diff.added).await?;
+        } else {
+            facets::rewrite_counts(txn, backend, namespace, source).await?;
+        }
+        bump_revision(txn, backend, namespace, revision).await?;
+        feed::compact(txn, backend, self.now - feed_retention).await?;
+        feed::notify(txn, backend, namespace, revision).await?;
+        Ok(())
+    }
+}
+
 impl Store {
     /// The stored digests of one source's assets: the left side of a refresh's diff.
     /// How many assets `source` has in the store.
@@ -154,7 +299,8 @@ impl Store {
     }
 
     /// Writes a refresh's whole diff and its audit events in one transaction, with batched
-    /// statements. Either all of it lands or none of it does.
+    /// statements (on PostgreSQL, new rows by `COPY`). Either all of it lands or none of it
+    /// does.
     pub async fn apply_refresh(
         &self,
         namespace: &Namespace,
@@ -168,78 +314,30 @@ impl Store {
                 found: event.namespace.to_string(),
             });
         }
-        let now = Utc::now();
-        let txn = self.db.begin().await?;
-        // Drawn first and held to commit: see the change feed's ordering (`feed`).
-        let revision = if diff.is_empty() {
-            0
-        } else {
-            feed::draw_revision(&txn, self.backend()).await?
+        let refresh = RefreshWrite {
+            namespace,
+            source,
+            diff,
+            now: Utc::now(),
         };
-        if !diff.removed.is_empty() {
-            feed::write_tombstones(&txn, namespace, source, &diff.removed, revision, now).await?;
-        }
-        for chunk in diff.removed.chunks(DELETE_CHUNK) {
-            let keys = chunk.iter().map(|r| {
-                (
-                    r.key.kind.as_str().to_owned(),
-                    r.key.name.clone(),
-                    r.key.version.clone(),
-                )
-            });
-            let delete = Query::delete()
-                .from_table(asset::Entity)
-                .and_where(asset::Column::Namespace.eq(namespace.as_str()))
-                .and_where(asset::Column::Source.eq(source))
-                .and_where(
-                    Expr::tuple([
-                        Expr::col(asset::Column::Kind),
-                        Expr::col(asset::Column::Name),
-                        Expr::col(asset::Column::Version),
-                    ])
-                    .in_tuples(keys),
-                )
-                .to_owned();
-            txn.execute(&delete).await?;
-        }
-        if self.backend() == DatabaseBackend::Postgres {
-            let added: Vec<&AssetRecord> = diff.added.iter().collect();
-            let updated: Vec<&AssetRecord> = diff.updated.iter().map(|u| &u.record).collect();
-            for (rows, sql) in [
-                (added, asset_row::pg_array_insert_sql()?),
-                (updated, asset_row::pg_array_upsert_sql()?),
-            ] {
-                for chunk in rows.chunks(PG_ARRAY_CHUNK) {
-                    txn.execute_raw(pg_array_rows(sql, namespace, source, chunk, now, revision)?)
-                        .await?;
-                }
-            }
+        let (revision, audit_written) = if self.backend() == DatabaseBackend::Postgres {
+            let txn = CopyTransaction::begin(self.db.get_postgres_connection_pool()).await?;
+            let revision = refresh.remove(&txn).await?;
+            refresh.copy_added(&txn, revision).await?;
+            refresh.upsert_updated_pg(&txn, revision).await?;
+            let audit_written = audit::copy_batch(&txn, audit_events).await?;
+            refresh.finish(&txn, self.feed.retention, revision).await?;
+            txn.commit().await?;
+            (revision, audit_written)
         } else {
-            let upserts: Vec<&AssetRecord> = diff
-                .added
-                .iter()
-                .chain(diff.updated.iter().map(|u| &u.record))
-                .collect();
-            for chunk in upserts.chunks(SQLITE_UPSERT_CHUNK) {
-                txn.execute(&upsert_statement(namespace, source, chunk, now, revision)?)
-                    .await?;
-            }
-        }
-        let audit_written = audit::insert_batch(&txn, audit_events).await?;
-        if !diff.is_empty() {
-            // Every stored asset of the source is in the diff as updated, removed or
-            // unchanged, so one with only additions found the source empty: the counts are
-            // the added records' own, and nothing need be read back to count them.
-            if diff.updated.is_empty() && diff.removed.is_empty() && diff.unchanged == 0 {
-                facets::write_counts_of(&txn, namespace, source, &diff.added).await?;
-            } else {
-                facets::rewrite_counts(&txn, self.backend(), namespace, source).await?;
-            }
-            bump_revision(&txn, self.backend(), namespace, revision).await?;
-            feed::compact(&txn, self.backend(), now - self.feed.retention).await?;
-            feed::notify(&txn, self.backend(), namespace, revision).await?;
-        }
-        txn.commit().await?;
+            let txn = self.db.begin().await?;
+            let revision = refresh.remove(&txn).await?;
+            refresh.upsert_changed(&txn, revision).await?;
+            let audit_written = audit::insert_batch(&txn, audit_events).await?;
+            refresh.finish(&txn, self.feed.retention, revision).await?;
+            txn.commit().await?;
+            (revision, audit_written)
+        };
         if !diff.is_empty() {
             self.feed.committed(self.backend(), namespace, revision);
         }
@@ -481,7 +579,7 @@ fn ordered(
 /// Sets the namespace's catalog revision to the change feed's `revision`, in the transaction
 /// that changed its assets.
 async fn bump_revision(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     backend: DatabaseBackend,
     namespace: &Namespace,
     revision: i64,

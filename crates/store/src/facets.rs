@@ -297,7 +297,7 @@ fn counted_rows(
 /// Rewrites `source`'s stored counts from its assets, in the refresh transaction that changed
 /// them.
 pub(crate) async fn rewrite_counts(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     backend: DatabaseBackend,
     namespace: &Namespace,
     source: &str,
@@ -328,7 +328,7 @@ pub(crate) async fn rewrite_counts(
 
 /// Drops `source`'s stored counts, the first half of both ways of rewriting them.
 async fn delete_counts(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     namespace: &Namespace,
     source: &str,
 ) -> Result<(), StoreError> {
@@ -389,7 +389,7 @@ pub(crate) fn counts_of_records<'a>(
 /// Replaces `source`'s stored counts with those of `records`, in the refresh transaction
 /// that stores exactly them (see [`counts_of_records`]).
 pub(crate) async fn write_counts_of(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     namespace: &Namespace,
     source: &str,
     records: &[AssetRecord],

@@ -145,7 +145,7 @@ pub(crate) fn head_of(row: Option<sea_orm::QueryResult>) -> Result<FeedHead, Sto
 
 /// Draws the write's revision and takes the feed row's lock until commit.
 pub(crate) async fn draw_revision(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     backend: DatabaseBackend,
 ) -> Result<i64, StoreError> {
     let row = txn
@@ -164,7 +164,7 @@ pub(crate) async fn draw_revision(
 /// Tombstones for `removed`, at `revision`: the key and the last digest (a deleted object's
 /// event names it; its spec is gone).
 pub(crate) async fn write_tombstones(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     namespace: &Namespace,
     source: &str,
     removed: &[Removal],
@@ -204,7 +204,7 @@ pub(crate) async fn write_tombstones(
 /// Forgets tombstones older than `cutoff`; a watch from before the newest forgotten one then
 /// gets 410 Gone.
 pub(crate) async fn compact(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     backend: DatabaseBackend,
     cutoff: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -242,7 +242,7 @@ pub(crate) async fn compact(
 
 /// Tells every listening process, at commit (PostgreSQL only).
 pub(crate) async fn notify(
-    txn: &DatabaseTransaction,
+    txn: &impl ConnectionTrait,
     backend: DatabaseBackend,
     namespace: &Namespace,
     revision: i64,

@@ -14,6 +14,7 @@ mod feed;
 mod migrate;
 mod objects;
 mod pg_arrays;
+mod pg_copy;
 mod query;
 mod revisions;
 mod scope;
