@@ -11,7 +11,7 @@ use super::{
     StoreError,
     entity::asset,
     pg_arrays::{self, ArrayColumn, ArrayKind, ArrayRows},
-    pg_copy::CopyText,
+    pg_copy::{self, CopyText},
 };
 use chrono::{DateTime, Utc};
 use curio_core::{
@@ -157,10 +157,7 @@ pub(crate) fn pg_array_upsert_sql() -> Result<&'static str, StoreError> {
 /// "create" audit event.
 pub(crate) fn pg_copy_statement() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        let columns: Vec<String> = insert_columns().iter().map(|c| c.to_string()).collect();
-        format!("COPY assets ({}) FROM STDIN", columns.join(", "))
-    })
+    SQL.get_or_init(|| pg_copy::statement("assets", insert_columns().iter().map(|c| c.to_string())))
 }
 
 /// `records` as [`pg_copy_statement`]'s rows.

@@ -16,7 +16,7 @@ use super::{
     audit::{self, NewAuditEvent},
     entity::asset,
     facets, feed,
-    pg_copy::CopyTransaction,
+    pg_copy::{self, CopyTransaction},
     query::{AssetCursor, AssetQuery, AssetSort, LabelRequirement, Page, escape_like},
     scope::Namespace,
 };
@@ -39,8 +39,6 @@ const ANALYZE_AFTER_ROWS: usize = 1000;
 const SQLITE_UPSERT_CHUNK: usize = 1_000;
 /// Rows per PostgreSQL upsert; the rows travel as one array per column.
 const PG_ARRAY_CHUNK: usize = 5_000;
-/// Rows per `COPY` message: about 5 MiB, small enough to overlap building and parsing.
-const COPY_BATCH: usize = 5_000;
 const DELETE_CHUNK: usize = 1_000;
 
 /// One multi-row `INSERT … ON CONFLICT (natural key) DO UPDATE` for `records`.
@@ -157,7 +155,7 @@ impl RefreshWrite<'_> {
         if self.diff.added.is_empty() {
             return Ok(());
         }
-        let batches = self.diff.added.chunks(COPY_BATCH).map(|chunk| {
+        let batches = self.diff.added.chunks(pg_copy::BATCH_ROWS).map(|chunk| {
             asset_row::pg_copy_rows(
                 self.namespace.as_str(),
                 self.source,
@@ -177,8 +175,8 @@ impl RefreshWrite<'_> {
         revision: i64,
     ) -> Result<(), StoreError> {
         let updated: Vec<&AssetRecord> = self.diff.updated.iter().map(|u| &u.record).collect();
+        let sql = asset_row::pg_array_upsert_sql()?;
         for chunk in updated.chunks(PG_ARRAY_CHUNK) {
-            let sql = asset_row::pg_array_upsert_sql()?;
             txn.execute_raw(pg_array_rows(
                 sql,
                 self.namespace,

@@ -13,7 +13,7 @@ use super::{
     NamespaceScope, Store, StoreError,
     entity::audit_event,
     pg_arrays::{self, ArrayColumn, ArrayKind, ArrayRows},
-    pg_copy::{CopyText, CopyTransaction},
+    pg_copy::{self, CopyText, CopyTransaction},
     scope::Namespace,
 };
 
@@ -194,15 +194,11 @@ pub(super) async fn insert_batch<C: ConnectionTrait>(
     Ok(written)
 }
 
-/// Rows per `COPY` message.
-const COPY_BATCH: usize = 5_000;
-
 /// `COPY audit_events (…) FROM STDIN` into [`AUDIT_COLUMNS`].
 fn pg_copy_statement() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
-        let columns: Vec<String> = AUDIT_COLUMNS.iter().map(Iden::to_string).collect();
-        format!("COPY audit_events ({}) FROM STDIN", columns.join(", "))
+        pg_copy::statement("audit_events", AUDIT_COLUMNS.iter().map(Iden::to_string))
     })
 }
 
@@ -249,7 +245,7 @@ pub(super) async fn copy_batch(
         } else {
             txn.copy_in(
                 pg_copy_statement(),
-                run.chunks(COPY_BATCH).map(pg_copy_rows),
+                run.chunks(pg_copy::BATCH_ROWS).map(pg_copy_rows),
             )
             .await?
         };

@@ -65,6 +65,16 @@ impl CopyTransaction {
     }
 }
 
+/// Rows per `COPY` message: a few MiB, small enough that building the next batch overlaps the
+/// server's parsing of this one.
+pub(crate) const BATCH_ROWS: usize = 5_000;
+
+/// `COPY {table} ({columns}) FROM STDIN`.
+pub(crate) fn statement(table: &str, columns: impl IntoIterator<Item = String>) -> String {
+    let columns: Vec<String> = columns.into_iter().collect();
+    format!("COPY {table} ({}) FROM STDIN", columns.join(", "))
+}
+
 fn sqlx_query(stmt: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
     let values = stmt.values.clone().unwrap_or(Values(Vec::new()));
     sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
