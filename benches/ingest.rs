@@ -29,6 +29,10 @@ use curio::{
 use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
 use support::BenchDatabase;
 
+// The same allocator as the curio binary, whose refreshes this measures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn record(i: usize, revision: u32) -> AssetRecord {
     let kind = match i % 10 {
         0 => AssetKind::McpServer,
